@@ -1,0 +1,157 @@
+"""Tables of coedit, in SQLAlchemy Core, shared by SQLite and PostgreSQL.
+
+States and event payloads are stored as JSON *text*, not JSONB: the bytes written are the
+bytes hashed, the 1 MiB limit is measured on exactly what is stored, and both databases
+behave the same. ``revisions`` keeps the unredacted ops of every version (the delta log that
+catch-up and replay read); ``events`` is the audit log, redacted and hash-chained.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "UTCDateTime",
+    "chains",
+    "documents",
+    "events",
+    "idempotency_keys",
+    "metadata",
+    "revisions",
+    "snapshots",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite keeps no zone, so we store UTC there)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData()
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("head_hash", String(64), nullable=True),
+    Index("ix_documents_tenant_created", "tenant", "created_at", "id"),
+    Index("ix_documents_tenant_kind_created", "tenant", "kind", "created_at", "id"),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("doc", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("ops", Text, nullable=False),
+    Column("units", Text, nullable=False),
+    Column("actor_id", String(128), nullable=False),
+    Column("actor_name", String(256), nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("event_seq", SeqType, nullable=False),
+    PrimaryKeyConstraint("doc", "version"),
+    Index("ix_revisions_doc_ts", "doc", "ts"),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("doc", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("doc", "version"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("tenant", String(128), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("doc", String(36), nullable=True),
+    Column("kind", String(32), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("actor_id", String(128), nullable=False),
+    Column("actor_name", String(256), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("correlation_id", String(128), nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=False),
+    Index("ix_events_tenant_seq", "tenant", "seq"),
+    Index("ix_events_doc_seq", "doc", "seq"),
+    Index("ix_events_tenant_type_seq", "tenant", "type", "seq"),
+    Index("ix_events_tenant_kind_seq", "tenant", "kind", "seq"),
+    Index("ix_events_tenant_actor_seq", "tenant", "actor_id", "seq"),
+    Index("ix_events_tenant_ts", "tenant", "ts"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("doc", String(36), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("reply", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("doc", "user_id", "key"),
+    Index("ix_idempotency_created", "created_at"),
+)
+
+# Hash-chain heads of events that belong to no document (one chain per tenant).
+chains = Table(
+    "chains",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("head", String(64), nullable=True),
+)
