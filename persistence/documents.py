@@ -379,7 +379,7 @@ class DocumentStore:
             raise NotFound(f"no document {doc_id!r}")
         return str(kind)
 
-    async def list(
+    async def list_documents(
         self, tenant: str, *, kind: str | None = None, q: str | None = None,
         limit: int | None = None, cursor: str | None = None,
     ) -> dict[str, Any]:

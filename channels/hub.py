@@ -1,0 +1,294 @@
+"""The hub: which local connections follow which document, and in what order they get deltas.
+
+Guarantee (PROTOCOL.md section 5): each subscriber receives every version after the one it
+started from exactly once, in version order, with no gap. How:
+
+* Per document the hub keeps a *channel* with the highest version it has fanned out. A delta
+  for the next version goes out at once; a later one waits in ``pending`` while a filler task
+  gives the broker a moment, then reads the missing versions from the log. Duplicates (a
+  delta seen both on the local fast path and from the broker) are dropped by version.
+* A new subscriber is registered *before* the caller reads the current version ``C``. Every
+  version above ``C`` commits after that read, so it is fanned out after the registration and
+  lands in the subscriber's buffer; the catch-up ``since..C`` comes from the log. Activation
+  then replays the buffer above ``C`` and the subscriber joins the live stream.
+* After a broker reconnect every channel catches up from the log: pub/sub is only the fast
+  path, the database is the source of truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from channels.broker import Broker
+from channels.frames import Frame, decode_msgpack, encode_msgpack
+
+__all__ = ["DeltaLog", "Hub", "Sink", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+
+class DeltaLog(Protocol):
+    """What the hub may ask of storage; the app factory passes an adapter, not the store."""
+
+    async def deltas(
+        self, tenant: str, doc: str, since: int, until: int | None
+    ) -> list[dict[str, Any]] | None:
+        """Deltas ``since < version <= until`` in order, or None if the log cannot serve."""
+
+    async def document(self, tenant: str, doc: str) -> dict[str, Any]:
+        """The current document (for a ``reset``)."""
+
+
+class Sink(Protocol):
+    """A connection's outbox: takes frames without waiting, False when it cut the socket."""
+
+    def put(self, frame: Frame) -> bool: ...
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One connection following one document on this node."""
+
+    sink: Sink
+    tenant: str
+    doc: str
+    next_version: int | None = None  # None while joining: deltas go to ``buffer``
+    buffer: list[Frame] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Channel:
+    name: str
+    tenant: str
+    doc: str
+    members: set[Subscription] = field(default_factory=set)
+    version: int | None = None  # highest version fanned out; None until the first activation
+    pending: dict[int, Frame] = field(default_factory=dict)
+    filler: asyncio.Task[None] | None = None
+
+
+class Hub:
+    """Local subscriptions over a :class:`Broker`; see the module docstring for ordering."""
+
+    def __init__(
+        self, broker: Broker, delta_log: DeltaLog, *, prefix: str = "coedit",
+        gap_wait: float = 0.05,
+    ) -> None:
+        self.broker = broker
+        self.delta_log = delta_log
+        self.prefix = prefix
+        self.gap_wait = gap_wait
+        self._channels: dict[str, _Channel] = {}
+        self._broker_lock = asyncio.Lock()
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.start(self._on_message, self._on_reconnect)
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        for channel in list(self._channels.values()):
+            await self._cancel_filler(channel)
+        self._channels.clear()
+        await self.broker.stop()
+
+    def channel_name(self, doc: str) -> str:
+        return f"{self.prefix}:doc:{doc}"
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    async def join(self, sink: Sink, tenant: str, doc: str) -> Subscription:
+        """Register ``sink`` for ``doc`` (buffering), then make sure the broker carries it.
+
+        Returns once the broker subscription is live, so the caller may read the current
+        version next and then call :meth:`activate`.
+        """
+        if not self._started:
+            raise RuntimeError("Hub not started. Did you forget to call start()?")
+        name = self.channel_name(doc)
+        channel = self._channels.get(name)
+        created = channel is None
+        if channel is None:
+            channel = self._channels[name] = _Channel(name, tenant, doc)
+        subscription = Subscription(sink, tenant, doc)
+        channel.members.add(subscription)
+        if created:
+            try:
+                async with self._broker_lock:
+                    await self.broker.subscribe(name)
+            except BaseException:
+                await self.leave(subscription)
+                raise
+        return subscription
+
+    async def activate(self, sub: Subscription, *, current: int, since: int | None) -> None:
+        """Send the catch-up ``since..current`` (or a reset), then the buffered live deltas."""
+        channel = self._channels.get(self.channel_name(sub.doc))
+        if channel is None or sub not in channel.members:
+            return
+        start = current
+        if since is not None and since < current:
+            deltas = await self.delta_log.deltas(sub.tenant, sub.doc, since, current)
+            if deltas is None:
+                start = await self._send_reset(sub)
+            else:
+                for delta in deltas:
+                    sub.sink.put(Frame(delta))
+        sub.next_version = start + 1
+        buffered, sub.buffer = sub.buffer, []
+        for frame in buffered:
+            self._deliver(sub, frame)
+        if channel.version is None:
+            channel.version = start
+            self._drain(channel)
+
+    async def leave(self, sub: Subscription) -> None:
+        """Stop following; the broker channel goes when its last local subscriber does."""
+        name = self.channel_name(sub.doc)
+        channel = self._channels.get(name)
+        if channel is None:
+            return
+        channel.members.discard(sub)
+        if channel.members:
+            return
+        del self._channels[name]
+        await self._cancel_filler(channel)
+        with contextlib.suppress(Exception):
+            async with self._broker_lock:
+                await self.broker.unsubscribe(name)
+
+    def subscriber_count(self, doc: str) -> int:
+        channel = self._channels.get(self.channel_name(doc))
+        return 0 if channel is None else len(channel.members)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def publish(self, delta: dict[str, Any]) -> None:
+        """Fan out a committed delta here at once and to every other node via the broker.
+
+        A broker failure is logged, not raised: the write is durable already, and other nodes
+        fill the hole from the log when their broker connection comes back.
+        """
+        name = self.channel_name(delta["doc"])
+        channel = self._channels.get(name)
+        if channel is not None:
+            self._offer(channel, Frame(delta))
+        try:
+            await self.broker.publish(name, encode_msgpack(delta))
+        except Exception:
+            log.exception("publishing %s v%s failed; other nodes will catch up from the log",
+                          delta["doc"], delta["version"])
+
+    def _on_message(self, name: str, data: bytes) -> None:
+        channel = self._channels.get(name)
+        if channel is None:
+            return
+        try:
+            message = decode_msgpack(data)
+            int(message["version"])
+        except Exception:
+            log.warning("dropping an undecodable message on %s", name)
+            return
+        self._offer(channel, Frame(message))
+
+    async def _on_reconnect(self) -> None:
+        for channel in list(self._channels.values()):
+            self._schedule_fill(channel, wait=0.0)
+
+    # -- ordering -------------------------------------------------------------------------
+
+    def _offer(self, channel: _Channel, frame: Frame, *, fill: bool = True) -> None:
+        version = int(frame.message["version"])
+        if channel.version is not None and version <= channel.version:
+            return  # a duplicate: fast path and broker both brought it, or the log did
+        channel.pending[version] = frame
+        self._drain(channel, fill=fill)
+
+    def _fan_out(self, channel: _Channel, frame: Frame, version: int) -> None:
+        channel.version = version
+        for sub in list(channel.members):
+            if sub.next_version is None:
+                sub.buffer.append(frame)
+            else:
+                self._deliver(sub, frame)
+
+    @staticmethod
+    def _deliver(sub: Subscription, frame: Frame) -> None:
+        version = int(frame.message["version"])
+        if sub.next_version is None or version < sub.next_version:
+            return
+        # version > next_version cannot happen: the channel fans out without holes, and a
+        # member's next version is never beyond the channel's.
+        sub.sink.put(frame)
+        sub.next_version = version + 1
+
+    def _drain(self, channel: _Channel, *, fill: bool = True) -> None:
+        """Fan out pending versions while they follow on; start a filler at the first hole."""
+        if channel.version is None:
+            return
+        for stale in [v for v in channel.pending if v <= channel.version]:
+            del channel.pending[stale]
+        while channel.version + 1 in channel.pending:
+            version = channel.version + 1
+            self._fan_out(channel, channel.pending.pop(version), version)
+        if channel.pending and fill:
+            self._schedule_fill(channel, wait=self.gap_wait)
+
+    def _schedule_fill(self, channel: _Channel, *, wait: float) -> None:
+        if channel.filler is None or channel.filler.done():
+            channel.filler = asyncio.create_task(self._fill(channel, wait))
+
+    async def _cancel_filler(self, channel: _Channel) -> None:
+        task, channel.filler = channel.filler, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _fill(self, channel: _Channel, wait: float) -> None:
+        """Read what the broker did not bring from the log, until the channel has no hole."""
+        if wait:
+            await asyncio.sleep(wait)
+        while channel.version is not None and self._channels.get(channel.name) is channel:
+            since = channel.version
+            try:
+                deltas = await self.delta_log.deltas(channel.tenant, channel.doc, since, None)
+            except Exception:
+                log.exception("reading the log of %s failed; retrying", channel.doc)
+                await asyncio.sleep(0.5)
+                continue
+            if deltas is None:
+                await self._reset_channel(channel)
+            else:
+                for delta in deltas:
+                    self._offer(channel, Frame(delta), fill=False)
+            if not channel.pending or channel.version is None:
+                return
+            # Pending still holds versions the log did not show yet: look again shortly.
+            await asyncio.sleep(self.gap_wait)
+
+    async def _send_reset(self, sub: Subscription) -> int:
+        document = await self.delta_log.document(sub.tenant, sub.doc)
+        sub.sink.put(Frame({"type": "reset", "doc": sub.doc, "version": document["version"],
+                            "state": document["state"]}))
+        return int(document["version"])
+
+    async def _reset_channel(self, channel: _Channel) -> None:
+        """The log cannot serve the hole: every member restarts from the current state."""
+        document = await self.delta_log.document(channel.tenant, channel.doc)
+        version = int(document["version"])
+        frame = Frame({"type": "reset", "doc": channel.doc, "version": version,
+                       "state": document["state"]})
+        for sub in list(channel.members):
+            if sub.next_version is not None and sub.next_version <= version:
+                sub.sink.put(frame)
+                sub.next_version = version + 1
+        channel.version = version
+        self._drain(channel)

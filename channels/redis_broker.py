@@ -1,0 +1,178 @@
+"""Redis pub/sub as the broker of a cluster.
+
+One connection listens (a ``PubSub`` read by a single reader task), the client's pool
+publishes. Two races are closed here rather than left to the hub:
+
+* ``subscribe()`` returns only after Redis confirmed the subscription. Until then a message
+  published by another node could be dropped, and the hub's catch-up (which reads the log
+  right after subscribing) could miss a version nobody would ever publish again.
+* After the connection is lost, the reader reconnects with backoff, subscribes again to every
+  channel, waits for all confirmations and only then calls ``on_reconnect``, so the log read
+  that follows covers everything Redis dropped in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from channels.broker import Broker, MessageHandler, ReconnectHandler
+
+__all__ = ["RedisBroker"]
+
+log = logging.getLogger(__name__)
+
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisBroker(Broker):
+    def __init__(self, client: Redis, *, confirm_timeout: float = 5.0) -> None:
+        super().__init__()
+        self._client = client
+        self._confirm_timeout = confirm_timeout
+        self._channels: set[str] = set()
+        self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._resync: set[str] | None = None
+        self._catch_up: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBroker:
+        return cls(Redis.from_url(url, decode_responses=False, health_check_interval=10,
+                                  socket_keepalive=True))
+
+    async def start(
+        self, on_message: MessageHandler, on_reconnect: ReconnectHandler | None = None
+    ) -> None:
+        await super().start(on_message, on_reconnect)
+        self._pubsub = self._client.pubsub()
+        self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
+        self._on_message = None
+
+    async def subscribe(self, channel: str) -> None:
+        self._handler()
+        self._channels.add(channel)
+        if self._pubsub is None:
+            raise RuntimeError("RedisBroker not started. Did you forget to call start()?")
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirmations.setdefault(channel, []).append(confirmed)
+        try:
+            await self._pubsub.subscribe(channel)
+            self._wake.set()
+            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
+        except BaseException:
+            waiting = self._confirmations.get(channel, [])
+            if confirmed in waiting:
+                waiting.remove(confirmed)
+            raise
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        if self._pubsub is not None:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                await self._pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        await self._client.publish(channel, data)
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    # -- the reader -----------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        backoff = 0.05
+        while True:
+            pubsub = self._pubsub
+            if pubsub is None or not pubsub.subscribed:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except _CONNECTION_ERRORS as exc:
+                log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                await self._reconnect()
+                continue
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        raw = message.get("channel")
+        channel = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if kind == "message":
+            if channel in self._channels and self._on_message is not None:
+                self._on_message(channel, message["data"])
+        elif kind == "subscribe":
+            for waiter in self._confirmations.pop(channel, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+            if self._resync is not None:
+                self._resync.discard(channel)
+                if not self._resync:
+                    self._resync = None
+                    self._fire_reconnect()
+
+    async def _reconnect(self) -> None:
+        old, self._pubsub = self._pubsub, self._client.pubsub()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.aclose()  # type: ignore[no-untyped-call]
+        channels = set(self._channels)
+        if not channels:
+            self._fire_reconnect()
+            return
+        self._resync = set(channels)
+        try:
+            await self._pubsub.subscribe(*channels)
+        except _CONNECTION_ERRORS as exc:
+            log.warning("Redis still unavailable (%s)", exc)
+            self._resync = None
+            # ``subscribed`` stays false: the loop waits, then the next subscribe retries.
+            await asyncio.sleep(0.2)
+            await self._reconnect_later()
+
+    async def _reconnect_later(self) -> None:
+        # Keep trying until Redis answers; each failure sleeps a little longer.
+        delay = 0.2
+        while True:
+            try:
+                await self._client.ping()
+            except _CONNECTION_ERRORS:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            await self._reconnect()
+            return
+
+    def _fire_reconnect(self) -> None:
+        if self._on_reconnect is not None:
+            self._catch_up = asyncio.ensure_future(self._on_reconnect())

@@ -1,0 +1,1 @@
+"""The edge of coedit: config, auth, HTTP routes, the WebSocket session loop, metrics, CLI."""

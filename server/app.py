@@ -1,0 +1,117 @@
+"""The app factory: settings in, a Starlette app out, every part wired in its lifespan.
+
+Start-up order matters: the schema is migrated before anything listens (uvicorn runs the
+lifespan before binding its socket), the broker is started before the first subscription,
+and on shutdown the hub stops before the database goes, so no filler task reads a closed pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+import web
+from channels.broker import Broker, MemoryBroker
+from channels.hub import Hub
+from persistence.database import Database
+from persistence.documents import DocumentStore
+from persistence.errors import BadRequest, CoeditError, NotFound
+from persistence.migrate import upgrade
+from server.auth import TokenIssuer
+from server.config import DEV_SECRET, Settings
+from server.http_api import error_response, routes
+from server.metrics import Metrics
+from server.service import Coedit, StoreDeltaLog
+from server.session import serve_websocket
+
+__all__ = ["create_app", "make_broker"]
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(web.__file__).parent
+IDEMPOTENCY_PURGE_SECONDS = 3600
+
+
+def make_broker(settings: Settings) -> Broker:
+    """The one place that chooses a broker implementation."""
+    if settings.redis_url is None:
+        return MemoryBroker()
+    from channels.redis_broker import RedisBroker  # redis is only imported when configured
+
+    return RedisBroker.from_url(settings.redis_url)
+
+
+async def _purge_idempotency_keys(store: DocumentStore) -> None:
+    while True:
+        await asyncio.sleep(IDEMPOTENCY_PURGE_SECONDS)
+        try:
+            await store.purge_idempotency_keys()
+        except Exception:
+            log.exception("purging old idempotency keys failed; will retry")
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
+    settings = settings or Settings.from_env()
+    if settings.secret == DEV_SECRET:
+        log.warning("no COEDIT_SECRET set: dev mode, anyone can log in as anyone")
+    elif len(settings.secret.encode()) < 32:
+        log.warning("COEDIT_SECRET is shorter than 32 bytes; HS256 wants at least 32")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        store = DocumentStore(db, snapshot_every=settings.snapshot_every,
+                              max_state_bytes=settings.max_state_bytes, redact=settings.redact)
+        hub = Hub(make_broker(settings), StoreDeltaLog(store), prefix=settings.key_prefix)
+        await hub.start()
+        app.state.coedit = Coedit(
+            settings=settings, db=db, store=store, hub=hub,
+            tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth), metrics=Metrics(),
+        )
+        purger = asyncio.create_task(_purge_idempotency_keys(store))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await hub.stop()
+            await db.dispose()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(WEB_DIR / "index.html")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 404:
+            return error_response(NotFound(f"no route {request.url.path}"))
+        if status == 405:
+            return error_response(BadRequest(f"{request.method} is not allowed here"),
+                                  headers={"Allow": (exc.headers or {}).get("Allow", "")}
+                                  if isinstance(exc, HTTPException) else None)
+        return error_response(CoeditError(str(exc)))
+
+    app = Starlette(
+        routes=[
+            *routes,
+            WebSocketRoute("/ws", serve_websocket),
+            Route("/", index, methods=["GET"]),
+            Mount("/web", StaticFiles(directory=WEB_DIR), name="web"),
+        ],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.settings = settings
+    return app

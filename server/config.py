@@ -1,0 +1,126 @@
+"""Configuration from the environment, checked once at start-up.
+
+A wrong value stops the process with a message that names the variable to fix; nothing reads
+the environment after this module has built :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["DEV_SECRET", "ConfigError", "Settings"]
+
+# Dev mode needs *some* key so every node and restart agrees on tokens; anyone may log in as
+# anyone in dev mode anyway, so this key protects nothing and is never used with a secret set.
+DEV_SECRET = "coedit-dev-mode-insecure-key-do-not-use-in-production"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _database_url(raw: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        return "sqlite+aiosqlite:///./coedit.db"
+    raw = raw.strip()
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"COEDIT_DATABASE_URL is not a database URL: {raw!r}") from None
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        if url.drivername != "postgresql+asyncpg":
+            url = url.set(drivername="postgresql+asyncpg")
+    elif backend == "sqlite":
+        if url.drivername != "sqlite+aiosqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ConfigError(
+            "COEDIT_DATABASE_URL must be postgresql+asyncpg://... or sqlite+aiosqlite:///..., "
+            f"got {backend!r}"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"COEDIT_REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}"
+        )
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./coedit.db"
+    redis_url: str | None = None
+    secret: str = DEV_SECRET
+    dev_auth: bool = True
+    heartbeat_ms: int = 10_000
+    redact: frozenset[str] = frozenset()
+    snapshot_every: int = 50
+    max_frame_bytes: int = 1024 * 1024
+    max_state_bytes: int = 1024 * 1024
+    send_queue: int = 1024
+    rate_per_second: int = 1000
+    key_prefix: str = "coedit"
+    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        secret = (env.get("COEDIT_SECRET") or "").strip()
+        auth = (env.get("COEDIT_AUTH") or "").strip().lower()
+        if auth not in ("", "dev", "token"):
+            raise ConfigError(f"COEDIT_AUTH must be 'dev' or 'token', got {auth!r}")
+        if auth == "token" and not secret:
+            raise ConfigError("COEDIT_AUTH=token needs COEDIT_SECRET (the HS256 key for tokens)")
+        dev_auth = auth == "dev" or (auth == "" and not secret)
+        redact = frozenset(
+            name.strip() for name in (env.get("COEDIT_REDACT") or "").split(",") if name.strip()
+        )
+        prefix = (env.get("COEDIT_KEY_PREFIX") or "coedit").strip()
+        if not prefix or any(c.isspace() for c in prefix):
+            raise ConfigError("COEDIT_KEY_PREFIX must be a non-empty word without spaces")
+        node_id = (env.get("COEDIT_NODE_ID") or "").strip()
+        extra = {"node_id": node_id} if node_id else {}
+        return cls(
+            database_url=_database_url(env.get("COEDIT_DATABASE_URL")),
+            redis_url=_redis_url(env.get("COEDIT_REDIS_URL")),
+            secret=secret or DEV_SECRET,
+            dev_auth=dev_auth,
+            heartbeat_ms=_int(env, "COEDIT_HEARTBEAT_MS", 10_000, minimum=50, maximum=3_600_000),
+            redact=redact,
+            snapshot_every=_int(env, "COEDIT_SNAPSHOT_EVERY", 50, minimum=1, maximum=1_000_000),
+            max_frame_bytes=_int(env, "COEDIT_MAX_FRAME_BYTES", 1024 * 1024,
+                                 minimum=1024, maximum=64 * 1024 * 1024),
+            max_state_bytes=_int(env, "COEDIT_MAX_STATE_BYTES", 1024 * 1024,
+                                 minimum=1024, maximum=64 * 1024 * 1024),
+            send_queue=_int(env, "COEDIT_SEND_QUEUE", 1024, minimum=8, maximum=1_000_000),
+            rate_per_second=_int(env, "COEDIT_RATE_LIMIT", 1000, minimum=0, maximum=1_000_000),
+            key_prefix=prefix,
+            **extra,
+        )

@@ -1,0 +1,276 @@
+"""The HTTP resources of PROTOCOL.md section 9, plus dev login, health and metrics.
+
+Every handler goes through :func:`endpoint`: it resolves the caller, maps a
+:class:`CoeditError` to its status and ``{"error": {...}}`` body, echoes the correlation id
+and sets the anonymous viewer's cookie when one was just issued.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from persistence.audit import AuditContext
+from persistence.errors import (
+    BadRequest,
+    CoeditError,
+    NotFound,
+    PreconditionRequired,
+    TooLarge,
+    Unavailable,
+)
+from persistence.timeutil import parse_ts
+from server.auth import ANON_COOKIE, SESSION_COOKIE, Action, Identity
+from server.openapi import OPENAPI
+from server.service import Coedit
+
+__all__ = ["error_response", "routes"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request, Identity, AuditContext, Coedit], Awaitable[Response]]
+
+
+def error_response(exc: CoeditError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": exc.body()}, status_code=exc.http_status, headers=headers)
+
+
+def _coedit(request: Request) -> Coedit:
+    return request.app.state.coedit  # type: ignore[no-any-return]
+
+
+def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    @functools.wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        coedit = _coedit(request)
+        correlation = request.headers.get("x-correlation-id")
+        fresh_cookie = None
+        try:
+            identity, fresh_cookie = coedit.tokens.identify(
+                authorization=request.headers.get("authorization"),
+                cookies=request.cookies,
+            )
+            ctx = coedit.context(identity, "http", correlation)
+            response = await handler(request, identity, ctx, coedit)
+            response.headers["X-Correlation-ID"] = ctx.correlation_id
+        except CoeditError as exc:
+            coedit.metrics.errors.labels(exc.code).inc()
+            response = error_response(exc)
+        except Exception:
+            log.exception("HTTP %s %s failed", request.method, request.url.path)
+            response = error_response(CoeditError("internal error"))
+        if fresh_cookie:
+            response.set_cookie(ANON_COOKIE, fresh_cookie, httponly=True, samesite="lax",
+                                max_age=365 * 24 * 3600)
+        return response
+
+    return wrapper
+
+
+async def _json_body(request: Request, coedit: Coedit) -> Any:
+    limit = coedit.settings.max_state_bytes + 64 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body larger than {limit} bytes", limit=limit)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"request body larger than {limit} bytes", limit=limit)
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def _int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer") from None
+    if value < minimum:
+        raise BadRequest(f"query parameter {name!r} must be at least {minimum}")
+    return value
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match_version(header: str | None) -> int:
+    if header is None or not header.strip():
+        raise PreconditionRequired('PATCH needs If-Match: "<base version>"')
+    value = header.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    if not value.isdigit() or int(value) < 1:
+        raise BadRequest('If-Match must be a version in quotes, e.g. "3"')
+    return int(value)
+
+
+# -- identity ---------------------------------------------------------------------------------
+
+
+async def dev_login(request: Request) -> Response:
+    coedit = _coedit(request)
+    if not coedit.tokens.dev_auth:
+        return error_response(NotFound("dev login is off (COEDIT_AUTH is not dev)"))
+    try:
+        token, identity = coedit.tokens.dev_login(await _json_body(request, coedit))
+    except CoeditError as exc:
+        return error_response(exc)
+    response = JSONResponse({"token": token, "user": identity.public()})
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        max_age=12 * 3600)
+    return response
+
+
+@endpoint
+async def me(request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit) -> Response:
+    return JSONResponse({"user": identity.public(), "anonymous": identity.anonymous,
+                         "dev_auth": coedit.tokens.dev_auth})
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+@endpoint
+async def create_document(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    body = await _json_body(request, coedit)
+    if not isinstance(body, dict):
+        raise BadRequest("body must be an object with kind, title and optional state")
+    document = await coedit.create_document(identity, ctx, body)
+    return JSONResponse(document, status_code=201, headers={
+        "ETag": _etag(document["version"]), "Location": f"/api/documents/{document['id']}"})
+
+
+@endpoint
+async def list_documents(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    params = request.query_params
+    page = await coedit.store.list_documents(
+        identity.tenant, kind=params.get("kind") or None, q=params.get("q") or None,
+        limit=_int_param(request, "limit", minimum=1), cursor=params.get("cursor") or None,
+    )
+    return JSONResponse(page)
+
+
+@endpoint
+async def get_document(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    version = _int_param(request, "version", minimum=1)
+    at_raw = request.query_params.get("at")
+    if version is not None and at_raw:
+        raise BadRequest("give version or at, not both")
+    at: datetime | None = None
+    if at_raw:
+        try:
+            at = parse_ts(at_raw)
+        except ValueError:
+            raise BadRequest("at must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
+    if version is None and at is None:
+        document = await coedit.store.get(identity.tenant, doc)
+    else:
+        document = await coedit.store.state_at(identity.tenant, doc, version=version, at=at)
+    etag = _etag(document["version"])
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(document, headers={"ETag": etag})
+
+
+@endpoint
+async def patch_document(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    await coedit.store.kind_of(identity.tenant, doc)  # not_found before anything else
+    base = _if_match_version(request.headers.get("if-match"))
+    ops = await _json_body(request, coedit)
+    key = request.headers.get("idempotency-key")
+    result = await coedit.patch(identity, ctx, doc, base=base, ops=ops, key=key)
+    await coedit.publish(result)
+    return JSONResponse(result.reply, headers={"ETag": _etag(result.reply["version"])})
+
+
+@endpoint
+async def document_history(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    page = await coedit.store.history(
+        identity.tenant, request.path_params["doc"],
+        since=_int_param(request, "since"), limit=_int_param(request, "limit", minimum=1),
+        cursor=request.query_params.get("cursor") or None,
+    )
+    return JSONResponse(page)
+
+
+@endpoint
+async def verify_document(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    await coedit.authorize(identity, Action.READ, ctx, what="verify documents")
+    return JSONResponse(await coedit.store.verify(identity.tenant, request.path_params["doc"]))
+
+
+# -- operations -------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True, "node": _coedit(request).settings.node_id})
+
+
+async def readyz(request: Request) -> Response:
+    coedit = _coedit(request)
+    checks: dict[str, str] = {}
+    for name, probe in (("storage", coedit.db.ping), ("broker", coedit.hub.broker.ping)):
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"{type(exc).__name__}: {exc}"[:200]
+    if all(value == "ok" for value in checks.values()):
+        return JSONResponse({"ok": True, "checks": checks})
+    failed = ", ".join(k for k, v in checks.items() if v != "ok")
+    return error_response(Unavailable(f"not ready: {failed}", checks=checks))
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_coedit(request).metrics.render(),
+                    media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/api/dev/login", dev_login, methods=["POST"]),
+    Route("/api/me", me, methods=["GET"]),
+    Route("/api/documents", create_document, methods=["POST"]),
+    Route("/api/documents", list_documents, methods=["GET"]),
+    Route("/api/documents/{doc}", get_document, methods=["GET"]),
+    Route("/api/documents/{doc}", patch_document, methods=["PATCH"]),
+    Route("/api/documents/{doc}/history", document_history, methods=["GET"]),
+    Route("/api/documents/{doc}/verify", verify_document, methods=["GET"]),
+]

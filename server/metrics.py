@@ -1,0 +1,34 @@
+"""Prometheus metrics, one registry per app so several apps can live in one process (tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge("coedit_ws_connections", "Open WebSocket sessions", registry=r)
+        self.frames_in = Counter("coedit_ws_frames_in_total", "Frames received", ["type"],
+                                 registry=r)
+        self.errors = Counter("coedit_errors_total", "Error replies sent", ["code"], registry=r)
+        self.writes = Counter("coedit_writes_total", "Versioned writes by outcome", ["result"],
+                              registry=r)
+        self.write_seconds = Histogram(
+            "coedit_write_seconds", "Versioned write latency, commit included", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.deltas_published = Counter("coedit_deltas_published_total", "Deltas published",
+                                        registry=r)
+        self.denied = Counter("coedit_access_denied_total", "Refused actions", registry=r)
+        self.overflows = Counter("coedit_send_queue_overflows_total",
+                                 "Connections closed because their send queue overflowed",
+                                 registry=r)
+        self.closes = Counter("coedit_ws_closes_total", "Sessions closed by the server",
+                              ["code"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

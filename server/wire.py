@@ -1,0 +1,83 @@
+"""Incoming frames: decoding, the request envelope and field checks.
+
+Every check raises :class:`persistence.errors.BadRequest` with a message a client developer
+can act on; the session turns it into an ``error`` reply and keeps the connection open.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.frames import decode_msgpack
+from persistence.errors import BadRequest
+
+__all__ = [
+    "REQUEST_TYPES",
+    "decode_frame",
+    "optional_int",
+    "request_id",
+    "require_doc",
+    "require_int",
+    "require_str",
+]
+
+REQUEST_TYPES = frozenset(
+    {"heartbeat", "subscribe", "unsubscribe", "patch", "create", "presence", "lock", "unlock"}
+)
+MAX_ID_LENGTH = 128
+
+
+def decode_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
+    """Text frames carry JSON and binary frames MessagePack, whatever was negotiated."""
+    try:
+        if text is not None:
+            message = json.loads(text)
+        elif data is not None:
+            message = decode_msgpack(data)
+        else:
+            raise BadRequest("empty frame")
+    except BadRequest:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"frame is not valid {'JSON' if text is not None else 'MessagePack'}: "
+                         f"{exc}") from None
+    except Exception as exc:  # msgpack raises a family of its own
+        raise BadRequest(f"frame is not valid MessagePack: {exc}") from None
+    if not isinstance(message, dict):
+        raise BadRequest("a message must be a map")
+    return message
+
+
+def request_id(message: dict[str, Any]) -> int | str | None:
+    """The request's ``id`` if it is a usable one (integer or short string), else None."""
+    value = message.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH):
+        return value
+    return None
+
+
+def require_str(message: dict[str, Any], field: str, *, maximum: int = 256) -> str:
+    value = message.get(field)
+    if not isinstance(value, str) or not value or len(value) > maximum:
+        raise BadRequest(f"{field!r} must be a non-empty string of at most {maximum} characters")
+    return value
+
+
+def require_doc(message: dict[str, Any]) -> str:
+    return require_str(message, "doc", maximum=64)
+
+
+def require_int(message: dict[str, Any], field: str, *, minimum: int = 0) -> int:
+    value = message.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadRequest(f"{field!r} must be an integer of at least {minimum}")
+    return value
+
+
+def optional_int(message: dict[str, Any], field: str, *, minimum: int = 0) -> int | None:
+    if message.get(field) is None:
+        return None
+    return require_int(message, field, minimum=minimum)

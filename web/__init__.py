@@ -1,0 +1,1 @@
+"""The browser workbench, served by the server at ``/`` (static files only)."""
