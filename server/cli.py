@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        ws="websockets",
+        ws="websockets-sansio",
         # The protocol's frame limit: uvicorn closes with 1009 past it, before we buffer it.
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=None,  # presence uses data-frame heartbeats, not pings

@@ -1,0 +1,206 @@
+"""Test helpers: a real server on port 0, and small WebSocket and HTTP clients.
+
+Every wait here is bounded: a test that hangs fails with a timeout that names what it waited
+for instead of stalling the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msgpack
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from server.app import create_app
+from server.auth import TokenIssuer
+from server.config import Settings
+
+__all__ = ["RunningServer", "WsClient", "start_server"]
+
+TIMEOUT = 10.0
+
+
+@dataclass
+class RunningServer:
+    settings: Settings
+    port: int
+    app: Any
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def coedit(self) -> Any:
+        return self.app.state.coedit
+
+    def token(self, *, user: str | None = None, name: str | None = None,
+              roles: list[str] | None = None, tenant: str = "acme", ttl: int = 3600) -> str:
+        user = user or f"user-{next(self._ids)}"
+        return TokenIssuer(self.settings.secret, dev_auth=self.settings.dev_auth).mint(
+            user=user, name=name or user.title(), roles=roles or ["analyst"], tenant=tenant,
+            ttl_seconds=ttl,
+        )
+
+    def http(self, token: str | None = None, **headers: str) -> httpx.AsyncClient:
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.AsyncClient(base_url=self.http_url, headers=headers, timeout=TIMEOUT)
+
+    async def connect(self, token: str | None = None, *, subprotocol: str | None = None,
+                      **kwargs: Any) -> WsClient:
+        url = self.ws_url + (f"?token={token}" if token else "")
+        protocols = [subprotocol] if subprotocol else None
+        conn = await asyncio.wait_for(
+            websockets.connect(url, subprotocols=protocols, max_size=None, **kwargs), TIMEOUT
+        )
+        client = WsClient(conn)
+        client.welcome = await client.recv_type("welcome")
+        return client
+
+    async def create(self, token: str, *, kind: str = "memo", title: str = "A memo",
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        async with self.http(token) as http:
+            response = await http.post("/api/documents",
+                                       json={"kind": kind, "title": title, "state": state or {}})
+        if response.status_code != 201:
+            raise AssertionError(f"create failed: {response.status_code} {response.text}")
+        return response.json()  # type: ignore[no-any-return]
+
+
+class WsClient:
+    """A protocol client: requests with ids, replies matched by ``re``, pushes kept in order."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.binary = conn.subprotocol == "coedit.v1.msgpack"
+        self._ids = itertools.count(1)
+        self.pushes: list[dict[str, Any]] = []  # everything that was not a reply
+        self.welcome: dict[str, Any] = {}
+
+    async def send(self, message: Any) -> None:
+        if self.binary:
+            await self.conn.send(msgpack.packb(message, use_bin_type=True))
+        else:
+            await self.conn.send(json.dumps(message))
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+        if isinstance(raw, bytes):
+            return msgpack.unpackb(raw, raw=False)  # type: ignore[no-any-return]
+        return json.loads(raw)  # type: ignore[no-any-return]
+
+    async def recv_type(self, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        for index, message in enumerate(self.pushes):
+            if message.get("type") == kind:
+                return self.pushes.pop(index)
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.recv()
+                if message.get("type") == kind:
+                    return message
+                self.pushes.append(message)
+
+    async def request(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """Send a request and return its reply (``ok`` or ``error``); pushes are kept."""
+        rid = next(self._ids)
+        await self.send({"type": kind, "id": rid, **fields})
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.recv()
+                if message.get("re") == rid and message.get("type") in ("ok", "error"):
+                    return message
+                self.pushes.append(message)
+
+    async def ok(self, kind: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.request(kind, **fields)
+        if reply["type"] != "ok":
+            raise AssertionError(f"{kind} failed: {reply}")
+        return reply
+
+    async def deltas(self, doc: str, count: int, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """The next ``count`` deltas of ``doc`` (pushes of other kinds are kept)."""
+        found: list[dict[str, Any]] = []
+        keep: list[dict[str, Any]] = []
+        for message in self.pushes:
+            if message.get("type") == "delta" and message.get("doc") == doc and len(found) < count:
+                found.append(message)
+            else:
+                keep.append(message)
+        self.pushes = keep
+        async with asyncio.timeout(timeout):
+            while len(found) < count:
+                message = await self.recv()
+                if message.get("type") == "delta" and message.get("doc") == doc:
+                    found.append(message)
+                else:
+                    self.pushes.append(message)
+        return found
+
+    async def nothing_more(self, wait: float = 0.3) -> list[dict[str, Any]]:
+        """Whatever arrives within ``wait`` seconds (tests assert it is empty or not)."""
+        extra = list(self.pushes)
+        self.pushes.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while True:
+                    extra.append(await self.recv())
+        return extra
+
+    async def closed_with(self, timeout: float = TIMEOUT) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.conn.recv()
+        return self.conn.close_code
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.conn.close(), TIMEOUT)
+
+    async def __aenter__(self) -> WsClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+@contextlib.asynccontextmanager
+async def start_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """Run ``create_app(settings)`` under uvicorn in this event loop, on a free port."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, ws="websockets-sansio", lifespan="on", log_level="warning",
+        ws_max_size=settings.max_frame_bytes, ws_ping_interval=None,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server stopped during start-up")
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield RunningServer(settings=settings, port=port, app=app)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, TIMEOUT)
