@@ -70,6 +70,13 @@ class PostgresDatabases:
             self.created.append(name)
         return _pg_url(name)
 
+    async def empty(self) -> str:
+        """A database with no schema at all (for migration tests)."""
+        name = f"coedit_t_{RUN_ID}_{uuid.uuid4().hex[:10]}"
+        await _admin(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return _pg_url(name)
+
     def drop_all(self) -> None:
         async def drop() -> None:
             for name in reversed(self.created):
