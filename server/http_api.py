@@ -30,7 +30,7 @@ from persistence.errors import (
 from persistence.timeutil import parse_ts
 from server.auth import ANON_COOKIE, SESSION_COOKIE, Action, Identity
 from server.openapi import OPENAPI
-from server.service import Coedit
+from server.service import Coedit, protocol_error
 
 __all__ = ["error_response", "routes"]
 
@@ -61,12 +61,10 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             ctx = coedit.context(identity, "http", correlation)
             response = await handler(request, identity, ctx, coedit)
             response.headers["X-Correlation-ID"] = ctx.correlation_id
-        except CoeditError as exc:
-            coedit.metrics.errors.labels(exc.code).inc()
-            response = error_response(exc)
-        except Exception:
-            log.exception("HTTP %s %s failed", request.method, request.url.path)
-            response = error_response(CoeditError("internal error"))
+        except Exception as exc:
+            error = protocol_error(exc)
+            coedit.metrics.errors.labels(error.code).inc()
+            response = error_response(error)
         if fresh_cookie:
             response.set_cookie(ANON_COOKIE, fresh_cookie, httponly=True, samesite="lax",
                                 max_age=365 * 24 * 3600)

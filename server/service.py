@@ -12,18 +12,35 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from channels.hub import Hub
 from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database
 from persistence.documents import DocumentStore, WriteResult
-from persistence.errors import Forbidden
+from persistence.errors import CoeditError, Forbidden, Internal, Unavailable
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.metrics import Metrics
 
-__all__ = ["Coedit", "StoreDeltaLog"]
+__all__ = ["Coedit", "StoreDeltaLog", "protocol_error"]
 
 log = logging.getLogger(__name__)
+
+
+def protocol_error(exc: Exception) -> CoeditError:
+    """The protocol error for an exception that escaped a request handler.
+
+    Storage that cannot be reached is ``unavailable`` (the client may retry, with its
+    idempotency key for writes); anything else is a bug and is logged as one.
+    """
+    if isinstance(exc, CoeditError):
+        return exc
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)):
+        log.warning("storage unavailable: %s", exc)
+        return Unavailable("storage is unavailable; retry shortly")
+    log.error("request failed", exc_info=exc)
+    return Internal("internal error")
 
 
 class StoreDeltaLog:

@@ -26,7 +26,7 @@ from channels.hub import Subscription
 from channels.outbox import Outbox
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
 from server.auth import ANON_COOKIE, Action, Identity
-from server.service import Coedit
+from server.service import Coedit, protocol_error
 from server.wire import (
     REQUEST_TYPES,
     decode_frame,
@@ -221,11 +221,8 @@ class Session:
                 self._count_refusal()
                 raise RateLimited("too many requests", retry_after_ms=max(1, int(wait * 1000)))
             await self._handlers[kind](message, rid)
-        except CoeditError as exc:
-            self.error(rid, exc)
-        except Exception:
-            log.exception("request failed on session %s", self.id)
-            self.error(rid, CoeditError("internal error"))
+        except Exception as exc:
+            self.error(rid, protocol_error(exc))
 
     def _count_refusal(self) -> None:
         now = time.monotonic()
