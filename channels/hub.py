@@ -83,6 +83,7 @@ class Hub:
         self.prefix = prefix
         self.gap_wait = gap_wait
         self._channels: dict[str, _Channel] = {}
+        self._topics: dict[str, set[Sink]] = {}
         self._broker_lock = asyncio.Lock()
         self._started = False
 
@@ -97,10 +98,14 @@ class Hub:
         for channel in list(self._channels.values()):
             await self._cancel_filler(channel)
         self._channels.clear()
+        self._topics.clear()
         await self.broker.stop()
 
     def channel_name(self, doc: str) -> str:
         return f"{self.prefix}:doc:{doc}"
+
+    def topic_name(self, topic: str) -> str:
+        return f"{self.prefix}:topic:{topic}"
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -164,6 +169,55 @@ class Hub:
             async with self._broker_lock:
                 await self.broker.unsubscribe(name)
 
+    async def join_topic(self, sink: Sink, topic: str) -> None:
+        """Follow an unordered topic (stage presence, node notices): messages as they come."""
+        if not self._started:
+            raise RuntimeError("Hub not started. Did you forget to call start()?")
+        name = self.topic_name(topic)
+        members = self._topics.get(name)
+        if members is None:
+            members = self._topics[name] = set()
+            members.add(sink)
+            try:
+                async with self._broker_lock:
+                    await self.broker.subscribe(name)
+            except BaseException:
+                await self.leave_topic(sink, topic)
+                raise
+        else:
+            members.add(sink)
+
+    async def leave_topic(self, sink: Sink, topic: str) -> None:
+        name = self.topic_name(topic)
+        members = self._topics.get(name)
+        if members is None:
+            return
+        members.discard(sink)
+        if members:
+            return
+        del self._topics[name]
+        with contextlib.suppress(Exception):
+            async with self._broker_lock:
+                await self.broker.unsubscribe(name)
+
+    async def publish_topic(self, topic: str, message: dict[str, Any]) -> None:
+        """Send to every node's followers of ``topic`` (delivered through the broker only)."""
+        await self._publish_quietly(self.topic_name(topic), message)
+
+    async def publish_notice(self, doc: str, message: dict[str, Any]) -> None:
+        """An unversioned message for a document's subscribers (locks, presence).
+
+        It goes through the broker only, local subscribers included, so nobody sees it twice;
+        there is no version to drop a duplicate by.
+        """
+        await self._publish_quietly(self.channel_name(doc), message)
+
+    async def _publish_quietly(self, name: str, message: dict[str, Any]) -> None:
+        try:
+            await self.broker.publish(name, encode_msgpack(message))
+        except Exception:
+            log.exception("publishing a %s notice on %s failed", message.get("type"), name)
+
     def subscriber_count(self, doc: str) -> int:
         channel = self._channels.get(self.channel_name(doc))
         return 0 if channel is None else len(channel.members)
@@ -188,15 +242,35 @@ class Hub:
 
     def _on_message(self, name: str, data: bytes) -> None:
         channel = self._channels.get(name)
-        if channel is None:
+        topic = self._topics.get(name)
+        if channel is None and topic is None:
             return
         try:
             message = decode_msgpack(data)
-            int(message["version"])
+            if not isinstance(message, dict):
+                raise TypeError("not a map")
+            if message.get("type") == "delta":
+                int(message["version"])
         except Exception:
             log.warning("dropping an undecodable message on %s", name)
             return
-        self._offer(channel, Frame(message))
+        frame = Frame(message)
+        if topic is not None:
+            for sink in list(topic):
+                sink.put(frame)
+        elif channel is not None:
+            if message.get("type") == "delta":
+                self._offer(channel, frame)
+            else:
+                self._broadcast(channel, frame)
+
+    @staticmethod
+    def _broadcast(channel: _Channel, frame: Frame) -> None:
+        for sub in list(channel.members):
+            if sub.next_version is None:
+                sub.buffer.append(frame)  # kept in arrival order with the deltas
+            else:
+                sub.sink.put(frame)
 
     async def _on_reconnect(self) -> None:
         for channel in list(self._channels.values()):
@@ -221,6 +295,9 @@ class Hub:
 
     @staticmethod
     def _deliver(sub: Subscription, frame: Frame) -> None:
+        if frame.message.get("type") != "delta":
+            sub.sink.put(frame)
+            return
         version = int(frame.message["version"])
         if sub.next_version is None or version < sub.next_version:
             return

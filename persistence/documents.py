@@ -25,6 +25,7 @@ from persistence.audit import AuditContext, EventDraft, append_event, event_from
 from persistence.database import Database
 from persistence.errors import BadRequest, Conflict, NotFound, TooLarge
 from persistence.jsonutil import dumps, loads
+from persistence.locks import check_write_locks
 from persistence.patching import (
     apply_ops,
     redact_at_paths,
@@ -211,8 +212,15 @@ class DocumentStore:
         base: Any,
         ops: Any,
         key: Any = None,
+        session: str | None = None,
+        lock_token: int | None = None,
     ) -> WriteResult:
-        """Apply ``ops`` made against version ``base``; see PROTOCOL.md section 4."""
+        """Apply ``ops`` made against version ``base``; see PROTOCOL.md section 4.
+
+        ``session`` (the writer's connection) and ``lock_token`` (a token an HTTP writer
+        presents) say which edit locks are the writer's own; any other live lock on a written
+        path refuses the write with ``locked``.
+        """
         if isinstance(base, bool) or not isinstance(base, int) or base < 1:
             raise BadRequest("base must be a positive integer version")
         if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
@@ -230,13 +238,15 @@ class DocumentStore:
                     f"base {base} is ahead of the current version {row.version}",
                     current_version=row.version,
                 )
+            paths = written_paths(ops)
+            await check_write_locks(conn, doc_id, paths, session=session,
+                                    lock_token=lock_token, now=now)
             state = loads(row.state)
             units = write_units(ops, state)
             rebased = False
             if base < row.version:
                 await self._check_rebase(conn, doc_id, base, row.version, units)
                 rebased = True
-            paths = written_paths(ops)
             before = values_at(state, paths)
             new_state = apply_ops(state, ops)
             state_text = self._serialize_state(new_state)

@@ -32,6 +32,7 @@ __all__ = [
     "documents",
     "events",
     "idempotency_keys",
+    "locks",
     "metadata",
     "revisions",
     "snapshots",
@@ -79,6 +80,8 @@ documents = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(128), nullable=False),
     Column("head_hash", String(64), nullable=True),
+    # Fencing tokens: only grows, bumped under the row lock for every lock granted.
+    Column("lock_seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_documents_tenant_created", "tenant", "created_at", "id"),
     Index("ix_documents_tenant_kind_created", "tenant", "kind", "created_at", "id"),
 )
@@ -146,6 +149,27 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("doc", "user_id", "key"),
     Index("ix_idempotency_created", "created_at"),
+)
+
+# Edit locks are leases: live while expires_at is ahead, renewed by the holder's heartbeats.
+locks = Table(
+    "locks",
+    metadata,
+    Column("doc", String(36), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("holder_session", String(160), nullable=False),
+    Column("holder_user_id", String(128), nullable=False),
+    Column("holder_user_name", String(256), nullable=False),
+    Column("node", String(128), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("ttl_ms", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("doc", "path"),
+    Index("ix_locks_expires", "expires_at"),
+    Index("ix_locks_holder", "holder_session"),
+    Index("ix_locks_node", "node"),
 )
 
 # Hash-chain heads of events that belong to no document (one chain per tenant).

@@ -7,7 +7,6 @@ and on shutdown the hub stops before the database goes, so no filler task reads 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,9 +22,11 @@ from starlette.staticfiles import StaticFiles
 import web
 from channels.broker import Broker, MemoryBroker
 from channels.hub import Hub
+from channels.presence import MemoryPresence, Presence, PresenceBackend, RedisPresence
 from persistence.database import Database
 from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, CoeditError, NotFound
+from persistence.locks import LockStore
 from persistence.migrate import upgrade
 from server.auth import TokenIssuer
 from server.config import DEV_SECRET, Settings
@@ -39,25 +40,20 @@ __all__ = ["create_app", "make_broker"]
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(web.__file__).parent
-IDEMPOTENCY_PURGE_SECONDS = 3600
 
 
-def make_broker(settings: Settings) -> Broker:
-    """The one place that chooses a broker implementation."""
+def make_broker(settings: Settings) -> tuple[Broker, PresenceBackend]:
+    """The one place that chooses the cluster transport: memory, or Redis when configured."""
     if settings.redis_url is None:
-        return MemoryBroker()
-    from channels.redis_broker import RedisBroker  # redis is only imported when configured
+        return MemoryBroker(), MemoryPresence()
+    from redis.asyncio import Redis
 
-    return RedisBroker.from_url(settings.redis_url)
+    from channels.redis_broker import RedisBroker
 
-
-async def _purge_idempotency_keys(store: DocumentStore) -> None:
-    while True:
-        await asyncio.sleep(IDEMPOTENCY_PURGE_SECONDS)
-        try:
-            await store.purge_idempotency_keys()
-        except Exception:
-            log.exception("purging old idempotency keys failed; will retry")
+    return (
+        RedisBroker.from_url(settings.redis_url),
+        RedisPresence(Redis.from_url(settings.redis_url), prefix=settings.key_prefix),
+    )
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
@@ -74,19 +70,26 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         db = Database(settings.database_url)
         store = DocumentStore(db, snapshot_every=settings.snapshot_every,
                               max_state_bytes=settings.max_state_bytes, redact=settings.redact)
-        hub = Hub(make_broker(settings), StoreDeltaLog(store), prefix=settings.key_prefix)
-        await hub.start()
-        app.state.coedit = Coedit(
-            settings=settings, db=db, store=store, hub=hub,
-            tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth), metrics=Metrics(),
+        broker, presence_backend = make_broker(settings)
+        hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)
+        presence = Presence(presence_backend, hub, node=settings.node_id,
+                            heartbeat_ms=settings.heartbeat_ms)
+        coedit = Coedit(
+            settings=settings, db=db, store=store, locks=LockStore(db), hub=hub,
+            presence=presence, tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth),
+            metrics=Metrics(),
         )
-        purger = asyncio.create_task(_purge_idempotency_keys(store))
+        app.state.coedit = coedit
+        await hub.start()
+        await presence.start()
+        coedit.start_background()
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            # Sessions still open (no graceful drain ran) release what they hold first.
+            await coedit.close_sessions(1001, within=5.0)
+            await coedit.stop_background()
+            await presence.stop()
             await hub.stop()
             await db.dispose()
 

@@ -23,26 +23,14 @@ def _settings() -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from server.app import create_app
+    from server.runner import GracefulServer, uvicorn_config
 
     settings = _settings()
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        ws="websockets-sansio",
-        # The protocol's frame limit: uvicorn closes with 1009 past it, before we buffer it.
-        ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=None,  # presence uses data-frame heartbeats, not pings
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        proxy_headers=True,
+    server = GracefulServer(
+        uvicorn_config(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     )
-    server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1
 

@@ -102,6 +102,19 @@ def _int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
     return value
 
 
+def _lock_token(header: str | None) -> int | None:
+    if header is None or not header.strip():
+        return None
+    if not header.strip().isdigit():
+        raise BadRequest("Lock-Token must be the integer token of a lock you hold")
+    return int(header.strip())
+
+
+def _http_holder(identity: Identity) -> str:
+    """HTTP clients have no connection to hold a lock: the user holds it for its ttl."""
+    return f"http:{identity.id}"
+
+
 def _etag(version: int) -> str:
     return f'"{version}"'
 
@@ -202,7 +215,8 @@ async def patch_document(
     base = _if_match_version(request.headers.get("if-match"))
     ops = await _json_body(request, coedit)
     key = request.headers.get("idempotency-key")
-    result = await coedit.patch(identity, ctx, doc, base=base, ops=ops, key=key)
+    result = await coedit.patch(identity, ctx, doc, base=base, ops=ops, key=key,
+                                lock_token=_lock_token(request.headers.get("lock-token")))
     await coedit.publish(result)
     return JSONResponse(result.reply, headers={"ETag": _etag(result.reply["version"])})
 
@@ -225,6 +239,65 @@ async def verify_document(
 ) -> Response:
     await coedit.authorize(identity, Action.READ, ctx, what="verify documents")
     return JSONResponse(await coedit.store.verify(identity.tenant, request.path_params["doc"]))
+
+
+# -- locks and presence -----------------------------------------------------------------------
+
+
+@endpoint
+async def take_lock(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    await coedit.store.kind_of(identity.tenant, doc)
+    body = await _json_body(request, coedit)
+    if not isinstance(body, dict):
+        raise BadRequest('body must be {"path": ..., "ttl_ms": ...}')
+    lock = await coedit.lock(identity, ctx, _http_holder(identity), doc, path=body.get("path"),
+                             ttl_ms=body.get("ttl_ms"), force=body.get("force", False))
+    return JSONResponse({"lock": lock}, status_code=201,
+                        headers={"Lock-Token": str(lock["token"])})
+
+
+@endpoint
+async def release_lock(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    path = request.query_params.get("path")
+    if path is None:
+        raise BadRequest("give the locked path as ?path= ('' for the whole document)")
+    lock = await coedit.unlock(identity, ctx, _http_holder(identity), doc, path=path)
+    return JSONResponse({"lock": lock})
+
+
+@endpoint
+async def list_locks(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.query_params.get("doc")
+    if not doc:
+        raise BadRequest("give ?doc=<document id>")
+    await coedit.store.kind_of(identity.tenant, doc)
+    return JSONResponse({"locks": await coedit.locks.live(identity.tenant, doc)})
+
+
+@endpoint
+async def list_presence(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.query_params.get("doc")
+    kind = request.query_params.get("kind")
+    backend = coedit.presence.backend
+    if doc:
+        await coedit.store.kind_of(identity.tenant, doc)
+        entries = await backend.for_doc(doc)
+    elif kind:
+        entries = await backend.for_kind(identity.tenant, kind)
+    else:
+        raise BadRequest("give ?doc=<document id> or ?kind=<kind>")
+    return JSONResponse({"presence": [e.public() for e in entries
+                                      if e.tenant == identity.tenant]})
 
 
 # -- operations -------------------------------------------------------------------------------
@@ -271,4 +344,8 @@ routes = [
     Route("/api/documents/{doc}", patch_document, methods=["PATCH"]),
     Route("/api/documents/{doc}/history", document_history, methods=["GET"]),
     Route("/api/documents/{doc}/verify", verify_document, methods=["GET"]),
+    Route("/api/documents/{doc}/locks", take_lock, methods=["POST"]),
+    Route("/api/documents/{doc}/locks", release_lock, methods=["DELETE"]),
+    Route("/api/locks", list_locks, methods=["GET"]),
+    Route("/api/presence", list_presence, methods=["GET"]),
 ]

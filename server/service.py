@@ -7,18 +7,23 @@ that, once, for every node. A refused action appends ``access.denied`` before an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from channels.hub import Hub
+from channels.presence import Presence
 from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database
 from persistence.documents import DocumentStore, WriteResult
-from persistence.errors import CoeditError, Forbidden, Internal, Unavailable
+from persistence.errors import BadRequest, CoeditError, Forbidden, Internal, Unavailable
+from persistence.locks import Holder, LockChange, LockStore
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.metrics import Metrics
@@ -58,6 +63,19 @@ class StoreDeltaLog:
         return await self._store.get(tenant, doc)
 
 
+class LiveSession(Protocol):
+    """What the node needs of a connected session (implemented by ``server.session``)."""
+
+    id: str
+    holds_locks: bool
+
+    def alive(self) -> bool: ...
+
+    def close(self, code: int) -> None: ...
+
+    async def finished(self) -> None: ...
+
+
 @dataclass
 class Coedit:
     """The running server's parts, built by the app's lifespan."""
@@ -65,9 +83,69 @@ class Coedit:
     settings: Settings
     db: Database
     store: DocumentStore
+    locks: LockStore
     hub: Hub
+    presence: Presence
     tokens: TokenIssuer
     metrics: Metrics
+    sessions: dict[str, LiveSession] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # -- background work of the node ------------------------------------------------------
+
+    def start_background(self) -> None:
+        every = min(1.0, self.settings.heartbeat_ms / 2000)
+        self._tasks = [
+            asyncio.create_task(self._every(every, self._renew_locks), name="lock-renewal"),
+            asyncio.create_task(self._every(every, self._sweep_locks), name="lock-sweeper"),
+            asyncio.create_task(self._every(3600, self.store.purge_idempotency_keys),
+                                name="idempotency-purge"),
+        ]
+
+    async def stop_background(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    @staticmethod
+    async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.warning("background job %s failed; will retry", job.__name__, exc_info=True)
+
+    async def _renew_locks(self) -> None:
+        """One statement per node keeps every lock of every live local session alive."""
+        holders = [s.id for s in self.sessions.values() if s.holds_locks and s.alive()]
+        if holders:
+            await self.locks.renew(holders, self.settings.node_id)
+
+    async def _sweep_locks(self) -> None:
+        await self.broadcast_locks(await self.locks.sweep_expired())
+
+    async def broadcast_locks(self, changes: list[LockChange]) -> None:
+        for change in changes:
+            await self.hub.publish_notice(change.lock["doc"], change.message())
+
+    async def close_sessions(self, code: int, *, within: float = 10.0) -> None:
+        """Graceful shutdown: every session releases its presence and locks, then closes."""
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.close(code)
+        if sessions:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await asyncio.gather(*(s.finished() for s in sessions),
+                                         return_exceptions=True)
+
+    def holder(self, session: str, identity: Identity) -> Holder:
+        return Holder(session=session, user_id=identity.id, user_name=identity.name,
+                      node=self.settings.node_id)
 
     def context(
         self, identity: Identity, source: str, correlation_id: str | None = None
@@ -105,7 +183,7 @@ class Coedit:
 
     async def patch(
         self, identity: Identity, ctx: AuditContext, doc: str, *, base: Any, ops: Any,
-        key: Any = None,
+        key: Any = None, session: str | None = None, lock_token: int | None = None,
     ) -> WriteResult:
         """The versioned write of PROTOCOL.md section 4, committed but not yet published.
 
@@ -115,13 +193,39 @@ class Coedit:
         await self.authorize(identity, Action.WRITE, ctx, doc=doc, what="patch documents")
         started = time.perf_counter()
         try:
-            result = await self.store.apply_patch(ctx, doc, base=base, ops=ops, key=key)
+            result = await self.store.apply_patch(ctx, doc, base=base, ops=ops, key=key,
+                                                  session=session, lock_token=lock_token)
         except Exception as exc:
             self.metrics.writes.labels(getattr(exc, "code", "internal")).inc()
             raise
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.writes.labels("duplicate" if result.delta is None else "ok").inc()
         return result
+
+    async def lock(
+        self, identity: Identity, ctx: AuditContext, session: str, doc: str, *, path: Any,
+        ttl_ms: Any = None, force: Any = False,
+    ) -> dict[str, Any]:
+        """Grant or renew an edit lock (PROTOCOL.md section 7) and announce what changed."""
+        if not isinstance(force, bool):
+            raise BadRequest("force must be true or false")
+        await self.authorize(identity, Action.WRITE, ctx, doc=doc, what="lock documents")
+        if force:
+            await self.authorize(identity, Action.ADMIN, ctx, doc=doc,
+                                 what="take locks by force")
+        lock, changes = await self.locks.acquire(
+            ctx, doc, path, self.holder(session, identity), ttl_ms=ttl_ms, force=force,
+            may_force=force,
+        )
+        await self.broadcast_locks(changes)
+        return lock
+
+    async def unlock(
+        self, identity: Identity, ctx: AuditContext, session: str, doc: str, *, path: Any
+    ) -> dict[str, Any]:
+        change = await self.locks.release(ctx, doc, path, session)
+        await self.broadcast_locks([change])
+        return change.lock
 
     async def publish(self, result: WriteResult) -> None:
         if result.delta is not None:

@@ -24,7 +24,10 @@ from starlette.websockets import WebSocket, WebSocketState
 from channels.frames import Frame, WireFormat
 from channels.hub import Subscription
 from channels.outbox import Outbox
+from channels.presence import PresenceEntry, stage_topic
+from persistence.documents import KIND_PATTERN
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
+from persistence.timeutil import format_ts, utcnow
 from server.auth import ANON_COOKIE, Action, Identity
 from server.service import Coedit, protocol_error
 from server.wire import (
@@ -34,6 +37,7 @@ from server.wire import (
     request_id,
     require_doc,
     require_str,
+    validate_presence_state,
 )
 
 __all__ = ["CloseCode", "serve_websocket"]
@@ -93,6 +97,7 @@ class Session:
         self.coedit = coedit
         self.identity = identity
         self.id = str(uuid.uuid4())
+        self.since = format_ts(utcnow())
         settings = coedit.settings
         self.heartbeat = settings.heartbeat_ms / 1000
         self.last_seen = time.monotonic()
@@ -100,7 +105,13 @@ class Session:
         self.bucket = TokenBucket(settings.rate_per_second)
         self.refusals: list[float] = []
         self.close_code: int | None = None
+        self.holds_locks = False
+        self.stages: set[str] = set()
+        self.presence_state: dict[str, dict[str, Any]] = {}  # doc -> this session's state
         self._stop = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._done = asyncio.Event()
         self.subprotocol = wire
         self.outbox = Outbox(self._send, wire or WireFormat.JSON, limit=settings.send_queue,
                              on_overflow=self._on_overflow)
@@ -109,6 +120,9 @@ class Session:
             "unsubscribe": self._unsubscribe,
             "patch": self._patch,
             "create": self._create,
+            "presence": self._presence,
+            "lock": self._lock,
+            "unlock": self._unlock,
         }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -118,28 +132,66 @@ class Session:
         await self.ws.accept(subprotocol=wire.value if wire else None, headers=headers)
         metrics = self.coedit.metrics
         metrics.connections.inc()
+        self.coedit.sessions[self.id] = self
         self.outbox.put_message({
             "type": "welcome", "protocol": 1, "session": self.id,
             "node": self.coedit.settings.node_id, "user": self.identity.public(),
             "heartbeat_ms": self.coedit.settings.heartbeat_ms,
         })
+        reader = asyncio.create_task(self._read_loop(), name=f"ws-read-{self.id}")
         tasks = {
-            asyncio.create_task(self._read_loop(), name=f"ws-read-{self.id}"),
+            reader,
             asyncio.create_task(self.outbox.run(), name=f"ws-write-{self.id}"),
             asyncio.create_task(self._watchdog(), name=f"ws-watch-{self.id}"),
             asyncio.create_task(self._stop.wait(), name=f"ws-stop-{self.id}"),
         }
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            # A request being handled (a write mid-transaction) may finish; then stop reading.
+            if not reader.done() and not self._idle.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), 5.0)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for sub in list(self.subscriptions.values()):
-                await self.coedit.hub.leave(sub)
-            self.subscriptions.clear()
-            metrics.connections.dec()
-            await self._close_socket()
+            try:
+                await self._leave_everything()
+            finally:
+                self.coedit.sessions.pop(self.id, None)
+                metrics.connections.dec()
+                await self._close_socket()
+                self._done.set()
+
+    async def _leave_everything(self) -> None:
+        """What a closing connection held ends now: subscriptions, presence, locks."""
+        hub = self.coedit.hub
+        for sub in list(self.subscriptions.values()):
+            await hub.leave(sub)
+        for stage in list(self.stages):
+            await hub.leave_topic(self.outbox, stage)
+        self.stages.clear()
+        docs = list(self.subscriptions)
+        self.subscriptions.clear()
+        self.presence_state.clear()
+        try:
+            for doc in docs:
+                await self.coedit.presence.leave(doc, self.id)
+            if self.holds_locks:
+                ctx = self.coedit.context(self.identity, "ws")
+                await self.coedit.broadcast_locks(
+                    await self.coedit.locks.release_session(ctx, self.id))
+        except Exception:
+            # The node's sweepers catch up: presence via reaping, locks via expiry.
+            log.warning("could not release presence or locks of session %s", self.id,
+                        exc_info=True)
+
+    def alive(self) -> bool:
+        return self.close_code is None and (
+            time.monotonic() - self.last_seen <= 3 * self.heartbeat)
+
+    async def finished(self) -> None:
+        await self._done.wait()
 
     def close(self, code: int) -> None:
         """End the session from any task; the socket closes with ``code``."""
@@ -168,16 +220,20 @@ class Session:
             await self.ws.send_bytes(payload)
 
     async def _watchdog(self) -> None:
-        tick = min(1.0, max(0.02, self.heartbeat / 4))
+        """Sleep exactly until the next deadline (silence or token expiry), then check it."""
         while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            if now - self.last_seen > 3 * self.heartbeat:
-                self.close(CloseCode.HEARTBEAT_TIMEOUT)
-                return
+            silence_ends = self.last_seen + 3 * self.heartbeat
+            wait = silence_ends - time.monotonic()
+            if self.identity.exp is not None:
+                wait = min(wait, self.identity.exp - time.time())
+            if wait > 0:
+                await asyncio.sleep(wait + 0.001)
+                continue
             if self.identity.exp is not None and time.time() >= self.identity.exp:
                 self.close(CloseCode.TOKEN_EXPIRED)
-                return
+            else:
+                self.close(CloseCode.HEARTBEAT_TIMEOUT)
+            return
 
     # -- reading --------------------------------------------------------------------------
 
@@ -196,7 +252,11 @@ class Session:
             if size > limit:
                 self.close(CloseCode.TOO_BIG)
                 return
-            await self._handle(text, data)
+            self._idle.clear()
+            try:
+                await self._handle(text, data)
+            finally:
+                self._idle.set()
 
     async def _handle(self, text: str | None, data: bytes | None) -> None:
         rid: int | str | None = None
@@ -253,9 +313,11 @@ class Session:
         )
 
     async def _subscribe(self, message: dict[str, Any], rid: int | str) -> None:
-        if "stream" in message or "stage" in message:
-            raise BadRequest("stage and stream subscriptions are not available on this server "
-                             "version yet")
+        if "stream" in message:
+            raise BadRequest("stream subscriptions are not available on this server version yet")
+        if "stage" in message:
+            await self._subscribe_stage(message, rid)
+            return
         doc = require_doc(message)
         since = optional_int(message, "since", minimum=0)
         ctx = self._ctx(message)
@@ -264,36 +326,99 @@ class Session:
         previous = self.subscriptions.pop(doc, None)
         if previous is not None:
             await self.coedit.hub.leave(previous)
-        sub = await self.coedit.hub.join(self.outbox, self.identity.tenant, doc)
+        hub = self.coedit.hub
+        sub = await hub.join(self.outbox, self.identity.tenant, doc)
         try:
             document = await self.coedit.store.get(self.identity.tenant, doc)
             version = document["version"]
             if since is not None and since > version:
                 raise BadRequest(f"since {since} is ahead of the current version {version}",
                                  current_version=version)
-            fields: dict[str, Any] = {"doc": doc, "version": version, "presence": [],
-                                      "locks": []}
+            present = await self.coedit.presence.backend.for_doc(doc)
+            fields: dict[str, Any] = {
+                "doc": doc, "version": version,
+                "presence": [e.public() for e in present if e.session != self.id],
+                "locks": await self.coedit.locks.live(self.identity.tenant, doc),
+            }
             if since is None:
                 fields["state"] = document["state"]
             self.reply(rid, fields)
-            await self.coedit.hub.activate(sub, current=version, since=since)
+            await hub.activate(sub, current=version, since=since)
         except BaseException:
-            await self.coedit.hub.leave(sub)
+            await hub.leave(sub)
             raise
         self.subscriptions[doc] = sub
+        if previous is None:
+            state = {"status": "viewing"}
+            self.presence_state[doc] = state
+            await self.coedit.presence.join(self._entry(doc, document["kind"], state))
+
+    def _entry(self, doc: str, kind: str, state: dict[str, Any]) -> PresenceEntry:
+        return PresenceEntry(
+            session=self.id, user={"id": self.identity.id, "name": self.identity.name},
+            doc=doc, kind=kind, node=self.coedit.settings.node_id, state=state,
+            since=self.since, tenant=self.identity.tenant,
+        )
+
+    async def _subscribe_stage(self, message: dict[str, Any], rid: int | str) -> None:
+        kind = require_str(message, "stage", maximum=32)
+        if not KIND_PATTERN.fullmatch(kind):
+            raise BadRequest("stage must be a document kind: [a-z][a-z0-9_]{0,31}")
+        topic = stage_topic(self.identity.tenant, kind)
+        if topic not in self.stages:
+            await self.coedit.hub.join_topic(self.outbox, topic)
+            self.stages.add(topic)
+        present = await self.coedit.presence.backend.for_kind(self.identity.tenant, kind)
+        self.reply(rid, {"stage": kind, "presence": [e.public() for e in present]})
 
     async def _unsubscribe(self, message: dict[str, Any], rid: int | str) -> None:
+        if "stage" in message:
+            kind = require_str(message, "stage", maximum=32)
+            topic = stage_topic(self.identity.tenant, kind)
+            if topic in self.stages:
+                self.stages.discard(topic)
+                await self.coedit.hub.leave_topic(self.outbox, topic)
+            self.reply(rid, {"stage": kind})
+            return
         doc = require_doc(message)
         sub = self.subscriptions.pop(doc, None)
         if sub is not None:
             await self.coedit.hub.leave(sub)
+            self.presence_state.pop(doc, None)
+            await self.coedit.presence.leave(doc, self.id)
         self.reply(rid, {"doc": doc})
+
+    async def _presence(self, message: dict[str, Any], rid: int | str) -> None:
+        doc = require_doc(message)
+        if doc not in self.subscriptions:
+            raise BadRequest("subscribe to the document before setting presence on it")
+        state = validate_presence_state(message.get("state"))
+        kind = await self.coedit.store.kind_of(self.identity.tenant, doc)
+        self.presence_state[doc] = state
+        await self.coedit.presence.update(self._entry(doc, kind, state))
+        self.reply(rid, {"doc": doc})
+
+    async def _lock(self, message: dict[str, Any], rid: int | str) -> None:
+        doc = require_doc(message)
+        lock = await self.coedit.lock(
+            self.identity, self._ctx(message), self.id, doc, path=message.get("path"),
+            ttl_ms=message.get("ttl_ms"), force=message.get("force", False),
+        )
+        self.holds_locks = True
+        self.reply(rid, {"lock": lock})
+
+    async def _unlock(self, message: dict[str, Any], rid: int | str) -> None:
+        doc = require_doc(message)
+        lock = await self.coedit.unlock(self.identity, self._ctx(message), self.id, doc,
+                                        path=message.get("path"))
+        self.reply(rid, {"lock": lock})
 
     async def _patch(self, message: dict[str, Any], rid: int | str) -> None:
         doc = require_doc(message)
         result = await self.coedit.patch(
             self.identity, self._ctx(message), doc,
             base=message.get("base"), ops=message.get("ops"), key=message.get("key"),
+            session=self.id,
         )
         self.reply(rid, result.reply)
         await self.coedit.publish(result)

@@ -20,6 +20,7 @@ __all__ = [
     "require_doc",
     "require_int",
     "require_str",
+    "validate_presence_state",
 ]
 
 REQUEST_TYPES = frozenset(
@@ -81,3 +82,26 @@ def optional_int(message: dict[str, Any], field: str, *, minimum: int = 0) -> in
     if message.get(field) is None:
         return None
     return require_int(message, field, minimum=minimum)
+
+
+PRESENCE_STATUSES = ("viewing", "editing", "idle")
+MAX_PRESENCE_BYTES = 1024
+
+
+def validate_presence_state(state: Any) -> dict[str, Any]:
+    """A presence state: a map of at most 1 KiB as JSON; ``status`` and ``focus`` are known."""
+    if not isinstance(state, dict):
+        raise BadRequest("state must be a map")
+    try:
+        size = len(json.dumps(state, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"state is not JSON: {exc}") from None
+    if size > MAX_PRESENCE_BYTES:
+        raise BadRequest(f"state is {size} bytes as JSON; at most {MAX_PRESENCE_BYTES}")
+    status = state.get("status")
+    if status is not None and status not in PRESENCE_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(PRESENCE_STATUSES)}")
+    focus = state.get("focus")
+    if focus is not None and (not isinstance(focus, str) or (focus and focus[0] != "/")):
+        raise BadRequest("focus must be a JSON pointer")
+    return state

@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import msgpack
-import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from server.app import create_app
 from server.auth import TokenIssuer
 from server.config import Settings
+from server.runner import GracefulServer, uvicorn_config
 
 __all__ = ["RunningServer", "WsClient", "start_server"]
 
@@ -34,6 +34,7 @@ class RunningServer:
     settings: Settings
     port: int
     app: Any
+    server: GracefulServer
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -151,15 +152,18 @@ class WsClient:
                     self.pushes.append(message)
         return found
 
-    async def nothing_more(self, wait: float = 0.3) -> list[dict[str, Any]]:
-        """Whatever arrives within ``wait`` seconds (tests assert it is empty or not)."""
+    async def nothing_more(
+        self, wait: float = 0.3, *, ignore: tuple[str, ...] = ("presence",)
+    ) -> list[dict[str, Any]]:
+        """Whatever arrives within ``wait`` seconds, less the ``ignore``d types (presence diffs
+        by default, which come and go with other clients)."""
         extra = list(self.pushes)
         self.pushes.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 while True:
                     extra.append(await self.recv())
-        return extra
+        return [m for m in extra if m.get("type") not in ignore]
 
     async def closed_with(self, timeout: float = TIMEOUT) -> int | None:
         """Read until the server closes; the close code it sent."""
@@ -184,12 +188,9 @@ class WsClient:
 async def start_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Run ``create_app(settings)`` under uvicorn in this event loop, on a free port."""
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, ws="websockets-sansio", lifespan="on", log_level="warning",
-        ws_max_size=settings.max_frame_bytes, ws_ping_interval=None,
-        timeout_graceful_shutdown=2,
+    server = GracefulServer(
+        uvicorn_config(app, settings, host="127.0.0.1", port=0, log_level="warning")
     )
-    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(TIMEOUT):
@@ -199,7 +200,7 @@ async def start_server(settings: Settings) -> AsyncIterator[RunningServer]:
                     raise RuntimeError("server stopped during start-up")
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningServer(settings=settings, port=port, app=app)
+        yield RunningServer(settings=settings, port=port, app=app, server=server)
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):

@@ -1,0 +1,333 @@
+"""Edit locks: leases on a region of a document, stored beside the document itself.
+
+Why in the database and not in Redis: the check that a write does not touch someone else's
+region must happen in the same transaction as the write, against the same truth. A lock held
+only in Redis could expire, be re-granted and be written through between the check and the
+commit. Here a grant, a release and a write on one document all serialize on its row lock,
+and the fencing token comes from a per-document counter on that row, so it only ever grows.
+
+A lock is live while ``expires_at`` is ahead. Its holder's node renews it (one statement per
+node per interval, not per connection); when the node dies the renewals stop and any node's
+sweeper removes the lock once it expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.audit import Actor, AuditContext, EventDraft, append_event
+from persistence.database import Database
+from persistence.errors import BadRequest, Forbidden, Locked, NotFound
+from persistence.patching import parse_pointer, units_overlap
+from persistence.schema import documents, locks
+from persistence.timeutil import format_ts, utcnow
+
+__all__ = [
+    "DEFAULT_TTL_MS",
+    "Holder",
+    "LockChange",
+    "LockStore",
+    "check_write_locks",
+    "lock_from_row",
+]
+
+DEFAULT_TTL_MS = 30_000
+MIN_TTL_MS = 1_000
+MAX_TTL_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a lock: a connection (WebSocket session, or an HTTP client's pseudo-session)."""
+
+    session: str
+    user_id: str
+    user_name: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockChange:
+    """A lock that was granted or ended, for the caller to broadcast after commit."""
+
+    lock: dict[str, Any]
+    kind: str  # "locked" or "unlocked"
+    reason: str | None = None  # for unlocked: released, disconnected, expired, stolen
+    tenant: str = ""
+
+    def message(self) -> dict[str, Any]:
+        if self.kind == "locked":
+            return {"type": "locked", **self.lock}
+        return {"type": "unlocked", "doc": self.lock["doc"], "path": self.lock["path"],
+                "holder": self.lock["holder"], "reason": self.reason, "token": self.lock["token"]}
+
+
+def lock_from_row(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "doc": row.doc,
+        "path": row.path,
+        "holder": {"session": row.holder_session,
+                   "user": {"id": row.holder_user_id, "name": row.holder_user_name}},
+        "token": int(row.token),
+        "expires_at": format_ts(row.expires_at),
+    }
+
+
+def _paths_overlap(a: str, b: str) -> bool:
+    return units_overlap(a, b)
+
+
+async def check_write_locks(
+    conn: AsyncConnection, doc: str, paths: list[str], *, session: str | None,
+    lock_token: int | None, now: datetime,
+) -> None:
+    """Refuse (``locked``) a write that touches a live lock of another holder.
+
+    Runs inside the versioned write's transaction, after the document row was locked, so no
+    lock can be granted or stolen between this check and the commit.
+    """
+    rows = (
+        await conn.execute(select(locks).where(locks.c.doc == doc, locks.c.expires_at > now))
+    ).all()
+    for row in rows:
+        if session is not None and row.holder_session == session:
+            continue
+        if lock_token is not None and int(row.token) == lock_token:
+            continue
+        if any(_paths_overlap(row.path, path) for path in paths):
+            raise Locked(f"{row.path or 'the document'} is locked by {row.holder_user_name}",
+                         lock=lock_from_row(row))
+
+
+class LockStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _doc_row(self, conn: AsyncConnection, tenant: str, doc: str) -> Row[Any]:
+        row = (
+            await conn.execute(
+                select(documents.c.id, documents.c.kind, documents.c.lock_seq,
+                       documents.c.head_hash)
+                .where(documents.c.id == doc, documents.c.tenant == tenant)
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no document {doc!r}")
+        return row  # type: ignore[return-value]
+
+    async def _event(
+        self, conn: AsyncConnection, ctx: AuditContext, kind: str | None, event_type: str,
+        doc: str, data: dict[str, Any], now: datetime,
+    ) -> None:
+        await append_event(conn, ctx, EventDraft(event_type, doc, kind, None, data), ts=now)
+
+    async def acquire(
+        self, ctx: AuditContext, doc: str, path: Any, holder: Holder, *,
+        ttl_ms: Any = None, force: bool = False, may_force: bool = False,
+    ) -> tuple[dict[str, Any], list[LockChange]]:
+        """Grant or renew a lock; returns it and the changes to broadcast (grant, steals)."""
+        if not isinstance(path, str):
+            raise BadRequest("path must be a JSON pointer string ('' is the whole document)")
+        parse_pointer(path)
+        ttl = DEFAULT_TTL_MS if ttl_ms is None else ttl_ms
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_MS <= ttl <= MAX_TTL_MS:
+            raise BadRequest(f"ttl_ms must be an integer from {MIN_TTL_MS} to {MAX_TTL_MS}")
+        if force and not may_force:
+            raise Forbidden("only an admin may take a lock by force")
+        changes: list[LockChange] = []
+        async with self.db.transaction() as conn:
+            row = await self._doc_row(conn, ctx.tenant, doc)
+            now = utcnow()
+            changes += await self._expire_doc(conn, ctx, row.kind, doc, now)
+            live = (await conn.execute(select(locks).where(locks.c.doc == doc))).all()
+            expires = now + timedelta(milliseconds=ttl)
+            mine = next((r for r in live if r.path == path and r.holder_session == holder.session),
+                        None)
+            if mine is not None:
+                await conn.execute(
+                    update(locks).where(locks.c.doc == doc, locks.c.path == path)
+                    .values(expires_at=expires, ttl_ms=ttl)
+                )
+                lock = lock_from_row(mine) | {"expires_at": format_ts(expires)}
+                return lock, changes
+            blocking = [r for r in live
+                        if r.holder_session != holder.session and _paths_overlap(r.path, path)]
+            if blocking and not force:
+                raise Locked(f"{blocking[0].path or 'the document'} is locked by "
+                             f"{blocking[0].holder_user_name}", lock=lock_from_row(blocking[0]))
+            for old in blocking:
+                await conn.execute(
+                    delete(locks).where(locks.c.doc == doc, locks.c.path == old.path)
+                )
+                stolen = lock_from_row(old)
+                await self._event(conn, ctx, row.kind, "lock.stolen", doc,
+                                  {"path": old.path, "token": int(old.token),
+                                   "holder": stolen["holder"]}, now)
+                changes.append(LockChange(stolen, "unlocked", "stolen", ctx.tenant))
+            # A lock of the same holder on an overlapping path is replaced by the new one.
+            for own in live:
+                if (own.holder_session == holder.session and own.path != path
+                        and _paths_overlap(own.path, path)):
+                    await conn.execute(
+                        delete(locks).where(locks.c.doc == doc, locks.c.path == own.path)
+                    )
+            token = int(row.lock_seq) + 1
+            await conn.execute(update(documents).where(documents.c.id == doc)
+                               .values(lock_seq=token))
+            await conn.execute(
+                locks.insert().values(
+                    doc=doc, path=path, tenant=ctx.tenant, holder_session=holder.session,
+                    holder_user_id=holder.user_id, holder_user_name=holder.user_name,
+                    node=holder.node, token=token, ttl_ms=ttl, acquired_at=now,
+                    expires_at=expires,
+                )
+            )
+            await self._event(conn, ctx, row.kind, "lock.acquired", doc,
+                              {"path": path, "token": token, "ttl_ms": ttl,
+                               "session": holder.session}, now)
+            lock = {
+                "doc": doc, "path": path,
+                "holder": {"session": holder.session,
+                           "user": {"id": holder.user_id, "name": holder.user_name}},
+                "token": token, "expires_at": format_ts(expires),
+            }
+        changes.append(LockChange(lock, "locked", None, ctx.tenant))
+        return lock, changes
+
+    async def release(
+        self, ctx: AuditContext, doc: str, path: Any, holder_session: str
+    ) -> LockChange:
+        if not isinstance(path, str):
+            raise BadRequest("path must be a JSON pointer string")
+        async with self.db.transaction() as conn:
+            row = await self._doc_row(conn, ctx.tenant, doc)
+            held = (
+                await conn.execute(
+                    select(locks).where(locks.c.doc == doc, locks.c.path == path,
+                                        locks.c.holder_session == holder_session)
+                )
+            ).first()
+            if held is None:
+                raise NotFound(f"you hold no lock on {path!r}")
+            await conn.execute(delete(locks).where(locks.c.doc == doc, locks.c.path == path))
+            now = utcnow()
+            await self._event(conn, ctx, row.kind, "lock.released", doc,
+                              {"path": path, "token": int(held.token), "reason": "released"}, now)
+        return LockChange(lock_from_row(held), "unlocked", "released", ctx.tenant)
+
+    async def release_session(self, ctx: AuditContext, holder_session: str) -> list[LockChange]:
+        """Everything a closing connection held ends at once (reason ``disconnected``)."""
+        async with self.db.reader() as conn:
+            held = (
+                await conn.execute(
+                    select(locks.c.doc).where(locks.c.holder_session == holder_session)
+                )
+            ).all()
+        changes: list[LockChange] = []
+        for (doc,) in {(r.doc,) for r in held}:
+            async with self.db.transaction() as conn:
+                try:
+                    row = await self._doc_row(conn, ctx.tenant, doc)
+                except NotFound:
+                    continue
+                gone = (
+                    await conn.execute(
+                        delete(locks)
+                        .where(locks.c.doc == doc, locks.c.holder_session == holder_session)
+                        .returning(*locks.c)
+                    )
+                ).all()
+                now = utcnow()
+                for lock_row in gone:
+                    await self._event(conn, ctx, row.kind, "lock.released", doc,
+                                      {"path": lock_row.path, "token": int(lock_row.token),
+                                       "reason": "disconnected"}, now)
+                    changes.append(LockChange(lock_from_row(lock_row), "unlocked",
+                                              "disconnected", ctx.tenant))
+        return changes
+
+    async def renew(self, sessions: list[str], node: str) -> int:
+        """Extend every lock held by ``sessions`` of ``node`` by its own ttl (one statement
+        per distinct ttl, normally one)."""
+        if not sessions:
+            return 0
+        renewed = 0
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            ttls = (
+                await conn.execute(
+                    select(locks.c.ttl_ms).distinct()
+                    .where(locks.c.node == node, locks.c.holder_session.in_(sessions),
+                           locks.c.expires_at > now)
+                )
+            ).scalars().all()
+            for ttl in ttls:
+                result = await conn.execute(
+                    update(locks)
+                    .where(locks.c.node == node, locks.c.holder_session.in_(sessions),
+                           locks.c.ttl_ms == ttl, locks.c.expires_at > now)
+                    .values(expires_at=now + timedelta(milliseconds=int(ttl)))
+                )
+                renewed += int(result.rowcount or 0)
+        return renewed
+
+    async def sweep_expired(self) -> list[LockChange]:
+        """Remove locks whose lease ran out (their holder vanished); any node may run this."""
+        now = utcnow()
+        async with self.db.reader() as conn:
+            docs = (
+                await conn.execute(
+                    select(locks.c.doc, locks.c.tenant).distinct()
+                    .where(locks.c.expires_at <= now)
+                )
+            ).all()
+        changes: list[LockChange] = []
+        system = Actor("system", "coedit", "system")
+        for doc, tenant in docs:
+            ctx = AuditContext(system, tenant, "system")
+            async with self.db.transaction() as conn:
+                try:
+                    row = await self._doc_row(conn, tenant, doc)
+                except NotFound:
+                    continue
+                changes += await self._expire_doc(conn, ctx, row.kind, doc, utcnow())
+        return changes
+
+    async def _expire_doc(
+        self, conn: AsyncConnection, ctx: AuditContext, kind: str, doc: str, now: datetime
+    ) -> list[LockChange]:
+        gone = (
+            await conn.execute(
+                delete(locks).where(locks.c.doc == doc, locks.c.expires_at <= now)
+                .returning(*locks.c)
+            )
+        ).all()
+        system_ctx = AuditContext(Actor("system", "coedit", "system"), ctx.tenant, "system",
+                                  ctx.correlation_id)
+        changes = []
+        for lock_row in gone:
+            await self._event(conn, system_ctx, kind, "lock.expired", doc,
+                              {"path": lock_row.path, "token": int(lock_row.token),
+                               "holder": lock_from_row(lock_row)["holder"]}, now)
+            changes.append(LockChange(lock_from_row(lock_row), "unlocked", "expired",
+                                      ctx.tenant))
+        return changes
+
+    async def live(self, tenant: str, doc: str) -> list[dict[str, Any]]:
+        async with self.db.reader() as conn:
+            rows = (
+                await conn.execute(
+                    select(locks)
+                    .where(locks.c.doc == doc, locks.c.tenant == tenant,
+                           locks.c.expires_at > utcnow())
+                    .order_by(locks.c.path)
+                )
+            ).all()
+        return [lock_from_row(row) for row in rows]

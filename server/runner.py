@@ -1,0 +1,84 @@
+"""Running the app under uvicorn with a graceful stop.
+
+uvicorn's own shutdown closes every WebSocket with 1012 before the app hears of it, so the
+app could not release presence and locks first or say "going away" (1001), which is what tells
+a client to reconnect to another node and resume with ``since``. On SIGTERM or SIGINT this
+server first stops accepting connections, lets every session release what it holds and close
+with 1001, and only then lets uvicorn finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+
+from server.config import Settings
+
+__all__ = ["GracefulServer", "uvicorn_config"]
+
+log = logging.getLogger(__name__)
+
+GOING_AWAY = 1001
+
+
+def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int,
+                   log_level: str = "info") -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws="websockets-sansio",
+        # The protocol's frame limit: uvicorn closes with 1009 past it, before buffering it.
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=None,  # presence uses data-frame heartbeats, not pings
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        proxy_headers=True,
+    )
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining or not self.started or self._loop is None:
+            super().handle_exit(sig, frame)  # a second signal: stop now
+            return
+        self._draining = True
+        self._loop.call_soon_threadsafe(
+            lambda: self._loop.create_task(self._drain_then_exit(sig, frame))  # type: ignore[union-attr]
+        )
+
+    async def drain(self) -> None:
+        """Stop accepting, then close every session with 1001 after it released its state."""
+        for server in self.servers:
+            server.close()
+        app = self.config.loaded_app
+        coedit = None
+        while app is not None and coedit is None:
+            state = getattr(app, "state", None)
+            coedit = getattr(state, "coedit", None) if state is not None else None
+            app = getattr(app, "app", None)
+        if coedit is not None:
+            log.info("draining %d sessions before shutdown", len(coedit.sessions))
+            await coedit.close_sessions(GOING_AWAY)
+
+    async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        try:
+            await self.drain()
+        except Exception:
+            log.exception("graceful drain failed; shutting down anyway")
+        super().handle_exit(sig, frame)
