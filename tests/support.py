@@ -92,6 +92,18 @@ class WsClient:
         self._ids = itertools.count(1)
         self.pushes: list[dict[str, Any]] = []  # everything that was not a reply
         self.welcome: dict[str, Any] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def keep_alive(self, every: float) -> None:
+        """Send a heartbeat every ``every`` seconds until closed (for short server intervals)."""
+
+        async def beat() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    await self.send({"type": "heartbeat"})
+                    await asyncio.sleep(every)
+
+        self._heartbeat = asyncio.create_task(beat())
 
     async def send(self, message: Any) -> None:
         if self.binary:
@@ -116,7 +128,9 @@ class WsClient:
                     return message
                 self.pushes.append(message)
 
-    async def request(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+    async def request(
+        self, kind: str, /, timeout: float = TIMEOUT, **fields: Any
+    ) -> dict[str, Any]:
         """Send a request and return its reply (``ok`` or ``error``); pushes are kept."""
         rid = next(self._ids)
         await self.send({"type": kind, "id": rid, **fields})
@@ -127,7 +141,7 @@ class WsClient:
                     return message
                 self.pushes.append(message)
 
-    async def ok(self, kind: str, **fields: Any) -> dict[str, Any]:
+    async def ok(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         reply = await self.request(kind, **fields)
         if reply["type"] != "ok":
             raise AssertionError(f"{kind} failed: {reply}")
@@ -174,6 +188,8 @@ class WsClient:
         return self.conn.close_code
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.conn.close(), TIMEOUT)
 

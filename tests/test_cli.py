@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -18,20 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from persistence.migrate import head_revision
 from tests.conftest import PostgresDatabases
-
-COEDIT = str(Path(sys.executable).parent / "coedit")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COEDIT_")}
-    env.update(values)
-    return env
+from tests.processes import COEDIT, NodeProcess, clean_env, free_port
 
 
 async def _run(*args: str, env: dict[str, str], cwd: Path | None = None) -> tuple[int, str]:
@@ -45,39 +28,17 @@ async def _run(*args: str, env: dict[str, str], cwd: Path | None = None) -> tupl
 
 @asynccontextmanager
 async def _serve(env: dict[str, str], cwd: Path) -> AsyncIterator[str]:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        COEDIT, "serve", "--host", "127.0.0.1", "--port", str(port), env=env, cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    node = NodeProcess(env, cwd)
     try:
-        async with httpx.AsyncClient(timeout=2) as http:
-            async with asyncio.timeout(30):
-                while True:
-                    if proc.returncode is not None:
-                        err = await proc.stderr.read() if proc.stderr else b""
-                        raise AssertionError(f"coedit serve exited: {err.decode()[-2000:]}")
-                    try:
-                        if (await http.get(f"{url}/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.1)
-        yield url
+        await node.start()
+        yield node.url
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await asyncio.wait_for(proc.wait(), 5)
+        await node.stop()
 
 
 async def test_serve_runs_on_the_embedded_default(tmp_path: Path) -> None:
     """With no configuration, serve creates ./coedit.db, answers health checks and dev login."""
-    async with _serve(_env(), tmp_path) as url, httpx.AsyncClient(timeout=5) as http:
+    async with _serve(clean_env(), tmp_path) as url, httpx.AsyncClient(timeout=5) as http:
         assert (await http.get(f"{url}/readyz")).json()["ok"] is True
         login = await http.post(f"{url}/api/dev/login", json={"name": "ann", "role": "analyst"})
         assert login.status_code == 200
@@ -95,7 +56,7 @@ async def test_two_nodes_starting_at_once_migrate_one_postgres_safely(
 ) -> None:
     """Two serve processes on an empty database both come up; the schema is at head once."""
     url = await postgres.empty()
-    env = _env(COEDIT_DATABASE_URL=url)
+    env = clean_env(COEDIT_DATABASE_URL=url)
     async with AsyncExitStack() as stack:
         nodes = await asyncio.gather(  # both processes race to migrate the empty database
             stack.enter_async_context(_serve(env, tmp_path)),
@@ -115,7 +76,7 @@ async def test_two_nodes_starting_at_once_migrate_one_postgres_safely(
 
 async def test_migrate_brings_an_empty_database_to_head_and_is_repeatable(tmp_path: Path) -> None:
     """``coedit migrate`` creates the schema and running it again changes nothing."""
-    env = _env(COEDIT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    env = clean_env(COEDIT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/m.db")
     for _ in range(2):
         code, out = await _run("migrate", env=env)
         assert code == 0, out
@@ -136,7 +97,7 @@ async def test_bad_configuration_stops_start_up_naming_the_variable(
     tmp_path: Path, variable: str, value: str
 ) -> None:
     """A malformed setting exits non-zero with a message that names the variable to fix."""
-    code, out = await _run("serve", "--port", str(_free_port()), env=_env(**{variable: value}),
+    code, out = await _run("serve", "--port", str(free_port()), env=clean_env(**{variable: value}),
                            cwd=tmp_path)
     assert code != 0
     assert variable in out

@@ -1,0 +1,211 @@
+"""Several real ``coedit serve`` processes on one PostgreSQL and one Redis behave as one server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from server.auth import TokenIssuer
+from tests.conftest import PostgresDatabases
+from tests.processes import NodeProcess, clean_env
+from tests.support import TIMEOUT, WsClient
+
+SECRET = "cluster-test-secret-long-enough-for-hs256-signing"
+HEARTBEAT_MS = 500
+REDIS_URL = os.environ.get("COEDIT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+class Cluster:
+    def __init__(self, nodes: list[NodeProcess]) -> None:
+        self.nodes = nodes
+        self.issuer = TokenIssuer(SECRET, dev_auth=False)
+
+    def token(self, user: str, *, roles: list[str] | None = None) -> str:
+        return self.issuer.mint(user=user, name=user.title(), roles=roles or ["analyst"],
+                                tenant="acme")
+
+    async def connect(self, node: int, token: str) -> WsClient:
+        conn = await asyncio.wait_for(
+            websockets.connect(f"{self.nodes[node].ws_url}?token={token}", max_size=None),
+            TIMEOUT,
+        )
+        client = WsClient(conn)
+        client.welcome = await client.recv_type("welcome")
+        client.keep_alive(HEARTBEAT_MS / 3000)
+        return client
+
+
+def node_env(database_url: str, prefix: str, index: int) -> dict[str, str]:
+    return clean_env(
+        COEDIT_DATABASE_URL=database_url, COEDIT_REDIS_URL=REDIS_URL, COEDIT_SECRET=SECRET,
+        COEDIT_AUTH="token", COEDIT_KEY_PREFIX=prefix, COEDIT_NODE_ID=f"node{index}",
+        COEDIT_HEARTBEAT_MS=str(HEARTBEAT_MS),
+    )
+
+
+@pytest.fixture
+async def cluster(postgres: PostgresDatabases, tmp_path: Path) -> AsyncIterator[Cluster]:
+    url = await postgres.fresh()
+    prefix = f"coedit-cluster-{uuid.uuid4().hex[:8]}"
+    nodes = [NodeProcess(node_env(url, prefix, i), tmp_path) for i in range(3)]
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        yield Cluster(nodes)
+    finally:
+        await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
+
+
+async def _create(client: WsClient, state: dict[str, Any]) -> str:
+    reply = await client.ok("create", kind="memo", title="Cluster memo", state=state)
+    return str(reply["document"]["id"])
+
+
+async def test_deltas_from_every_node_reach_every_node_once_in_order(cluster: Cluster) -> None:
+    """Writers on three nodes; subscribers on three nodes each see 2..N exactly once, in order."""
+    token = cluster.token("ann")
+    writers = [await cluster.connect(i, token) for i in range(3)]
+    watchers = [await cluster.connect(i % 3, token) for i in range(6)]
+    per_writer = 20
+    try:
+        doc = await _create(writers[0], {f"w{i}": 0 for i in range(3)})
+        for watcher in watchers:
+            await watcher.ok("subscribe", doc=doc)
+
+        async def write(index: int, client: WsClient) -> None:
+            base = 1
+            for n in range(per_writer):
+                reply = await client.ok("patch", doc=doc, base=base,
+                                        ops=[{"op": "replace", "path": f"/w{index}",
+                                              "value": n + 1}])
+                base = reply["version"]
+
+        await asyncio.wait_for(asyncio.gather(*(write(i, c) for i, c in enumerate(writers))),
+                               60)
+        total = 3 * per_writer
+        for watcher in watchers:
+            deltas = await watcher.deltas(doc, total, timeout=20)
+            assert [d["version"] for d in deltas] == list(range(2, total + 2))
+            assert await watcher.nothing_more(0.3) == []
+        final = await watchers[0].ok("subscribe", doc=doc)
+        assert final["state"] == {f"w{i}": per_writer for i in range(3)}
+    finally:
+        for client in writers + watchers:
+            await client.close()
+
+
+async def test_presence_is_shared_across_nodes(cluster: Cluster) -> None:
+    """A session on node 1 joins, updates and leaves in the view of a subscriber on node 0."""
+    alice = await cluster.connect(0, cluster.token("alice"))
+    bob = await cluster.connect(1, cluster.token("bob"))
+    try:
+        doc = await _create(alice, {})
+        await alice.ok("subscribe", doc=doc)
+        reply = await bob.ok("subscribe", doc=doc)
+        assert [e["user"]["id"] for e in reply["presence"]] == ["alice"]
+        join = await _presence_with(alice, "joins", "bob")
+        assert join["node"] == "node1" and join["state"] == {"status": "viewing"}
+        await bob.ok("presence", doc=doc, state={"status": "editing", "focus": "/a"})
+        update = await _presence_with(alice, "updates", "bob")
+        assert update["state"] == {"status": "editing", "focus": "/a"}
+        await bob.ok("unsubscribe", doc=doc)
+        await _presence_with(alice, "leaves", "bob")
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def _presence_with(client: WsClient, group: str, user: str,
+                         timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The entry of ``user`` in the next presence diff that lists it under ``group``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await client.recv_type("presence")
+            for entry in message[group]:
+                if entry["user"]["id"] == user:
+                    return entry  # type: ignore[no-any-return]
+
+
+async def test_locks_are_consistent_across_nodes(cluster: Cluster) -> None:
+    """A lock taken on node 1 blocks locks and writes on node 0; tokens grow across nodes."""
+    alice = await cluster.connect(0, cluster.token("alice"))
+    bob = await cluster.connect(1, cluster.token("bob"))
+    try:
+        doc = await _create(alice, {"a": 1, "b": 1})
+        await alice.ok("subscribe", doc=doc)
+        granted = (await bob.ok("lock", doc=doc, path="/a"))["lock"]
+        announced = await alice.recv_type("locked")
+        assert announced["token"] == granted["token"] and announced["path"] == "/a"
+        refused = await alice.request("lock", doc=doc, path="")
+        assert refused["code"] == "locked" and refused["lock"]["token"] == granted["token"]
+        write = await alice.request("patch", doc=doc, base=1,
+                                    ops=[{"op": "replace", "path": "/a", "value": 2}])
+        assert write["code"] == "locked"
+        mine = (await alice.ok("lock", doc=doc, path="/b"))["lock"]
+        assert mine["token"] > granted["token"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_killed_node_frees_its_presence_and_locks(cluster: Cluster) -> None:
+    """SIGKILL of node 1: its session leaves within 3 intervals and its lock expires in its ttl."""
+    alice = await cluster.connect(0, cluster.token("alice"))
+    bob = await cluster.connect(1, cluster.token("bob"))
+    try:
+        doc = await _create(alice, {"a": 1})
+        await alice.ok("subscribe", doc=doc)
+        await bob.ok("subscribe", doc=doc)
+        await _presence_with(alice, "joins", "bob")
+        ttl_ms = 2000
+        await bob.ok("lock", doc=doc, path="/a", ttl_ms=ttl_ms)
+        await alice.recv_type("locked")
+        if bob._heartbeat is not None:
+            bob._heartbeat.cancel()
+        await bob.send({"type": "heartbeat"})
+        last_sign_of_life = time.monotonic()
+        await cluster.nodes[1].kill()
+        await _presence_with(alice, "leaves", "bob", timeout=10)
+        left_after = time.monotonic() - last_sign_of_life
+        unlocked = await alice.recv_type("unlocked", timeout=10)
+        unlocked_after = time.monotonic() - last_sign_of_life
+        assert left_after <= 3 * HEARTBEAT_MS / 1000 + 0.5, left_after
+        assert unlocked["reason"] == "expired" and unlocked["path"] == "/a"
+        assert unlocked_after <= ttl_ms / 1000 + 1.5, unlocked_after
+        retaken = await alice.ok("lock", doc=doc, path="/a")
+        assert retaken["lock"]["holder"]["user"]["id"] == "alice"
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_stopping_node_releases_and_closes_with_1001(cluster: Cluster) -> None:
+    """SIGTERM of node 1: its client gets 1001 after its presence and locks were released."""
+    alice = await cluster.connect(0, cluster.token("alice"))
+    bob = await cluster.connect(1, cluster.token("bob"))
+    try:
+        doc = await _create(alice, {"a": 1})
+        await alice.ok("subscribe", doc=doc)
+        await bob.ok("subscribe", doc=doc)
+        await bob.ok("lock", doc=doc, path="/a", ttl_ms=60_000)
+        await alice.recv_type("locked")
+        stopping = asyncio.create_task(cluster.nodes[1].stop())
+        assert await bob.closed_with(timeout=15) == 1001
+        unlocked = await alice.recv_type("unlocked")
+        assert unlocked["reason"] == "disconnected"
+        await _presence_with(alice, "leaves", "bob")
+        assert await asyncio.wait_for(stopping, 20) in (0, -15)  # uvicorn re-raises SIGTERM
+        # Bob resumes on another node from the version he had.
+        bob = await cluster.connect(2, cluster.token("bob"))
+        reply = await bob.ok("subscribe", doc=doc, since=1)
+        assert reply["version"] == 1
+    finally:
+        await alice.close()
+        await bob.close()
