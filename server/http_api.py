@@ -186,7 +186,7 @@ async def get_document(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
     doc = request.path_params["doc"]
-    version = _int_param(request, "version", minimum=1)
+    version = _int_param(request, "version", minimum=0)
     at_raw = request.query_params.get("at")
     if version is not None and at_raw:
         raise BadRequest("give version or at, not both")
