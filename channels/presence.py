@@ -87,8 +87,8 @@ class PresenceBackend(ABC):
     async def for_kind(self, tenant: str, kind: str) -> list[PresenceEntry]: ...
 
     @abstractmethod
-    async def node_alive(self, node: str, ttl_ms: int) -> None:
-        """Refresh ``node``'s liveness for ``ttl_ms``."""
+    async def node_alive(self, node: str, ttl_ms: int) -> bool:
+        """Refresh ``node``'s liveness for ``ttl_ms``; False if it had lapsed (or was lost)."""
 
     @abstractmethod
     async def dead_nodes(self) -> list[str]: ...
@@ -126,8 +126,8 @@ class MemoryPresence(PresenceBackend):
         return [e for entries in self._by_doc.values() for e in entries.values()
                 if e.kind == kind and e.tenant == tenant]
 
-    async def node_alive(self, node: str, ttl_ms: int) -> None:
-        return None
+    async def node_alive(self, node: str, ttl_ms: int) -> bool:
+        return True
 
     async def dead_nodes(self) -> list[str]:
         return []
@@ -189,11 +189,12 @@ class RedisPresence(PresenceBackend):
         raw = await self._r.hgetall(self._kind(tenant, kind))
         return [PresenceEntry.loads(v) for v in raw.values()]
 
-    async def node_alive(self, node: str, ttl_ms: int) -> None:
+    async def node_alive(self, node: str, ttl_ms: int) -> bool:
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.set(f"{self._p}:alive:{node}", b"1", px=ttl_ms)
+            pipe.set(f"{self._p}:alive:{node}", b"1", px=ttl_ms, get=True)
             pipe.sadd(f"{self._p}:nodes", node)
-            await pipe.execute()
+            previous, _ = await pipe.execute()
+        return previous is not None
 
     async def dead_nodes(self) -> list[str]:
         nodes = [n.decode() if isinstance(n, bytes) else str(n)
@@ -230,6 +231,9 @@ class Presence:
         self.node = node
         self.heartbeat_ms = heartbeat_ms
         self._tasks: list[asyncio.Task[None]] = []
+        # This node's own entries, to write back if the backend lost them (Redis restarted,
+        # or other nodes reaped this one during a long pause).
+        self._local: dict[tuple[str, str], PresenceEntry] = {}
 
     async def start(self) -> None:
         await self.backend.node_alive(self.node, self._liveness_ms)
@@ -253,7 +257,9 @@ class Presence:
         while True:
             await asyncio.sleep(self.heartbeat_ms / 2000)
             try:
-                await self.backend.node_alive(self.node, self._liveness_ms)
+                if not await self.backend.node_alive(self.node, self._liveness_ms):
+                    for entry in list(self._local.values()):
+                        await self.backend.put(entry)
             except Exception:
                 log.warning("could not refresh this node's presence liveness", exc_info=True)
 
@@ -273,15 +279,18 @@ class Presence:
                 log.warning("presence reaping failed; will retry", exc_info=True)
 
     async def join(self, entry: PresenceEntry) -> None:
+        self._local[(entry.doc, entry.session)] = entry
         await self.backend.put(entry)
         await self._announce(joins=[entry])
 
     async def update(self, entry: PresenceEntry) -> None:
+        self._local[(entry.doc, entry.session)] = entry
         await self.backend.put(entry)
         await self._announce(updates=[entry])
 
     async def leave(self, doc: str, session: str) -> None:
-        entry = await self.backend.remove(doc, session)
+        known = self._local.pop((doc, session), None)
+        entry = await self.backend.remove(doc, session) or known
         if entry is not None:
             await self._announce(leaves=[entry])
 

@@ -95,9 +95,11 @@ class RedisBroker(Broker):
                 await self._pubsub.unsubscribe(channel)
 
     async def publish(self, channel: str, data: bytes) -> None:
+        self._handler()
         await self._client.publish(channel, data)
 
     async def ping(self) -> None:
+        self._handler()
         await self._client.ping()
 
     # -- the reader -----------------------------------------------------------------------

@@ -375,6 +375,15 @@ class DocumentStore:
             raise NotFound(f"no document {doc_id!r}")
         return _document_from_row(row)
 
+    async def tenant_of(self, doc_id: str) -> str:
+        """The tenant a document belongs to (operator tools only; the API is tenant-scoped)."""
+        async with self.db.reader() as conn:
+            tenant = (await conn.execute(
+                select(documents.c.tenant).where(documents.c.id == doc_id))).scalar()
+        if tenant is None:
+            raise NotFound(f"no document {doc_id!r}")
+        return str(tenant)
+
     async def kind_of(self, tenant: str, doc_id: str) -> str:
         """The kind of a document of ``tenant``; ``not_found`` for anything else."""
         async with self.db.reader() as conn:

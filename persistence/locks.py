@@ -30,6 +30,7 @@ from persistence.timeutil import format_ts, utcnow
 
 __all__ = [
     "DEFAULT_TTL_MS",
+    "MIN_TTL_MS",
     "Holder",
     "LockChange",
     "LockStore",

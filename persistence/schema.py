@@ -23,13 +23,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "UTCDateTime",
+    "archived_events",
     "chains",
     "documents",
+    "event_archives",
     "events",
     "idempotency_keys",
     "locks",
@@ -170,6 +173,32 @@ locks = Table(
     Index("ix_locks_expires", "expires_at"),
     Index("ix_locks_holder", "holder_session"),
     Index("ix_locks_node", "node"),
+)
+
+# Archive files written by `coedit archive`: one per tenant and month.
+event_archives = Table(
+    "event_archives",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(128), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "month", name="uq_event_archives_tenant_month"),
+)
+
+# The mark on each archived event; the database lets an event be deleted only once marked.
+archived_events = Table(
+    "archived_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("archive_id", Integer, nullable=False),
+    Index("ix_archived_events_archive", "archive_id"),
 )
 
 # Hash-chain heads of events that belong to no document (one chain per tenant).

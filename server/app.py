@@ -14,18 +14,22 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import web
 from channels.broker import Broker, MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence, PresenceBackend, RedisPresence
+from channels.streams import EventStreams
 from persistence.database import Database
 from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, CoeditError, NotFound
+from persistence.events import EventLog
 from persistence.locks import LockStore
 from persistence.migrate import upgrade
 from server.auth import TokenIssuer
@@ -56,6 +60,28 @@ def make_broker(settings: Settings) -> tuple[Broker, PresenceBackend]:
     )
 
 
+class TransportHandle:
+    """Remember how to abort a WebSocket's transport (uvicorn only; elsewhere a no-op).
+
+    A peer that stopped reading can never receive a close frame: uvicorn waits for the socket
+    to drain before writing one, and closes the transport gracefully, which also waits. The
+    session uses this handle to drop such a connection after a grace period instead of
+    keeping its buffers forever. It sits outside Starlette's own wrappers to see uvicorn's
+    ``send``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            abort = getattr(transport, "abort", None)
+            if callable(abort):
+                scope["coedit.abort"] = abort
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
     settings = settings or Settings.from_env()
     if settings.secret == DEV_SECRET:
@@ -74,10 +100,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)
         presence = Presence(presence_backend, hub, node=settings.node_id,
                             heartbeat_ms=settings.heartbeat_ms)
+        event_log = EventLog(db)
         coedit = Coedit(
             settings=settings, db=db, store=store, locks=LockStore(db), hub=hub,
-            presence=presence, tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth),
-            metrics=Metrics(),
+            presence=presence, events=event_log, streams=EventStreams(event_log, hub),
+            tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth), metrics=Metrics(),
         )
         app.state.coedit = coedit
         await hub.start()
@@ -89,6 +116,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             # Sessions still open (no graceful drain ran) release what they hold first.
             await coedit.close_sessions(1001, within=5.0)
             await coedit.stop_background()
+            await coedit.streams.stop()
             await presence.stop()
             await hub.stop()
             await db.dispose()
@@ -115,6 +143,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(TransportHandle)],
     )
     app.state.settings = settings
     return app

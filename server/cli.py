@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
 
+from persistence.archive import ArchiveError, Archiver
+from persistence.database import Database
+from persistence.documents import DocumentStore
 from persistence.errors import CoeditError
+from persistence.events import EventFilter, EventLog
+from persistence.migrate import upgrade
 from server.config import ConfigError, Settings
 
 __all__ = ["main"]
@@ -62,6 +71,103 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m`` or ``45s``."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise argparse.ArgumentTypeError("use a number and a unit: 90d, 12h, 30m or 45s")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+def _with_db(job: Callable[[Database], Awaitable[int]]) -> int:
+    settings = _settings()
+
+    async def run() -> int:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        try:
+            return await job(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _archive(args: argparse.Namespace) -> int:
+    async def job(db: Database) -> int:
+        archiver = Archiver(db, Path(args.dir))
+        try:
+            results = await archiver.archive(older_than=args.older_than, purge=args.purge)
+        except ArchiveError as exc:
+            print(f"coedit: archive failed, nothing was removed: {exc}", file=sys.stderr)
+            return 1
+        for result in results:
+            print(f"{result.tenant}\t{result.month}\t{result.count} events\t{result.file}"
+                  f"\t{'purged' if result.purged else 'kept'}")
+        print(f"coedit: archived {sum(r.count for r in results)} events "
+              f"in {len(results)} files", file=sys.stderr)
+        return 0
+
+    return _with_db(job)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    async def job(db: Database) -> int:
+        reports = await Archiver(db, Path(".")).verify(args.tenant)
+        broken = 0
+        for report in reports:
+            state = "ok" if report.ok else "BROKEN"
+            print(f"{report.tenant}\t{state}\t{report.events} events "
+                  f"({report.archived} from archives)")
+            for problem in report.broken:
+                broken += 1
+                print(f"  {json.dumps(problem)}")
+        return 1 if broken else 0
+
+    return _with_db(job)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    async def job(db: Database) -> int:
+        store = DocumentStore(db)
+        try:
+            tenant = await store.tenant_of(args.doc)
+            document = await store.state_at(tenant, args.doc, version=args.version)
+        except CoeditError as exc:
+            print(f"coedit: {exc.message}", file=sys.stderr)
+            return 1
+        print(json.dumps(document["state"] if args.state_only else document, indent=2,
+                         ensure_ascii=False))
+        return 0
+
+    return _with_db(job)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    async def job(db: Database) -> int:
+        log = EventLog(db)
+        flt = EventFilter.parse(kinds=args.kind, types=args.type, docs=args.doc,
+                                actors=args.actor)
+        position = args.since if args.since is not None else await log.head(args.tenant)
+        while True:
+            found, position, more = await log.read(args.tenant, after=position, flt=flt)
+            for event in found:
+                if args.json:
+                    print(json.dumps(event, ensure_ascii=False), flush=True)
+                else:
+                    print(f"{event['seq']}\t{event['ts']}\t{event['type']}\t"
+                          f"{event['kind'] or '-'}\t{event['doc'] or '-'}\t"
+                          f"v{event['version'] or '-'}\t{event['actor']['name']}", flush=True)
+            if not more:
+                await asyncio.sleep(args.interval)
+
+    try:
+        return _with_db(job)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coedit", description="Real-time collaboration server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,12 +189,45 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--tenant", default="default")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
     token.set_defaults(run=_token)
+
+    archive = commands.add_parser(
+        "archive", help="move whole months of old events to compressed JSON Lines files")
+    archive.add_argument("--older-than", type=_duration, required=True,
+                         help="archive months that ended this long ago, e.g. 90d")
+    archive.add_argument("--dir", default=os.environ.get("COEDIT_ARCHIVE_DIR", "archive"),
+                         help="where the files go (COEDIT_ARCHIVE_DIR, default ./archive)")
+    archive.add_argument("--purge", action="store_true",
+                         help="delete the archived events from the database once verified")
+    archive.set_defaults(run=_archive)
+
+    verify = commands.add_parser("verify", help="check hash chains over live and archived events")
+    verify.add_argument("--tenant")
+    verify.set_defaults(run=_verify)
+
+    replay = commands.add_parser("replay", help="print a document as it was at a version")
+    replay.add_argument("doc")
+    replay.add_argument("--version", type=int, required=True)
+    replay.add_argument("--state-only", action="store_true", help="print only the state")
+    replay.set_defaults(run=_replay)
+
+    tail = commands.add_parser("tail", help="follow the audit events of a tenant")
+    tail.add_argument("--tenant", default="default")
+    tail.add_argument("--kind", action="append")
+    tail.add_argument("--type", action="append", help="an event type or a prefix like lock.*")
+    tail.add_argument("--doc", action="append")
+    tail.add_argument("--actor", action="append")
+    tail.add_argument("--since", type=int, help="start after this seq (default: now)")
+    tail.add_argument("--interval", type=float, default=0.25, help="seconds between polls")
+    tail.add_argument("--json", action="store_true", help="one JSON event per line")
+    tail.set_defaults(run=_tail)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Operator commands print results on stdout; only the server logs at INFO.
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     code: int = args.run(args)
     return code
 

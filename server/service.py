@@ -19,11 +19,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from channels.hub import Hub
 from channels.presence import Presence
+from channels.streams import EventStreams
 from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database
 from persistence.documents import DocumentStore, WriteResult
 from persistence.errors import BadRequest, CoeditError, Forbidden, Internal, Unavailable
-from persistence.locks import Holder, LockChange, LockStore
+from persistence.events import EventLog
+from persistence.locks import MIN_TTL_MS, Holder, LockChange, LockStore
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.metrics import Metrics
@@ -86,6 +88,8 @@ class Coedit:
     locks: LockStore
     hub: Hub
     presence: Presence
+    events: EventLog
+    streams: EventStreams
     tokens: TokenIssuer
     metrics: Metrics
     sessions: dict[str, LiveSession] = field(default_factory=dict)
@@ -94,10 +98,15 @@ class Coedit:
     # -- background work of the node ------------------------------------------------------
 
     def start_background(self) -> None:
-        every = min(1.0, self.settings.heartbeat_ms / 2000)
+        # Renew well inside the shortest lease a client may ask for, so a heartbeating
+        # holder's lock never lapses between two renewals.
+        renew_every = min(MIN_TTL_MS / 3000, self.settings.heartbeat_ms / 2000)
+        sweep_every = min(0.5, self.settings.heartbeat_ms / 2000)
         self._tasks = [
-            asyncio.create_task(self._every(every, self._renew_locks), name="lock-renewal"),
-            asyncio.create_task(self._every(every, self._sweep_locks), name="lock-sweeper"),
+            asyncio.create_task(self._every(renew_every, self._renew_locks),
+                                name="lock-renewal"),
+            asyncio.create_task(self._every(sweep_every, self._sweep_locks),
+                                name="lock-sweeper"),
             asyncio.create_task(self._every(3600, self.store.purge_idempotency_keys),
                                 name="idempotency-purge"),
         ]
@@ -130,6 +139,7 @@ class Coedit:
 
     async def broadcast_locks(self, changes: list[LockChange]) -> None:
         for change in changes:
+            self.streams.committed(change.tenant)
             await self.hub.publish_notice(change.lock["doc"], change.message())
 
     async def close_sessions(self, code: int, *, within: float = 10.0) -> None:
@@ -169,6 +179,7 @@ class Coedit:
             EventDraft("access.denied", doc, kind, None,
                        {"action": what, "needs": action.value, "roles": list(identity.roles)}),
         )
+        self.streams.committed(identity.tenant)
         self.metrics.denied.inc()
         raise Forbidden(f"role {'/'.join(identity.roles)} may not {what}")
 
@@ -179,6 +190,7 @@ class Coedit:
         document, _delta = await self.store.create(
             ctx, kind=body.get("kind"), title=body.get("title"), state=body.get("state")
         )
+        self.streams.committed(identity.tenant)
         return document
 
     async def patch(
@@ -200,6 +212,8 @@ class Coedit:
             raise
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.writes.labels("duplicate" if result.delta is None else "ok").inc()
+        if result.delta is not None:
+            self.streams.committed(identity.tenant)
         return result
 
     async def lock(

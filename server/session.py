@@ -25,8 +25,10 @@ from channels.frames import Frame, WireFormat
 from channels.hub import Subscription
 from channels.outbox import Outbox
 from channels.presence import PresenceEntry, stage_topic
+from channels.streams import StreamSubscription
 from persistence.documents import KIND_PATTERN
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
+from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
 from server.auth import ANON_COOKIE, Action, Identity
 from server.service import Coedit, protocol_error
@@ -76,6 +78,8 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
+CLOSE_GRACE_SECONDS = 5.0
+
 # How many refused (rate-limited) requests within ABUSE_WINDOW end the connection (1008).
 ABUSE_LIMIT = 200
 ABUSE_WINDOW = 10.0
@@ -107,6 +111,7 @@ class Session:
         self.close_code: int | None = None
         self.holds_locks = False
         self.stages: set[str] = set()
+        self.streams: dict[str, StreamSubscription] = {}
         self.presence_state: dict[str, dict[str, Any]] = {}  # doc -> this session's state
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
@@ -160,8 +165,10 @@ class Session:
             finally:
                 self.coedit.sessions.pop(self.id, None)
                 metrics.connections.dec()
-                await self._close_socket()
+                # Finished means everything the session held is released; the close frame
+                # may still be on its way to a peer that reads slowly.
                 self._done.set()
+                await self._close_socket()
 
     async def _leave_everything(self) -> None:
         """What a closing connection held ends now: subscriptions, presence, locks."""
@@ -171,6 +178,9 @@ class Session:
         for stage in list(self.stages):
             await hub.leave_topic(self.outbox, stage)
         self.stages.clear()
+        for stream in list(self.streams.values()):
+            await self.coedit.streams.unsubscribe(stream)
+        self.streams.clear()
         docs = list(self.subscriptions)
         self.subscriptions.clear()
         self.presence_state.clear()
@@ -205,9 +215,15 @@ class Session:
             return
         if self.ws.client_state == WebSocketState.DISCONNECTED:
             return
-        # A stalled peer may never read the close frame; do not wait on it forever.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(self.close_code or 1000), timeout=2.0)
+        # The close frame queues behind whatever the peer has not read yet. A peer that
+        # resumes reading within the grace period gets it; one that does not is dropped.
+        try:
+            await asyncio.wait_for(self.ws.close(self.close_code or 1000), CLOSE_GRACE_SECONDS)
+        except Exception:
+            abort = self.ws.scope.get("coedit.abort")
+            if abort is not None:
+                log.info("session %s: peer never read its close frame; dropping it", self.id)
+                abort()
 
     def _on_overflow(self) -> None:
         self.coedit.metrics.overflows.inc()
@@ -314,7 +330,8 @@ class Session:
 
     async def _subscribe(self, message: dict[str, Any], rid: int | str) -> None:
         if "stream" in message:
-            raise BadRequest("stream subscriptions are not available on this server version yet")
+            await self._subscribe_stream(message, rid)
+            return
         if "stage" in message:
             await self._subscribe_stage(message, rid)
             return
@@ -371,7 +388,34 @@ class Session:
         present = await self.coedit.presence.backend.for_kind(self.identity.tenant, kind)
         self.reply(rid, {"stage": kind, "presence": [e.public() for e in present]})
 
+    async def _subscribe_stream(self, message: dict[str, Any], rid: int | str) -> None:
+        spec = message.get("stream")
+        if not isinstance(spec, dict):
+            raise BadRequest("stream must be a map of kinds, types, docs and actors")
+        unknown = set(spec) - {"kinds", "types", "docs", "actors"}
+        if unknown:
+            raise BadRequest(f"unknown stream filter fields: {', '.join(sorted(unknown))}")
+        flt = EventFilter.parse(**spec)
+        since = optional_int(message, "since", minimum=0)
+        streams = self.coedit.streams
+        sub = await streams.subscribe(self.outbox, self.identity.tenant, flt)
+        self.streams[sub.id] = sub
+        try:
+            self.reply(rid, {"stream": sub.id, "seq": sub.start})
+            await streams.activate(sub, since)
+        except BaseException:
+            self.streams.pop(sub.id, None)
+            await streams.unsubscribe(sub)
+            raise
+
     async def _unsubscribe(self, message: dict[str, Any], rid: int | str) -> None:
+        if "stream" in message:
+            stream_id = require_str(message, "stream", maximum=64)
+            stream = self.streams.pop(stream_id, None)
+            if stream is not None:
+                await self.coedit.streams.unsubscribe(stream)
+            self.reply(rid, {"stream": stream_id})
+            return
         if "stage" in message:
             kind = require_str(message, "stage", maximum=32)
             topic = stage_topic(self.identity.tenant, kind)

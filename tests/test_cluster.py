@@ -16,6 +16,7 @@ import websockets
 from server.auth import TokenIssuer
 from tests.conftest import PostgresDatabases
 from tests.processes import NodeProcess, clean_env
+from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, WsClient
 
 SECRET = "cluster-test-secret-long-enough-for-hs256-signing"
@@ -209,3 +210,71 @@ async def test_a_stopping_node_releases_and_closes_with_1001(cluster: Cluster) -
     finally:
         await alice.close()
         await bob.close()
+
+
+@pytest.fixture
+async def redis_cluster(
+    postgres: PostgresDatabases, tmp_path: Path
+) -> AsyncIterator[tuple[Cluster, RedisServer]]:
+    """Two nodes on a Redis of the test's own, which the test may stop and restart."""
+    redis = RedisServer(workdir=tmp_path)
+    await redis.astart()
+    url = await postgres.fresh()
+    prefix = f"coedit-cluster-{uuid.uuid4().hex[:8]}"
+    nodes = []
+    for i in range(2):
+        env = node_env(url, prefix, i)
+        env["COEDIT_REDIS_URL"] = redis.url
+        nodes.append(NodeProcess(env, tmp_path))
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        yield Cluster(nodes), redis
+    finally:
+        await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
+        await redis.astop()
+
+
+async def test_restarting_redis_mid_stream_loses_no_delta(
+    redis_cluster: tuple[Cluster, RedisServer],
+) -> None:
+    """Redis stops and restarts while both nodes take writes; every subscriber gets them all."""
+    cluster, redis = redis_cluster
+    token = cluster.token("ann")
+    writers = [await cluster.connect(i, token) for i in range(2)]
+    watchers = [await cluster.connect(i % 2, token) for i in range(4)]
+    try:
+        doc = await _create(writers[0], {"w0": 0, "w1": 0})
+        for watcher in watchers:
+            await watcher.ok("subscribe", doc=doc)
+        restarted = asyncio.Event()
+
+        async def write(index: int, client: WsClient, count: int) -> None:
+            base = 1
+            for n in range(count):
+                reply = await client.ok("patch", doc=doc, base=base,
+                                        ops=[{"op": "replace", "path": f"/w{index}",
+                                              "value": n + 1}])
+                base = reply["version"]
+                await asyncio.sleep(0.01)
+
+        async def restart() -> None:
+            await asyncio.sleep(0.2)
+            await redis.astop()
+            await asyncio.sleep(1.0)
+            await redis.astart()
+            restarted.set()
+
+        per_writer = 60
+        await asyncio.wait_for(
+            asyncio.gather(restart(), *(write(i, c, per_writer) for i, c in enumerate(writers))),
+            60,
+        )
+        assert restarted.is_set()
+        total = 2 * per_writer
+        for watcher in watchers:
+            deltas = await watcher.deltas(doc, total, timeout=30)
+            assert [d["version"] for d in deltas] == list(range(2, total + 2))
+            assert await watcher.nothing_more(0.5) == []
+    finally:
+        for client in writers + watchers:
+            await client.close()

@@ -1,0 +1,201 @@
+"""One conformance suite for every :class:`~channels.presence.PresenceBackend`.
+
+Both backends run the same tests through one parametrized fixture (``"memory"``,
+``"redis"``). Node liveness and reaping only mean something where nodes can die apart from
+each other, so those tests are parametrized over ``"redis"`` alone. Redis is the machine's
+shared server (``COEDIT_TEST_REDIS``) or a private one, under a key prefix of the test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from channels.presence import MemoryPresence, PresenceBackend, PresenceEntry, RedisPresence
+from tests.redis_server import redis_url_fixture  # noqa: F401  (registers ``redis_url``)
+
+TIMEOUT = 5.0
+
+
+@pytest.fixture(params=["memory", "redis"])
+def presence_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def presence(
+    presence_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[PresenceBackend]:
+    backend: PresenceBackend
+    prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
+    client: Redis | None = None
+    if presence_kind == "memory":
+        backend = MemoryPresence()
+    else:
+        client = Redis.from_url(request.getfixturevalue("redis_url"))
+        backend = RedisPresence(client, prefix=prefix)
+    try:
+        yield backend
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+                if keys:
+                    await asyncio.wait_for(client.delete(*keys), TIMEOUT)
+        await asyncio.wait_for(backend.close(), TIMEOUT)
+
+
+redis_only = pytest.mark.parametrize("presence_kind", ["redis"], indirect=True)
+
+
+def _entry(session: str, doc: str = "doc-1", *, kind: str = "memo", tenant: str = "acme",
+           node: str = "node-a", status: str = "viewing") -> PresenceEntry:
+    return PresenceEntry(
+        session=session, user={"id": f"user-{session}", "name": session.title()}, doc=doc,
+        kind=kind, node=node, state={"status": status}, since="2024-05-01T12:00:00.000Z",
+        tenant=tenant,
+    )
+
+
+def _sessions(entries: list[PresenceEntry]) -> list[str]:
+    return sorted(e.session for e in entries)
+
+
+async def _put(backend: PresenceBackend, *entries: PresenceEntry) -> None:
+    for entry in entries:
+        await asyncio.wait_for(backend.put(entry), TIMEOUT)
+
+
+# -- the conformance suite --------------------------------------------------------------------
+
+
+async def test_for_doc_lists_the_entries_put_on_that_document(
+    presence: PresenceBackend,
+) -> None:
+    """for_doc() returns exactly the entries put on that document, unchanged."""
+    ann, bob, other = _entry("ann"), _entry("bob"), _entry("cid", doc="doc-2")
+    await _put(presence, ann, bob, other)
+    found = await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)
+    assert sorted(found, key=lambda e: e.session) == [ann, bob]
+    assert found[0].tenant == "acme"
+    assert await asyncio.wait_for(presence.for_doc("nobody-here"), TIMEOUT) == []
+
+
+async def test_put_again_replaces_the_sessions_entry(presence: PresenceBackend) -> None:
+    """Putting a session's entry again updates it in place instead of adding a second one."""
+    await _put(presence, _entry("ann"), _entry("ann", status="editing"))
+    for found in (await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT),
+                  await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT)):
+        assert [e.state for e in found] == [{"status": "editing"}]
+
+
+async def test_for_kind_lists_one_tenants_entries_of_that_kind(
+    presence: PresenceBackend,
+) -> None:
+    """for_kind() spans documents but never other kinds or other tenants."""
+    await _put(
+        presence,
+        _entry("ann", "doc-1"), _entry("bob", "doc-2"),
+        _entry("cid", "doc-3", kind="valuation"),
+        _entry("dan", "doc-4", tenant="globex"),
+    )
+    memos = await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT)
+    assert _sessions(memos) == ["ann", "bob"]
+    assert {e.doc for e in memos} == {"doc-1", "doc-2"}
+    assert _sessions(await asyncio.wait_for(presence.for_kind("globex", "memo"), TIMEOUT)) == [
+        "dan"]
+    assert _sessions(
+        await asyncio.wait_for(presence.for_kind("acme", "valuation"), TIMEOUT)) == ["cid"]
+    assert await asyncio.wait_for(presence.for_kind("initech", "memo"), TIMEOUT) == []
+
+
+async def test_remove_returns_the_entry_and_forgets_it(presence: PresenceBackend) -> None:
+    """remove() hands back the removed entry and it leaves both the doc and kind views."""
+    ann, bob = _entry("ann"), _entry("bob")
+    await _put(presence, ann, bob)
+    assert await asyncio.wait_for(presence.remove("doc-1", "ann"), TIMEOUT) == ann
+    assert _sessions(await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)) == ["bob"]
+    assert _sessions(await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT)) == [
+        "bob"]
+
+
+async def test_remove_of_an_absent_entry_returns_none(presence: PresenceBackend) -> None:
+    """Removing what is not there (twice, or never put) returns None and changes nothing."""
+    await _put(presence, _entry("ann"))
+    assert await asyncio.wait_for(presence.remove("doc-1", "ghost"), TIMEOUT) is None
+    assert await asyncio.wait_for(presence.remove("doc-9", "ann"), TIMEOUT) is None
+    assert await asyncio.wait_for(presence.remove("doc-1", "ann"), TIMEOUT) is not None
+    assert await asyncio.wait_for(presence.remove("doc-1", "ann"), TIMEOUT) is None
+    assert await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT) == []
+
+
+async def test_live_nodes_are_not_reported_dead(presence: PresenceBackend) -> None:
+    """A node that refreshed its liveness recently is not among dead_nodes()."""
+    await asyncio.wait_for(presence.node_alive("node-a", 10_000), TIMEOUT)
+    await _put(presence, _entry("ann", node="node-a"))
+    assert "node-a" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
+
+
+# -- node liveness and reaping (Redis) --------------------------------------------------------
+
+
+async def _wait_dead(presence: PresenceBackend, node: str, timeout: float = 3.0) -> list[str]:
+    """dead_nodes() once it includes ``node``; fails if it never does within ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while node not in (dead := await presence.dead_nodes()):
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"{node} was not reported dead within {timeout}s") from None
+    return dead
+
+
+@redis_only
+async def test_a_node_whose_liveness_expired_is_reported_dead(
+    presence: PresenceBackend,
+) -> None:
+    """dead_nodes() names a node once its liveness key expired, and only that node."""
+    await asyncio.wait_for(presence.node_alive("node-gone", 100), TIMEOUT)
+    await asyncio.wait_for(presence.node_alive("node-here", 30_000), TIMEOUT)
+    assert "node-gone" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
+    assert await _wait_dead(presence, "node-gone") == ["node-gone"]
+
+
+@redis_only
+async def test_reap_hands_a_dead_nodes_entries_to_one_caller(
+    presence: PresenceBackend,
+) -> None:
+    """reap() returns a dead node's entries once, removes them everywhere, spares live nodes."""
+    gone_1 = _entry("ann", "doc-1", node="node-gone")
+    gone_2 = _entry("bob", "doc-2", node="node-gone")
+    kept = _entry("cid", "doc-1", node="node-here")
+    await asyncio.wait_for(presence.node_alive("node-gone", 100), TIMEOUT)
+    await asyncio.wait_for(presence.node_alive("node-here", 30_000), TIMEOUT)
+    await _put(presence, gone_1, gone_2, kept)
+    await _wait_dead(presence, "node-gone")
+
+    reaped = await asyncio.wait_for(presence.reap("node-gone"), TIMEOUT)
+    assert sorted(reaped, key=lambda e: e.session) == [gone_1, gone_2]
+    assert await asyncio.wait_for(presence.reap("node-gone"), TIMEOUT) == []
+
+    assert _sessions(await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)) == ["cid"]
+    assert await asyncio.wait_for(presence.for_doc("doc-2"), TIMEOUT) == []
+    assert _sessions(await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT)) == [
+        "cid"]
+    assert "node-gone" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
+
+
+@redis_only
+async def test_concurrent_reapers_share_nothing_twice(presence: PresenceBackend) -> None:
+    """When several nodes reap the same dead node at once, exactly one gets its entries."""
+    await asyncio.wait_for(presence.node_alive("node-gone", 100), TIMEOUT)
+    await _put(presence, _entry("ann", node="node-gone"), _entry("bob", node="node-gone"))
+    await _wait_dead(presence, "node-gone")
+    results = await asyncio.wait_for(
+        asyncio.gather(*(presence.reap("node-gone") for _ in range(5))), TIMEOUT)
+    assert sorted(len(r) for r in results) == [0, 0, 0, 0, 2]
