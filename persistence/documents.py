@@ -233,6 +233,9 @@ class DocumentStore:
                 previous = await self._remembered_reply(conn, doc_id, ctx.actor.id, key, now)
                 if previous is not None:
                     return WriteResult({**previous, "duplicate": True}, None, None)
+            if row.archived_at is not None:
+                raise Conflict("the document is archived; an admin may reopen it",
+                               archived=True)
             if base > row.version:
                 raise BadRequest(
                     f"base {base} is ahead of the current version {row.version}",

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import Actor, AuditContext, EventDraft, append_event
 from persistence.database import Database
-from persistence.errors import BadRequest, Forbidden, Locked, NotFound
+from persistence.errors import BadRequest, Conflict, Forbidden, Locked, NotFound
 from persistence.patching import parse_pointer, units_overlap
 from persistence.schema import documents, locks
 from persistence.timeutil import format_ts, utcnow
@@ -114,7 +114,7 @@ class LockStore:
         row = (
             await conn.execute(
                 select(documents.c.id, documents.c.kind, documents.c.lock_seq,
-                       documents.c.head_hash)
+                       documents.c.head_hash, documents.c.archived_at)
                 .where(documents.c.id == doc, documents.c.tenant == tenant)
                 .with_for_update()
             )
@@ -145,6 +145,9 @@ class LockStore:
         changes: list[LockChange] = []
         async with self.db.transaction() as conn:
             row = await self._doc_row(conn, ctx.tenant, doc)
+            if row.archived_at is not None:
+                raise Conflict("the document is archived; an admin may reopen it",
+                               archived=True)
             now = utcnow()
             changes += await self._expire_doc(conn, ctx, row.kind, doc, now)
             live = (await conn.execute(select(locks).where(locks.c.doc == doc))).all()

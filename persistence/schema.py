@@ -31,12 +31,14 @@ __all__ = [
     "UTCDateTime",
     "archived_events",
     "chains",
+    "comments",
     "documents",
     "event_archives",
     "events",
     "idempotency_keys",
     "locks",
     "metadata",
+    "reviews",
     "revisions",
     "snapshots",
 ]
@@ -85,6 +87,8 @@ documents = Table(
     Column("head_hash", String(64), nullable=True),
     # Fencing tokens: only grows, bumped under the row lock for every lock granted.
     Column("lock_seq", BigInteger, nullable=False, server_default="0"),
+    # Set while the document is archived: readable, not writable.
+    Column("archived_at", UTCDateTime, nullable=True),
     Index("ix_documents_tenant_created", "tenant", "created_at", "id"),
     Index("ix_documents_tenant_kind_created", "tenant", "kind", "created_at", "id"),
 )
@@ -199,6 +203,36 @@ archived_events = Table(
     Column("seq", BigInteger, primary_key=True),
     Column("archive_id", Integer, nullable=False),
     Index("ix_archived_events_archive", "archive_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("doc", String(36), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("author_id", String(128), nullable=False),
+    Column("author_name", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("resolved_by", String(128), nullable=True),
+    Index("ix_comments_doc_created", "doc", "created_at"),
+)
+
+# The review of a document: who reviews it and where the review stands.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("doc", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("reviewer_id", String(128), nullable=False),
+    Column("reviewer_name", String(256), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("assigned_by", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # Hash-chain heads of events that belong to no document (one chain per tenant).

@@ -32,6 +32,7 @@ from persistence.errors import BadRequest, CoeditError, NotFound
 from persistence.events import EventLog
 from persistence.locks import LockStore
 from persistence.migrate import upgrade
+from persistence.reviews import ReviewStore
 from server.auth import TokenIssuer
 from server.config import DEV_SECRET, Settings
 from server.http_api import error_response, routes
@@ -102,7 +103,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
                             heartbeat_ms=settings.heartbeat_ms)
         event_log = EventLog(db)
         coedit = Coedit(
-            settings=settings, db=db, store=store, locks=LockStore(db), hub=hub,
+            settings=settings, db=db, store=store, locks=LockStore(db),
+            reviews=ReviewStore(db), hub=hub,
             presence=presence, events=event_log, streams=EventStreams(event_log, hub),
             tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth), metrics=Metrics(),
         )

@@ -245,6 +245,86 @@ async def verify_document(
     return JSONResponse(await coedit.store.verify(identity.tenant, request.path_params["doc"]))
 
 
+# -- review workflow ------------------------------------------------------------------------
+
+
+async def _object_body(request: Request, coedit: Coedit) -> dict[str, Any]:
+    body = await _json_body(request, coedit)
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+@endpoint
+async def add_comment(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    comment = await coedit.add_comment(identity, ctx, request.path_params["doc"],
+                                       await _object_body(request, coedit))
+    return JSONResponse({"comment": comment}, status_code=201)
+
+
+@endpoint
+async def list_comments(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    await coedit.store.kind_of(identity.tenant, doc)
+    return JSONResponse({"comments": await coedit.reviews.comments(identity.tenant, doc)})
+
+
+@endpoint
+async def resolve_comment(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    comment = await coedit.resolve_comment(identity, ctx, request.path_params["doc"],
+                                           request.path_params["comment"])
+    return JSONResponse({"comment": comment})
+
+
+@endpoint
+async def get_review(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    await coedit.store.kind_of(identity.tenant, doc)
+    return JSONResponse({"review": await coedit.reviews.review(identity.tenant, doc)})
+
+
+@endpoint
+async def assign_review(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    review = await coedit.assign_review(identity, ctx, request.path_params["doc"],
+                                        await _object_body(request, coedit))
+    return JSONResponse({"review": review})
+
+
+@endpoint
+async def transition_review(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    review = await coedit.transition_review(identity, ctx, request.path_params["doc"],
+                                            await _object_body(request, coedit))
+    return JSONResponse({"review": review})
+
+
+@endpoint
+async def archive_document(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    document = await coedit.set_archived(identity, ctx, request.path_params["doc"], True)
+    return JSONResponse(document)
+
+
+@endpoint
+async def reopen_document(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    document = await coedit.set_archived(identity, ctx, request.path_params["doc"], False)
+    return JSONResponse(document)
+
+
 # -- locks and presence -----------------------------------------------------------------------
 
 
@@ -449,6 +529,15 @@ routes = [
     Route("/api/documents/{doc}/verify", verify_document, methods=["GET"]),
     Route("/api/documents/{doc}/locks", take_lock, methods=["POST"]),
     Route("/api/documents/{doc}/locks", release_lock, methods=["DELETE"]),
+    Route("/api/documents/{doc}/comments", add_comment, methods=["POST"]),
+    Route("/api/documents/{doc}/comments", list_comments, methods=["GET"]),
+    Route("/api/documents/{doc}/comments/{comment}/resolve", resolve_comment,
+          methods=["POST"]),
+    Route("/api/documents/{doc}/review", get_review, methods=["GET"]),
+    Route("/api/documents/{doc}/review", assign_review, methods=["PUT"]),
+    Route("/api/documents/{doc}/review/transition", transition_review, methods=["POST"]),
+    Route("/api/documents/{doc}/archive", archive_document, methods=["POST"]),
+    Route("/api/documents/{doc}/reopen", reopen_document, methods=["POST"]),
     Route("/api/locks", list_locks, methods=["GET"]),
     Route("/api/presence", list_presence, methods=["GET"]),
     Route("/api/events", list_events, methods=["GET"]),

@@ -26,6 +26,7 @@ from persistence.documents import DocumentStore, WriteResult
 from persistence.errors import BadRequest, CoeditError, Forbidden, Internal, Unavailable
 from persistence.events import EventLog
 from persistence.locks import MIN_TTL_MS, Holder, LockChange, LockStore
+from persistence.reviews import ReviewStore
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.metrics import Metrics
@@ -86,6 +87,7 @@ class Coedit:
     db: Database
     store: DocumentStore
     locks: LockStore
+    reviews: ReviewStore
     hub: Hub
     presence: Presence
     events: EventLog
@@ -171,17 +173,27 @@ class Coedit:
         """Return if ``identity`` may do ``action``; else log the refusal and raise."""
         if allowed(identity, action):
             return
+        raise await self.refusal(
+            identity, ctx, Forbidden(f"role {'/'.join(identity.roles)} may not {what}"),
+            doc=doc, what=what, needs=action.value)
+
+    async def refusal(
+        self, identity: Identity, ctx: AuditContext, exc: Forbidden, *, doc: str | None,
+        what: str, needs: str,
+    ) -> Forbidden:
+        """Record an ``access.denied`` event for ``exc`` and hand it back to be raised."""
         kind = None
         if doc is not None:
             kind = await self.store.kind_of(identity.tenant, doc)  # not_found before forbidden
         await self.store.record(
             ctx,
             EventDraft("access.denied", doc, kind, None,
-                       {"action": what, "needs": action.value, "roles": list(identity.roles)}),
+                       {"action": what, "needs": needs, "roles": list(identity.roles),
+                        "reason": exc.message}),
         )
         self.streams.committed(identity.tenant)
         self.metrics.denied.inc()
-        raise Forbidden(f"role {'/'.join(identity.roles)} may not {what}")
+        return exc
 
     async def create_document(
         self, identity: Identity, ctx: AuditContext, body: dict[str, Any]
@@ -240,6 +252,55 @@ class Coedit:
         change = await self.locks.release(ctx, doc, path, session)
         await self.broadcast_locks([change])
         return change.lock
+
+    # -- review workflow ------------------------------------------------------------------
+
+    async def add_comment(self, identity: Identity, ctx: AuditContext, doc: str,
+                          body: dict[str, Any]) -> dict[str, Any]:
+        await self.authorize(identity, Action.COMMENT, ctx, doc=doc, what="comment")
+        comment = await self.reviews.add_comment(ctx, doc, body.get("body"), body.get("path", ""))
+        self.streams.committed(identity.tenant)
+        return comment
+
+    async def resolve_comment(self, identity: Identity, ctx: AuditContext, doc: str,
+                              comment: str) -> dict[str, Any]:
+        await self.authorize(identity, Action.COMMENT, ctx, doc=doc, what="resolve comments")
+        try:
+            resolved = await self.reviews.resolve_comment(
+                ctx, doc, comment, may_resolve_any=allowed(identity, Action.REVIEW))
+        except Forbidden as exc:
+            raise await self.refusal(identity, ctx, exc, doc=doc, what="resolve comments",
+                                     needs="author or review") from None
+        self.streams.committed(identity.tenant)
+        return resolved
+
+    async def assign_review(self, identity: Identity, ctx: AuditContext, doc: str,
+                            body: dict[str, Any]) -> dict[str, Any]:
+        await self.authorize(identity, Action.REVIEW, ctx, doc=doc, what="assign reviews")
+        review = await self.reviews.assign(ctx, doc, body.get("reviewer"))
+        self.streams.committed(identity.tenant)
+        return review
+
+    async def transition_review(self, identity: Identity, ctx: AuditContext, doc: str,
+                                body: dict[str, Any]) -> dict[str, Any]:
+        await self.authorize(identity, Action.REVIEW, ctx, doc=doc, what="review documents")
+        try:
+            review = await self.reviews.transition(
+                ctx, doc, body.get("to"), note=body.get("note"),
+                may_act_for_reviewer=allowed(identity, Action.ADMIN))
+        except Forbidden as exc:
+            raise await self.refusal(identity, ctx, exc, doc=doc, what="review documents",
+                                     needs="assigned reviewer") from None
+        self.streams.committed(identity.tenant)
+        return review
+
+    async def set_archived(self, identity: Identity, ctx: AuditContext, doc: str,
+                           archived: bool) -> dict[str, Any]:
+        await self.authorize(identity, Action.ADMIN, ctx, doc=doc,
+                             what="archive documents" if archived else "reopen documents")
+        await self.reviews.set_archived(ctx, doc, archived)
+        self.streams.committed(identity.tenant)
+        return await self.store.get(identity.tenant, doc)
 
     async def publish(self, result: WriteResult) -> None:
         if result.delta is not None:
