@@ -118,6 +118,70 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_DOC_ID],
             "responses": {"200": _json({"type": "object"}, "ok and events, or the broken seq"),
                           **_ERRORS}}},
+        "/api/documents/{doc}/locks": {
+            "post": {"summary": "Take or renew an edit lock (HTTP holder; not renewed by "
+                                "heartbeats)",
+                     "parameters": [_DOC_ID],
+                     "requestBody": {"content": {"application/json": {"schema": {
+                         "type": "object", "required": ["path"], "properties": {
+                             "path": {"type": "string"}, "ttl_ms": {"type": "integer"},
+                             "force": {"type": "boolean"}}}}}},
+                     "responses": {"201": _json({"type": "object"}, "the lock; Lock-Token"),
+                                   "423": _json(_ref("Error"), "locked"), **_ERRORS}},
+            "delete": {"summary": "Release a lock", "parameters": [_DOC_ID, _query("path")],
+                       "responses": {"200": _json({"type": "object"}, "released"),
+                                     **_ERRORS}}},
+        "/api/locks": {"get": {"summary": "Live locks of a document",
+                               "parameters": [_query("doc")],
+                               "responses": {"200": _json({"type": "object"}, "locks"),
+                                             **_ERRORS}}},
+        "/api/presence": {"get": {"summary": "Presence entries by document or kind",
+                                  "parameters": [_query("doc"), _query("kind")],
+                                  "responses": {"200": _json({"type": "object"}, "entries"),
+                                                **_ERRORS}}},
+        "/api/events": {"get": {
+            "summary": "Audit events of the tenant in seq order",
+            "parameters": [_query("kind"), _query("type", description="exact or prefix.*"),
+                           _query("doc"), _query("actor"), _query("since", "integer"),
+                           _query("until", description="ISO 8601 time"),
+                           _query("limit", "integer"), _query("cursor")],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "events": {"type": "array", "items": _ref("Event")},
+                "next": {"type": ["string", "null"]}}}, "a page"), **_ERRORS}}},
+        "/api/events/stream": {"get": {
+            "summary": "The same as Server-Sent Events; id is the seq, Last-Event-ID resumes",
+            "parameters": [_query("kind"), _query("type"), _query("doc"), _query("actor"),
+                           _query("since", "integer")],
+            "responses": {"200": {"description": "text/event-stream"}, **_ERRORS}}},
+        "/api/documents/{doc}/comments": {
+            "get": {"summary": "Comments on a document", "parameters": [_DOC_ID],
+                    "responses": {"200": _json({"type": "object"}, "comments"), **_ERRORS}},
+            "post": {"summary": "Add a comment {body, path?}", "parameters": [_DOC_ID],
+                     "responses": {"201": _json({"type": "object"}, "the comment"),
+                                   **_ERRORS}}},
+        "/api/documents/{doc}/comments/{comment}/resolve": {"post": {
+            "summary": "Resolve a comment (its author or a reviewer)",
+            "parameters": [_DOC_ID, {"name": "comment", "in": "path", "required": True,
+                                     "schema": {"type": "string"}}],
+            "responses": {"200": _json({"type": "object"}, "the comment"), **_ERRORS}}},
+        "/api/documents/{doc}/review": {
+            "get": {"summary": "The document's review, or null", "parameters": [_DOC_ID],
+                    "responses": {"200": _json({"type": "object"}, "review"), **_ERRORS}},
+            "put": {"summary": "Assign a reviewer {reviewer: {id, name}}",
+                    "parameters": [_DOC_ID],
+                    "responses": {"200": _json({"type": "object"}, "review"), **_ERRORS}}},
+        "/api/documents/{doc}/review/transition": {"post": {
+            "summary": "Move the review {to: in_review|changes_requested|approved, note?}",
+            "parameters": [_DOC_ID],
+            "responses": {"200": _json({"type": "object"}, "review"),
+                          "409": _json(_ref("Error"), "not a valid transition"), **_ERRORS}}},
+        "/api/documents/{doc}/archive": {"post": {
+            "summary": "Archive a document (admin): it becomes read-only",
+            "parameters": [_DOC_ID],
+            "responses": {"200": _json(_ref("Document"), "archived"), **_ERRORS}}},
+        "/api/documents/{doc}/reopen": {"post": {
+            "summary": "Reopen an archived document (admin)", "parameters": [_DOC_ID],
+            "responses": {"200": _json(_ref("Document"), "reopened"), **_ERRORS}}},
         "/healthz": {"get": {"summary": "Process is up", "security": [],
                              "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Storage and broker answer", "security": [],
