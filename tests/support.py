@@ -190,8 +190,19 @@ class WsClient:
     async def close(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+
+        async def drain() -> None:
+            # Unread pushes would keep the client from reaching the server's close frame.
+            with contextlib.suppress(Exception):
+                while True:
+                    await self.conn.recv()
+
+        drainer = asyncio.create_task(drain())
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.conn.close(), TIMEOUT)
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
 
     async def __aenter__(self) -> WsClient:
         return self

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import websockets
+from redis.asyncio import Redis
 
 from server.auth import TokenIssuer
 from tests.conftest import PostgresDatabases
@@ -277,4 +278,46 @@ async def test_restarting_redis_mid_stream_loses_no_delta(
             assert await watcher.nothing_more(0.5) == []
     finally:
         for client in writers + watchers:
+            await client.close()
+
+
+async def _redis_calls(url: str) -> int:
+    client = Redis.from_url(url)
+    try:
+        stats = await asyncio.wait_for(client.info("commandstats"), TIMEOUT)
+    finally:
+        await client.aclose()
+    return sum(int(value["calls"]) for value in stats.values())
+
+
+async def test_heartbeats_cost_no_redis_round_trip_per_client(
+    redis_cluster: tuple[Cluster, RedisServer],
+) -> None:
+    """Thirty heartbeating clients make Redis work per node, not per heartbeat."""
+    cluster, redis = redis_cluster
+    token = cluster.token("ann")
+    clients = [await cluster.connect(i % 2, token) for i in range(30)]
+    try:
+        doc = await _create(clients[0], {})
+        for client in clients:
+            await client.ok("subscribe", doc=doc)
+        before = await _redis_calls(redis.url)
+        started = time.monotonic()
+        sent = 0
+        async with asyncio.timeout(TIMEOUT):
+            for _ in range(20):
+                for client in clients:
+                    await client.send({"type": "heartbeat"})
+                    sent += 1
+                await asyncio.sleep(0.1)
+        used = await _redis_calls(redis.url) - before
+        elapsed = time.monotonic() - started
+        # Per node and half interval: one liveness refresh and one dead-node scan, two
+        # commands each; nothing per client.
+        per_node_budget = 4 * (elapsed / (HEARTBEAT_MS / 2000) + 2)
+        assert sent == 600
+        assert used <= 2 * per_node_budget, (used, elapsed)
+        assert used < sent / 4, (used, sent)
+    finally:
+        for client in clients:
             await client.close()

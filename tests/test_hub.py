@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from channels.broker import MemoryBroker
-from channels.frames import Frame
+from channels.frames import Frame, WireFormat
 from channels.hub import Hub
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
@@ -153,3 +153,33 @@ async def test_broker_channel_follows_first_and_last_subscriber(
     assert name in broker._channels
     await hub.leave(second)
     assert name not in broker._channels
+
+
+async def test_a_delta_is_encoded_once_for_all_subscribers(
+    hub: Hub, store: DocumentStore
+) -> None:
+    """Every subscriber is handed the same frame, so each wire format is encoded only once."""
+    document, _ = await store.create(CTX, kind="memo", title="t")
+    sinks = [await _subscribe(hub, store, document["id"]) for _ in range(50)]
+    (delta,) = await _writes(store, document["id"], 1)
+    encodings = 0
+    original = Frame.encoded
+
+    def counting(frame: Frame, wire: WireFormat) -> str | bytes:
+        nonlocal encodings
+        if frame._json is None and frame._msgpack is None:
+            encodings += 1
+        return original(frame, wire)
+
+    await hub.publish(delta)
+    for sink in sinks:
+        await sink.wait_for(1)
+    frames = {id(sink.frames[0]) for sink in sinks}
+    assert len(frames) == 1
+    frame = sinks[0].frames[0]
+    Frame.encoded = counting  # type: ignore[method-assign]
+    try:
+        payloads = {frame.encoded(WireFormat.JSON) for _ in sinks}
+    finally:
+        Frame.encoded = original  # type: ignore[method-assign]
+    assert encodings == 1 and len(payloads) == 1
