@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.broker import Broker, MessageHandler, ReconnectHandler
+from persistence.errors import Unavailable
 
 __all__ = ["RedisBroker"]
 
@@ -82,10 +83,13 @@ class RedisBroker(Broker):
             await self._pubsub.subscribe(channel)
             self._wake.set()
             await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
-        except BaseException:
+        except BaseException as exc:
             waiting = self._confirmations.get(channel, [])
             if confirmed in waiting:
                 waiting.remove(confirmed)
+            self._channels.discard(channel)
+            if isinstance(exc, (*_CONNECTION_ERRORS, TimeoutError)):
+                raise Unavailable("the broker (Redis) is unavailable; retry shortly") from exc
             raise
 
     async def unsubscribe(self, channel: str) -> None:

@@ -70,6 +70,7 @@ class _Pump:
     readers: set[StreamSubscription] = field(default_factory=set)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    joined: bool = False  # listening to other nodes' notices
 
 
 class EventStreams:
@@ -103,7 +104,7 @@ class EventStreams:
             if pump is None:
                 pump = self._pumps[tenant] = _Pump(tenant, head)
                 pump.task = asyncio.create_task(self._run(pump), name=f"event-pump-{tenant}")
-                await self.hub.join_topic(_Waker(pump), self.topic(tenant))
+                await self._join_topic(pump)
         sub = StreamSubscription(sink, tenant, flt, start=pump.position)
         pump.readers.add(sub)
         return sub
@@ -137,12 +138,22 @@ class EventStreams:
             del self._pumps[sub.tenant]
             await self._stop_pump(pump)
 
+    async def _join_topic(self, pump: _Pump) -> None:
+        """Hear other nodes' commits; without the broker the pump still polls the log."""
+        try:
+            await self.hub.join_topic(_Waker(pump), self.topic(pump.tenant))
+            pump.joined = True
+        except Exception:
+            log.warning("event notices for %s unavailable; polling until the broker is back",
+                        pump.tenant)
+
     async def _stop_pump(self, pump: _Pump) -> None:
         if pump.task is not None:
             pump.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump.task
-        await self.hub.leave_topic(_Waker(pump), self.topic(pump.tenant))
+        if pump.joined:
+            await self.hub.leave_topic(_Waker(pump), self.topic(pump.tenant))
 
     # -- notices --------------------------------------------------------------------------
 
@@ -176,6 +187,8 @@ class EventStreams:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pump.wake.wait(), self.poll)
             pump.wake.clear()
+            if not pump.joined:
+                await self._join_topic(pump)
             try:
                 while True:
                     found, position, more = await self.reader.read(
