@@ -21,7 +21,7 @@ from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, WsClient
 
 SECRET = "cluster-test-secret-long-enough-for-hs256-signing"
-HEARTBEAT_MS = 500
+HEARTBEAT_MS = 1000  # short enough for fast death detection, long enough under load
 REDIS_URL = os.environ.get("COEDIT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
