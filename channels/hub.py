@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from channels.broker import Broker
 from channels.frames import Frame, decode_msgpack, encode_msgpack
+from channels.tasks import cancel_and_wait
 
 __all__ = ["DeltaLog", "Hub", "Sink", "Subscription"]
 
@@ -324,10 +325,7 @@ class Hub:
 
     async def _cancel_filler(self, channel: _Channel) -> None:
         task, channel.filler = channel.filler, None
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
 
     async def _fill(self, channel: _Channel, wait: float) -> None:
         """Read what the broker did not bring from the log, until the channel has no hole."""

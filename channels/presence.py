@@ -18,7 +18,6 @@ document's channel (for its subscribers) and on the stage topic of the document'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from channels.hub import Hub
+from channels.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -241,11 +241,7 @@ class Presence:
                        asyncio.create_task(self._reap_dead(), name="presence-reaper")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.backend.close()
 

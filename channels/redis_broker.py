@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.broker import Broker, MessageHandler, ReconnectHandler
+from channels.tasks import cancel_and_wait
 from persistence.errors import Unavailable
 
 __all__ = ["RedisBroker"]
@@ -59,11 +60,8 @@ class RedisBroker(Broker):
         self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await cancel_and_wait([self._reader])
+        self._reader = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]

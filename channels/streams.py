@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from channels.frames import Frame
 from channels.hub import Hub
+from channels.tasks import cancel_and_wait
 from persistence.events import EventFilter
 
 __all__ = ["EventReader", "EventStreams", "StreamSubscription"]
@@ -148,10 +149,7 @@ class EventStreams:
                         pump.tenant)
 
     async def _stop_pump(self, pump: _Pump) -> None:
-        if pump.task is not None:
-            pump.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump.task
+        await cancel_and_wait([pump.task])
         if pump.joined:
             await self.hub.leave_topic(_Waker(pump), self.topic(pump.tenant))
 

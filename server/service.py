@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from channels.hub import Hub
 from channels.presence import Presence
 from channels.streams import EventStreams
+from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database
 from persistence.documents import DocumentStore, WriteResult
@@ -114,11 +115,7 @@ class Coedit:
         ]
 
     async def stop_background(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     @staticmethod
