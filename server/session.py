@@ -368,7 +368,15 @@ class Session:
         if previous is None:
             state = {"status": "viewing"}
             self.presence_state[doc] = state
-            await self.coedit.presence.join(self._entry(doc, document["kind"], state))
+            # The reply is out already: a presence hiccup must not become a second reply.
+            await self._presence_quietly(
+                self.coedit.presence.join(self._entry(doc, document["kind"], state)))
+
+    async def _presence_quietly(self, change: Awaitable[None]) -> None:
+        try:
+            await change
+        except Exception:
+            log.warning("presence change of session %s failed", self.id, exc_info=True)
 
     def _entry(self, doc: str, kind: str, state: dict[str, Any]) -> PresenceEntry:
         return PresenceEntry(
@@ -429,7 +437,7 @@ class Session:
         if sub is not None:
             await self.coedit.hub.leave(sub)
             self.presence_state.pop(doc, None)
-            await self.coedit.presence.leave(doc, self.id)
+            await self._presence_quietly(self.coedit.presence.leave(doc, self.id))
         self.reply(rid, {"doc": doc})
 
     async def _presence(self, message: dict[str, Any], rid: int | str) -> None:
