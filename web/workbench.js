@@ -5,6 +5,9 @@ let ws = null;
 let nextId = 1;
 const pending = new Map();
 let current = null; // {id, version, state}
+let mySession = null;
+const present = new Map(); // session -> presence entry of the open document
+const locks = new Map(); // path -> lock of the open document
 
 function status(text, isError = false) {
   $("status").textContent = text;
@@ -32,6 +35,7 @@ function connect() {
   ws.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "welcome") {
+      mySession = message.session;
       $("who").textContent = `${message.user.name} (${message.user.roles.join(", ")}, ${message.user.tenant})`;
       setInterval(() => ws.readyState === 1 && ws.send('{"type":"heartbeat"}'), message.heartbeat_ms);
     } else if (message.type === "ok" || message.type === "error") {
@@ -45,6 +49,16 @@ function connect() {
       item.textContent = `v${message.version} by ${message.actor.name}: ${JSON.stringify(message.ops)}`;
       $("deltas").prepend(item);
       refreshState();
+    } else if (message.type === "presence" && current && message.doc === current.id) {
+      for (const entry of [...message.joins, ...message.updates]) present.set(entry.session, entry);
+      for (const entry of message.leaves) present.delete(entry.session);
+      renderPeople();
+    } else if (message.type === "locked" && current && message.doc === current.id) {
+      locks.set(message.path, message);
+      renderPeople();
+    } else if (message.type === "unlocked" && current && message.doc === current.id) {
+      locks.delete(message.path);
+      renderPeople();
     } else if (message.type === "reset" && current && message.doc === current.id) {
       current.version = message.version;
       current.state = message.state;
@@ -59,6 +73,23 @@ async function refreshState() {
   current.state = doc.state;
   current.version = doc.version;
   render();
+}
+
+function renderPeople() {
+  $("presence").replaceChildren(...[...present.values()].map((entry) => {
+    const badge = document.createElement("span");
+    const status = entry.state.status || "viewing";
+    badge.className = `badge ${status}`;
+    badge.title = entry.state.focus ? `at ${entry.state.focus}` : status;
+    badge.textContent = entry.session === mySession ? `${entry.user.name} (you)` : entry.user.name;
+    return badge;
+  }));
+  $("locks").replaceChildren(...[...locks.values()].map((lock) => {
+    const line = document.createElement("div");
+    line.className = "lock";
+    line.textContent = `🔒 ${lock.path || "(whole document)"} held by ${lock.holder.user.name}`;
+    return line;
+  }));
 }
 
 function render() {
@@ -80,6 +111,11 @@ async function open(id, title) {
   if (current) await request({ type: "unsubscribe", doc: current.id }).catch(() => {});
   const reply = await request({ type: "subscribe", doc: id });
   current = { id, version: reply.version, state: reply.state };
+  present.clear();
+  locks.clear();
+  for (const entry of reply.presence) present.set(entry.session, entry);
+  for (const lock of reply.locks) locks.set(lock.path, lock);
+  renderPeople();
   $("doc-title").textContent = title;
   $("deltas").replaceChildren();
   render();
