@@ -41,7 +41,14 @@ class Database:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         options: dict[str, Any] = {"echo": echo}
         if self.dialect == "postgresql":
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                # asyncpg prepares every statement; after five runs PostgreSQL may switch a
+                # prepared event query to a generic plan that ignores the tenant's size and
+                # scans the whole log (measured: 5 ms became 900 ms). Planning each time
+                # costs a fraction of a millisecond.
+                connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+            )
         else:
             options.update(connect_args={"timeout": 30})
         self.engine: AsyncEngine = create_async_engine(url, **options)
