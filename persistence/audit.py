@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 ACTOR_KINDS = ("user", "bot", "system")
+
+# Built once: on the write path, building a statement costs as much as compiling it would.
+_INSERT_EVENT = events.insert().returning(events.c.seq)
 SOURCES = ("ws", "http", "bulk", "system")
 
 
@@ -137,25 +140,24 @@ async def append_event(
     fields = _hashed_fields(event_id=event_id, ctx=ctx, draft=draft, ts=ts, data_text=data_text)
     digest = event_hash(fields, prev_hash)
     result = await conn.execute(
-        events.insert()
-        .values(
-            id=event_id,
-            tenant=ctx.tenant,
-            type=draft.type,
-            doc=draft.doc,
-            kind=draft.kind,
-            version=draft.version,
-            actor_id=ctx.actor.id,
-            actor_name=ctx.actor.name,
-            actor_kind=ctx.actor.kind,
-            source=ctx.source,
-            correlation_id=ctx.correlation_id,
-            ts=ts,
-            data=data_text,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
-        .returning(events.c.seq)
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "tenant": ctx.tenant,
+            "type": draft.type,
+            "doc": draft.doc,
+            "kind": draft.kind,
+            "version": draft.version,
+            "actor_id": ctx.actor.id,
+            "actor_name": ctx.actor.name,
+            "actor_kind": ctx.actor.kind,
+            "source": ctx.source,
+            "correlation_id": ctx.correlation_id,
+            "ts": ts,
+            "data": data_text,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
     )
     seq = result.scalar_one()
     if not head_locked:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,6 +46,11 @@ KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_KEY_LENGTH = 128
 MAX_TITLE_LENGTH = 500
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+# Statements of the versioned write, built once (building one per call showed in profiles).
+_ADVANCE_DOCUMENT = update(documents).where(
+    documents.c.id == bindparam("b_id"), documents.c.version == bindparam("b_version"))
+_INSERT_REVISION = revisions.insert()
 
 
 @dataclass(slots=True)
@@ -242,8 +247,9 @@ class DocumentStore:
                     current_version=row.version,
                 )
             paths = written_paths(ops)
-            await check_write_locks(conn, doc_id, paths, session=session,
-                                    lock_token=lock_token, now=now)
+            if row.lock_seq:  # a document never locked has no lock to check
+                await check_write_locks(conn, doc_id, paths, session=session,
+                                        lock_token=lock_token, now=now)
             state = loads(row.state)
             units = write_units(ops, state)
             rebased = False
@@ -266,22 +272,19 @@ class DocumentStore:
                 }),
                 ts=now, prev_hash=row.head_hash, head_locked=True,
             )
-            changed = await conn.execute(
-                update(documents)
-                .where(documents.c.id == doc_id, documents.c.version == row.version)
-                .values(version=version, state=state_text, updated_at=now,
-                        updated_by=ctx.actor.id, head_hash=event["hash"])
-            )
+            changed = await conn.execute(_ADVANCE_DOCUMENT, {
+                "b_id": doc_id, "b_version": row.version, "version": version,
+                "state": state_text, "updated_at": now, "updated_by": ctx.actor.id,
+                "head_hash": event["hash"],
+            })
             if changed.rowcount != 1:
                 # The row lock makes this unreachable; refuse rather than fork the history.
                 raise Conflict("document changed during the write", current_version=row.version)
-            await conn.execute(
-                revisions.insert().values(
-                    doc=doc_id, version=version, tenant=ctx.tenant, ops=dumps(ops),
-                    units=dumps(units), actor_id=ctx.actor.id, actor_name=ctx.actor.name,
-                    ts=now, event_seq=event["seq"],
-                )
-            )
+            await conn.execute(_INSERT_REVISION, {
+                "doc": doc_id, "version": version, "tenant": ctx.tenant, "ops": dumps(ops),
+                "units": dumps(units), "actor_id": ctx.actor.id, "actor_name": ctx.actor.name,
+                "ts": now, "event_seq": event["seq"],
+            })
             if version % self.snapshot_every == 0:
                 await conn.execute(
                     snapshots.insert().values(doc=doc_id, version=version, state=state_text, ts=now)
