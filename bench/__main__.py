@@ -1,0 +1,96 @@
+"""``python -m bench run [--quick] [--only 1,3] [--profile]``: every scenario, one table.
+
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
+``pip install -e ".[bench]"``. Each run creates its own databases and drops them, uses its
+own Redis key prefix, and writes ``bench/results/<UTC time>.json`` plus the logs of every
+process under ``bench/results/<UTC time>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.cluster import BenchCluster, scratch_database
+from bench.loadgen import raise_fd_limit
+from bench.measure import RunContext
+from bench.report import machine_facts, render_table, write_results
+from bench.suite import SCENARIOS, run_scenarios
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def run(args: argparse.Namespace) -> int:
+    raise_fd_limit()
+    # SIGTERM cancels the run like Ctrl-C does, so the servers stop and the scratch
+    # databases are dropped on the way out.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    started = datetime.now(UTC)
+    log_dir = args.out / started.strftime("%Y%m%dT%H%M%SZ")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    only = [key.strip() for key in args.only.split(",") if key.strip()]
+    unknown = [key for key in only if key not in SCENARIOS]
+    if unknown:
+        print(f"bench: no scenario {', '.join(unknown)}; choose from 1-5", file=sys.stderr)
+        return 2
+    ctx = RunContext(log_dir=log_dir, quick=args.quick, generators=args.generators,
+                     profile=args.profile)
+    facts = machine_facts()
+    clock = time.monotonic()
+
+    def done(key: str) -> None:
+        print(f"bench: scenario {key} done after {time.monotonic() - clock:.0f} s",
+              file=sys.stderr, flush=True)
+
+    async with scratch_database("coedit_bench") as dsn:
+        ctx.database_url = dsn
+        cluster = BenchCluster(dsn, log_dir)
+        try:
+            scenarios, rows = await run_scenarios(ctx, cluster, only, done)
+        finally:
+            await cluster.stop()
+    options = {"quick": args.quick, "only": only, "generators": args.generators,
+               "profile": args.profile, "window_s": ctx.window, "warmup_s": ctx.warmup}
+    path = write_results(args.out, started, facts, options, scenarios, rows)
+    print(render_table(rows))
+    print(f"\nresults: {path}\nlogs: {log_dir}", file=sys.stderr)
+    if args.profile:
+        print(f"profiles: {log_dir}/profile-*.summary.txt", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    run_parser = commands.add_parser("run", help="run the scenarios and print the table")
+    run_parser.add_argument("--quick", action="store_true",
+                            help="short windows and 2,000 instead of 10,000 connections")
+    run_parser.add_argument("--only", default="1,2,3,4,5",
+                            help="comma-separated scenario numbers (default: all)")
+    run_parser.add_argument("--generators", type=int, default=2,
+                            help="load processes for the fan-out scenarios (default 2)")
+    run_parser.add_argument("--profile", action="store_true",
+                            help="sample the coedit node with py-spy (figures then skew)")
+    run_parser.add_argument("--out", type=Path, default=RESULTS,
+                            help="where results and logs go (default bench/results)")
+    args = parser.parse_args(argv or sys.argv[1:] or ["run"])
+    if args.command != "run":
+        parser.print_help()
+        return 2
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run(args))
+    return uvloop.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Scenario 3: acknowledged versioned writes over WebSocket against pgbench's ceiling.
+
+Sixteen writer connections, each waiting for its ``ok`` before the next patch (a commit a
+second is an acknowledged commit, not a sent request). First on sixteen documents, where
+PostgreSQL can commit in parallel; then all on one hot document, where the row lock
+serializes them and the server rebases every patch whose base went stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from bench import pgbench
+from bench.cluster import BenchCluster, Node, scratch_database
+from bench.coedit_client import CoeditClient
+from bench.measure import RunContext, usage_during
+from bench.profiling import profile_during
+from bench.writers import AckWriter
+
+__all__ = ["coedit_writes", "pgbench_ceiling"]
+
+WRITERS = 16
+VALUE = "x" * 60  # the same size as the pgbench script's patch value
+
+
+async def pgbench_ceiling(ctx: RunContext) -> dict[str, Any]:
+    """pgbench on a scratch database with coedit's schema: full and minimal shapes."""
+    results: dict[str, Any] = {}
+    async with scratch_database("coedit_pgbench") as dsn:
+        await pgbench.prepare(dsn, ctx.log_dir)
+        for shape, script in (("full", pgbench.FULL), ("minimal", pgbench.MINIMAL)):
+            for label, clients, hot in (("distinct", WRITERS, False), ("hot", WRITERS, True),
+                                        ("single", 1, False)):
+                if shape == "minimal" and label != "distinct":
+                    continue
+                # The two figures coedit is compared with are, like coedit's, the best of
+                # several windows; the others are for reference and run once.
+                repeats = ctx.windows if shape == "full" and label != "single" else 1
+                runs = [await pgbench.run_pgbench(
+                    dsn, ctx.log_dir, script=script, name=f"{shape}-{label}-{i}",
+                    clients=clients, seconds=ctx.window, hot=hot) for i in range(repeats)]
+                best = max(runs, key=lambda run: run["commits_per_s"])
+                results[f"{shape}-{label}"] = {
+                    **best, "windows": [round(r["commits_per_s"]) for r in runs]}
+    return results
+
+
+async def coedit_writes(ctx: RunContext, cluster: BenchCluster, node: Node,
+                        *, hot: bool) -> dict[str, Any]:
+    """Commits a second of 16 closed-loop writers on distinct documents or one hot one."""
+    clients = [await CoeditClient.open(node.ws_url(cluster.token(f"writer{i}")))
+               for i in range(WRITERS)]
+    tasks: list[asyncio.Task[None]] = []
+    writers: list[AckWriter] = []
+    try:
+        state = {f"w{i}": "" for i in range(WRITERS)}
+        if hot:
+            doc = await clients[0].create(state)
+            docs = [doc] * WRITERS
+        else:
+            docs = [await c.create(state) for c in clients]
+        writers = [AckWriter(c, d, 1, f"/w{i}", VALUE)
+                   for i, (c, d) in enumerate(zip(clients, docs, strict=True))]
+        tasks = [asyncio.create_task(w.run()) for w in writers]
+        await asyncio.sleep(ctx.warmup)
+        pids = {"node": node.pid, "controller": os.getpid()}
+        database = cluster.database_url.rsplit("/", 1)[1]
+        windows: list[tuple[float, float, Any]] = []
+        for index in range(ctx.windows):
+            start = time.monotonic() + 0.01
+            end = start + ctx.window
+            jobs: list[Any] = [usage_during(pids, start, end, database=database)]
+            if ctx.profile and index == 0:
+                jobs.append(profile_during(ctx, f"writes-{'hot' if hot else 'distinct'}",
+                                           node.pid, start, end))
+            usage, *_ = await asyncio.gather(*jobs)
+            windows.append((start, end, usage))
+        await asyncio.sleep(0.05)
+    finally:
+        for writer in writers:
+            writer.stopped = True
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for client in clients:
+            client.close()
+    rates = [sum(w.stats.acked_between(start, end) for w in writers) / ctx.window
+             for start, end, _ in windows]
+    best = max(range(len(rates)), key=lambda i: rates[i])
+    usage = windows[best][2]
+    rebased = sum(w.stats.rebased for w in writers)
+    total = sum(w.stats.acked for w in writers)
+    errors = sum(w.stats.errors for w in writers)
+    return {
+        "commits_per_s": rates[best],
+        "windows": [round(r, 1) for r in rates],
+        # CPU milliseconds the node spends per acknowledged commit.
+        "node_cpu_ms_per_commit": 1000 * usage.processes["node"] / rates[best]
+        if rates[best] else None,
+        "postgres_cpu_ms_per_commit": 1000 * usage.processes.get("postgres", 0.0) / rates[best]
+        if rates[best] else None,
+        "writers": WRITERS,
+        "documents": len(set(docs)),
+        "rebased_share": rebased / total if total else 0.0,
+        "errors": errors,
+        "first_error": next((w.stats.first_error for w in writers if w.stats.first_error), ""),
+        "usage": usage.as_dict(),
+    }

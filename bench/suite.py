@@ -1,0 +1,212 @@
+"""The order of a run and the rows of its table.
+
+Every comparison is made inside one run: a scenario measures its baselines right next to
+coedit, with the same load processes, so that whatever else the machine was doing affects
+both sides alike as far as possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bench.cluster import BenchCluster
+from bench.measure import Row, RunContext
+from bench.scenarios import connections, fanout, latency, writes
+
+__all__ = ["SCENARIOS", "run_scenarios"]
+
+JSON = "coedit.v1.json"
+MSGPACK = "coedit.v1.msgpack"
+NOISY_CORES = 0.3  # foreign CPU above this during a window makes its figure suspect
+
+
+def _at_least(ratio: float | None, floor: float) -> str:
+    """``holds``, or how far short: the factor coedit would have to gain to reach the floor."""
+    if ratio is None:
+        return "n/a"
+    return "holds" if ratio >= floor else f"fails: needs {floor / ratio:.1f}x more"
+
+
+def _noise(result: dict[str, Any]) -> str:
+    foreign = result.get("usage", {}).get("foreign_cores", 0.0)
+    return f"foreign CPU {foreign:.2f} cores" if foreign > NOISY_CORES else ""
+
+
+async def scenario_1(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                     rows: list[Row]) -> None:
+    gens = ctx.generators
+    base = out["baselines"] = {
+        "ceiling_text_1p": await fanout.ceiling(ctx, processes=1),
+        "ceiling_text": await fanout.ceiling(ctx, processes=gens),
+        "ceiling_binary": await fanout.ceiling(ctx, binary=True, processes=gens),
+        "socketio": await fanout.socketio_peer(ctx, processes=gens),
+    }
+    if not ctx.quick:
+        base["ceiling_text_4p"] = await fanout.ceiling(ctx, processes=4)
+    nodes = await cluster.start(1, redis=False, tag="-s1")
+    try:
+        out["json"] = await fanout.coedit_fanout(ctx, cluster, nodes, JSON, processes=gens)
+        out["msgpack"] = await fanout.coedit_fanout(ctx, cluster, nodes, MSGPACK,
+                                                    processes=gens)
+    finally:
+        await cluster.stop()
+    one = base["ceiling_text_1p"]
+    rows.append(Row("0 load generator", f"ceiling, {gens} load processes",
+                    base["ceiling_text"]["frames_per_s"], "frames/s",
+                    "same with 1 process", one["frames_per_s"],
+                    notes=f"1-process generator used {one['usage']['cores']['loadgen0']:.2f} "
+                          "cores"))
+    if "ceiling_text_4p" in base:
+        rows.append(Row("0 load generator", "ceiling, 4 load processes",
+                        base["ceiling_text_4p"]["frames_per_s"], "frames/s",
+                        f"{gens} processes", base["ceiling_text"]["frames_per_s"]))
+    rows.append(Row("baseline", "websockets broadcast() ceiling, text",
+                    base["ceiling_text"]["frames_per_s"], "frames/s",
+                    notes=_noise(base["ceiling_text"])))
+    rows.append(Row("baseline", "websockets broadcast() ceiling, binary",
+                    base["ceiling_binary"]["frames_per_s"], "frames/s",
+                    notes=_noise(base["ceiling_binary"])))
+    rows.append(Row("baseline", "python-socketio emit to a room (aiohttp)",
+                    base["socketio"]["frames_per_s"], "frames/s",
+                    notes=_noise(base["socketio"])))
+    for wire, ceiling_key in (("json", "ceiling_text"), ("msgpack", "ceiling_binary")):
+        result = out[wire]
+        value = result["frames_per_s"]
+        ceiling = base[ceiling_key]["frames_per_s"]
+        peer = base["socketio"]["frames_per_s"]
+        rows.append(Row("1 fan-out, 1 node", f"{wire}: delivered", value, "frames/s",
+                        "ceiling", ceiling, ">= 0.7x", _at_least(value / ceiling, 0.7),
+                        _noise(result)))
+        rows.append(Row("1 fan-out, 1 node", f"{wire}: delivered", value, "frames/s",
+                        "socketio", peer, ">= 3x", _at_least(value / peer, 3.0),
+                        _noise(result)))
+        rows.append(Row("1 fan-out, 1 node", f"{wire}: frames per server CPU-second",
+                        result["frames_per_server_cpu_s"], "frames",
+                        "ceiling", base[ceiling_key]["frames_per_server_cpu_s"],
+                        notes="cost per frame, robust to other load"))
+
+
+async def scenario_2(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                     rows: list[Row]) -> None:
+    ceiling = out["ceiling_text"] = await fanout.ceiling(ctx, processes=ctx.generators)
+    nodes = await cluster.start(2, redis=True, tag="-s2")
+    try:
+        out["json"] = await fanout.coedit_fanout(ctx, cluster, nodes, JSON,
+                                                 processes=ctx.generators)
+    finally:
+        await cluster.stop()
+    value = out["json"]["frames_per_s"]
+    rows.append(Row("2 fan-out, 2 nodes + Redis", "json: delivered", value, "frames/s",
+                    "ceiling", ceiling["frames_per_s"], ">= 0.5x",
+                    _at_least(value / ceiling["frames_per_s"], 0.5), _noise(out["json"])))
+
+
+async def scenario_3(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                     rows: list[Row]) -> None:
+    pg = out["pgbench"] = await writes.pgbench_ceiling(ctx)
+    nodes = await cluster.start(1, redis=False, tag="-s3")
+    try:
+        out["distinct"] = await writes.coedit_writes(ctx, cluster, nodes[0], hot=False)
+        out["hot"] = await writes.coedit_writes(ctx, cluster, nodes[0], hot=True)
+    finally:
+        await cluster.stop()
+    distinct = out["distinct"]["commits_per_s"]
+    rows.append(Row("3 writes, PostgreSQL", "16 writers, 16 documents", distinct, "commits/s",
+                    "pgbench", pg["full-distinct"]["commits_per_s"], ">= 0.6x",
+                    _at_least(distinct / pg["full-distinct"]["commits_per_s"], 0.6)))
+    hot = out["hot"]
+    rows.append(Row("3 writes, PostgreSQL", "16 writers, 1 hot document", hot["commits_per_s"],
+                    "commits/s", "pgbench", pg["full-hot"]["commits_per_s"], "report",
+                    "reported", f"{100 * hot['rebased_share']:.0f}% rebased"))
+    rows.append(Row("3 writes, PostgreSQL", "node CPU per commit (16 documents)",
+                    out["distinct"]["node_cpu_ms_per_commit"] or float("nan"), "ms",
+                    notes=f"PostgreSQL {out['distinct']['postgres_cpu_ms_per_commit'] or 0:.2f}"
+                          " ms per commit"))
+    rows.append(Row("baseline", "pgbench, apply_patch shape, 1 client",
+                    pg["full-single"]["commits_per_s"], "commits/s"))
+    rows.append(Row("baseline", "pgbench, minimal shape (lock, update, insert), 16 clients",
+                    pg["minimal-distinct"]["commits_per_s"], "commits/s"))
+
+
+async def scenario_4(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                     rows: list[Row]) -> None:
+    # At the target rate, and at a rate a node sustains (scenario 3 measures ~350 commits/s):
+    # past its capacity a node queues requests and the "latency" is the length of the queue.
+    for rate in (latency.RATE, latency.SUSTAINED_RATE):
+        nodes = await cluster.start(2, redis=True, tag=f"-s4-{rate}")
+        try:
+            result = out[f"at_{rate}"] = await latency.cross_node_latency(
+                ctx, cluster, *nodes, rate=rate)
+        finally:
+            await cluster.stop()
+        note = f"{result['writes_per_s']:.0f} writes/s acknowledged"
+        label = f"{rate} writes/s"
+        rows.append(Row("4 latency A->B", f"{label}: p50", result["p50_ms"], "ms", notes=note))
+        if rate == latency.RATE:
+            p99 = result["p99_ms"]
+            rows.append(Row("4 latency A->B", f"{label}: p99", p99, "ms", target="<= 15 ms",
+                            verdict="holds" if p99 <= 15 else f"fails ({p99 / 15:.0f}x over)",
+                            notes=note))
+        else:
+            rows.append(Row("4 latency A->B", f"{label}: p99", result["p99_ms"], "ms",
+                            target="report", verdict="reported", notes=note))
+
+
+async def scenario_5(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                     rows: list[Row]) -> None:
+    count = 2000 if ctx.quick else 10_000
+    window = 12.0 if ctx.quick else 35.0
+    nodes = await cluster.start(1, redis=True, tag="-s5")
+    try:
+        result = out["connections"] = await connections.many_connections(
+            ctx, cluster, nodes[0], connections=count, window=window)
+    finally:
+        await cluster.stop()
+    per = result["rss_per_connection_kb"]
+    rows.append(Row("5 connections", f"{count} subscribed: RSS per connection", per, "KB",
+                    target="<= 40 KB", verdict="holds" if per <= 40 else
+                    f"fails by {per - 40:.1f} KB",
+                    notes=f"RSS {result['rss_before_kb'] // 1024} -> "
+                          f"{result['rss_after_kb'] // 1024} MiB"))
+    dropped = result["connections"] - result["open_at_end"]
+    rows.append(Row("5 connections", "connections dropped", dropped, "",
+                    target="0", verdict="holds" if dropped == 0 else "fails",
+                    notes=str(result["closed"] or result["errors"] or "")))
+    # A heartbeat sent in the last moments of the window may be answered just after it.
+    answered = result["heartbeats_answered"] / max(1, result["heartbeats_sent"])
+    rows.append(Row("5 connections", "heartbeat round trip p99", result["heartbeat_p99_ms"],
+                    "ms", target="keeps up",
+                    verdict="holds" if answered >= 0.99 else "fails",
+                    notes=f"{result['heartbeats_answered']} of {result['heartbeats_sent']} "
+                          "heartbeats answered in the window"))
+    joins = result["presence_joins"] / max(1, result["presence_joins_expected"])
+    rows.append(Row("5 connections", "presence joins delivered", 100 * joins, "%",
+                    target="keeps up", verdict="holds" if 0.999 <= joins <= 1.001 else "fails",
+                    notes=f"plus {result['presence_own_joins']} joins announcing the "
+                          "receiver itself"))
+
+
+Step = Callable[[RunContext, BenchCluster, dict[str, Any], list[Row]], Awaitable[None]]
+
+SCENARIOS: dict[str, Step] = {
+    "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
+}
+
+
+async def run_scenarios(ctx: RunContext, cluster: BenchCluster, only: list[str],
+                        on_done: Callable[[str], None]) -> tuple[dict[str, Any], list[Row]]:
+    results: dict[str, Any] = {}
+    rows: list[Row] = []
+    for key in only:
+        out: dict[str, Any] = {}
+        results[key] = out
+        try:
+            await SCENARIOS[key](ctx, cluster, out, rows)
+        except Exception as exc:
+            out["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(Row(f"{key} (error)", str(exc)[:80], float("nan"), "",
+                            verdict="did not run"))
+            await cluster.stop()
+        on_done(key)
+    return results, rows
