@@ -56,6 +56,10 @@ async def run(args: argparse.Namespace) -> int:
             scenarios, rows = await run_scenarios(ctx, cluster, only, done)
         finally:
             await cluster.stop()
+            left = await cluster.forget_redis_keys()
+            if left:
+                print(f"bench: removed {left} Redis keys the nodes left under {cluster.prefix}",
+                      file=sys.stderr)
     options = {"quick": args.quick, "only": only, "generators": args.generators,
                "profile": args.profile, "window_s": ctx.window, "warmup_s": ctx.warmup}
     path = write_results(args.out, started, facts, options, scenarios, rows)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from redis.asyncio import Redis
 
 from bench.procs import COEDIT, ChildProcess, free_port
 from server.auth import TokenIssuer
@@ -117,3 +118,18 @@ class BenchCluster:
     async def stop(self) -> None:
         await asyncio.gather(*(n.process.stop() for n in self.nodes), return_exceptions=True)
         self.nodes.clear()
+
+    async def forget_redis_keys(self) -> int:
+        """Delete what the run's nodes left under its key prefix; returns how many keys.
+
+        Presence entries of sessions a node had not yet released when it stopped stay in
+        Redis without expiry when no other node of the prefix is alive to reap them.
+        """
+        client = Redis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{self.prefix}:*", count=1000)]
+            for start in range(0, len(keys), 500):
+                await client.delete(*keys[start:start + 500])
+            return len(keys)
+        finally:
+            await client.aclose()
