@@ -75,6 +75,9 @@ class Fleet:
         self.presence_joins = 0
         self.heartbeats_sent = 0
         self.own_joins = 0
+        # Per coedit connection: the other sessions it knows to be on its document, from its
+        # subscribe reply's ``presence`` and the ``joins`` and ``leaves`` of later diffs.
+        self.known: list[set[str]] = []
         self.unexpected_closes: dict[str, int] = {}
         self.closing = False
 
@@ -122,7 +125,9 @@ class Fleet:
         """
         replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         session: list[str] = []  # filled from the welcome, read by the presence counter
-        final = self._hook_for(client, session)
+        known: set[str] = set()
+        self.known.append(known)
+        final = self._hook_for(client, session, known)
         done = False
 
         def setup_hook(opcode: int, payload: bytes, now: float) -> None:
@@ -135,6 +140,7 @@ class Fleet:
             if message.get("re") == 1:
                 done = True
                 client.on_payload = final
+                known.update(e["session"] for e in message.get("presence", []))
             replies.put_nowait(message)
 
         client.set_hook(setup_hook)
@@ -168,8 +174,8 @@ class Fleet:
             while not (await opened.get()).startswith(b"40"):
                 pass
 
-    def _hook_for(self, client: WsClientProtocol,
-                  session: list[str] | None = None) -> PayloadHook | None:
+    def _hook_for(self, client: WsClientProtocol, session: list[str] | None = None,
+                  known: set[str] | None = None) -> PayloadHook | None:
         """What a connection does with each data frame once it is set up."""
         spec = self.spec
         if spec.mode == "socketio":
@@ -181,7 +187,8 @@ class Fleet:
             return self._stamp_hook
         if spec.decode or spec.heartbeat_s:
             def decode(opcode: int, payload: bytes, now: float) -> None:
-                self._decode(opcode, payload, now, session[0] if session else "")
+                self._decode(opcode, payload, now, session[0] if session else "",
+                             set() if known is None else known)
             return decode
         return None
 
@@ -193,17 +200,22 @@ class Fleet:
         if found is not None:
             self.latencies_ns.append(time.monotonic_ns() - int(found.group(1)))
 
-    def _decode(self, opcode: int, payload: bytes, now: float, session: str) -> None:
+    def _decode(self, opcode: int, payload: bytes, now: float, session: str,
+                known: set[str]) -> None:
         if opcode == OP_TEXT and payload.startswith(b'{"type":"ok","re":"hb'):
             sent = float(json.loads(payload)["re"][2:])
             if self.counter.start <= now < self.counter.end:
                 self.heartbeat_rtts.append(now - sent)
         elif payload.startswith(b'{"type":"presence"'):
-            for entry in json.loads(payload).get("joins", []):
+            diff = json.loads(payload)
+            for entry in diff.get("joins", []):
                 if entry.get("session") == session:
                     self.own_joins += 1  # a session told of its own arrival
                 else:
                     self.presence_joins += 1
+                    known.add(entry.get("session"))
+            for entry in diff.get("leaves", []):
+                known.discard(entry.get("session"))
 
     # -- running --------------------------------------------------------------------------
 
@@ -245,6 +257,7 @@ class Fleet:
             "heartbeats_sent": self.heartbeats_sent,
             "presence_joins": self.presence_joins,
             "own_joins": self.own_joins,
+            "presence_known": sum(len(k) for k in self.known),
             "cpu_seconds": cpu_end - cpu_start,
         }
 

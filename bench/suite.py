@@ -19,6 +19,8 @@ __all__ = ["SCENARIOS", "run_scenarios"]
 JSON = "coedit.v1.json"
 MSGPACK = "coedit.v1.msgpack"
 NOISY_CORES = 0.3  # foreign CPU above this during a window makes its figure suspect
+# Ablation: the same node with group commit off, to show what it contributes.
+NO_GROUP_COMMIT = {"COEDIT_WRITE_BATCH": "1"}
 
 
 def _at_least(ratio: float | None, floor: float) -> str:
@@ -49,6 +51,13 @@ async def scenario_1(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
         out["json"] = await fanout.coedit_fanout(ctx, cluster, nodes, JSON, processes=gens)
         out["msgpack"] = await fanout.coedit_fanout(ctx, cluster, nodes, MSGPACK,
                                                     processes=gens)
+    finally:
+        await cluster.stop()
+    # What group commit contributes: the same run with one write per transaction.
+    nodes = await cluster.start(1, redis=False, tag="-s1-nobatch", extra=NO_GROUP_COMMIT)
+    try:
+        out["json_no_group_commit"] = await fanout.coedit_fanout(ctx, cluster, nodes, JSON,
+                                                                 processes=gens)
     finally:
         await cluster.stop()
     one = base["ceiling_text_1p"]
@@ -85,6 +94,11 @@ async def scenario_1(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
                         result["frames_per_server_cpu_s"], "frames",
                         "ceiling", base[ceiling_key]["frames_per_server_cpu_s"],
                         notes="cost per frame, robust to other load"))
+    ablation = out["json_no_group_commit"]
+    rows.append(Row("1 fan-out, 1 node", "json, one write per transaction (ablation)",
+                    ablation["frames_per_s"], "frames/s", "with group commit",
+                    out["json"]["frames_per_s"],
+                    notes=f"COEDIT_WRITE_BATCH=1; {_noise(ablation)}".rstrip("; ")))
 
 
 async def scenario_2(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
@@ -111,18 +125,32 @@ async def scenario_3(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
         out["hot"] = await writes.coedit_writes(ctx, cluster, nodes[0], hot=True)
     finally:
         await cluster.stop()
+    nodes = await cluster.start(1, redis=False, tag="-s3-nobatch", extra=NO_GROUP_COMMIT)
+    try:
+        out["distinct_no_group_commit"] = await writes.coedit_writes(ctx, cluster, nodes[0],
+                                                                     hot=False)
+    finally:
+        await cluster.stop()
     distinct = out["distinct"]["commits_per_s"]
-    rows.append(Row("3 writes, PostgreSQL", "16 writers, 16 documents", distinct, "commits/s",
+    # coedit's figure is acknowledged writes a second (its group commit may put several in one
+    # transaction); pgbench's is transactions a second with one write each, the shape of
+    # a single write as the issue defines the database ceiling.
+    rows.append(Row("3 writes, PostgreSQL", "16 writers, 16 documents", distinct, "writes/s",
                     "pgbench", pg["full-distinct"]["commits_per_s"], ">= 0.6x",
                     _at_least(distinct / pg["full-distinct"]["commits_per_s"], 0.6)))
     hot = out["hot"]
     rows.append(Row("3 writes, PostgreSQL", "16 writers, 1 hot document", hot["commits_per_s"],
-                    "commits/s", "pgbench", pg["full-hot"]["commits_per_s"], "report",
+                    "writes/s", "pgbench", pg["full-hot"]["commits_per_s"], "report",
                     "reported", f"{100 * hot['rebased_share']:.0f}% rebased"))
-    rows.append(Row("3 writes, PostgreSQL", "node CPU per commit (16 documents)",
+    rows.append(Row("3 writes, PostgreSQL", "node CPU per acknowledged write (16 documents)",
                     out["distinct"]["node_cpu_ms_per_commit"] or float("nan"), "ms",
                     notes=f"PostgreSQL {out['distinct']['postgres_cpu_ms_per_commit'] or 0:.2f}"
-                          " ms per commit"))
+                          " ms per write"))
+    ablation = out["distinct_no_group_commit"]
+    rows.append(Row("3 writes, PostgreSQL", "16 documents, one write per transaction (ablation)",
+                    ablation["commits_per_s"], "writes/s", "with group commit", distinct,
+                    notes=f"COEDIT_WRITE_BATCH=1; node CPU "
+                          f"{ablation['node_cpu_ms_per_commit'] or 0:.2f} ms per write"))
     rows.append(Row("baseline", "pgbench, apply_patch shape, 1 client",
                     pg["full-single"]["commits_per_s"], "commits/s"))
     rows.append(Row("baseline", "pgbench, minimal shape (lock, update, insert), 16 clients",
@@ -131,8 +159,8 @@ async def scenario_3(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
 
 async def scenario_4(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
                      rows: list[Row]) -> None:
-    # At the target rate, and at a rate a node sustains (scenario 3 measures ~350 commits/s):
-    # past its capacity a node queues requests and the "latency" is the length of the queue.
+    # At the target rate, and at a fifth of it for comparison: past its capacity a node
+    # queues requests and the "latency" is the length of the queue.
     for rate in (latency.RATE, latency.SUSTAINED_RATE):
         nodes = await cluster.start(2, redis=True, tag=f"-s4-{rate}")
         try:
@@ -180,11 +208,15 @@ async def scenario_5(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
                     verdict="holds" if answered >= 0.99 else "fails",
                     notes=f"{result['heartbeats_answered']} of {result['heartbeats_sent']} "
                           "heartbeats answered in the window"))
+    known = result["presence_known"] / max(1, result["presence_known_expected"])
+    rows.append(Row("5 connections", "presence: others each session knows", 100 * known, "%",
+                    target="100 %", verdict="holds" if known == 1 else "fails",
+                    notes=f"{result['presence_known']} of {result['presence_known_expected']}"))
     joins = result["presence_joins"] / max(1, result["presence_joins_expected"])
-    rows.append(Row("5 connections", "presence joins delivered", 100 * joins, "%",
-                    target="keeps up", verdict="holds" if 0.999 <= joins <= 1.001 else "fails",
-                    notes=f"plus {result['presence_own_joins']} joins announcing the "
-                          "receiver itself"))
+    rows.append(Row("5 connections", "presence joins received, of k(k-1)/2", 100 * joins, "%",
+                    target="report", verdict="reported",
+                    notes=f"more when sessions subscribe at once; plus "
+                          f"{result['presence_own_joins']} joins announcing the receiver itself"))
 
 
 Step = Callable[[RunContext, BenchCluster, dict[str, Any], list[Row]], Awaitable[None]]

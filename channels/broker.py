@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 __all__ = ["Broker", "MemoryBroker", "MessageHandler", "ReconnectHandler"]
 
@@ -30,6 +30,12 @@ class Broker(ABC):
     @property
     def started(self) -> bool:
         return self._on_message is not None
+
+    @property
+    def reaches_other_nodes(self) -> bool:
+        """False when this process is the whole cluster, so a delta fanned out here already
+        reached every subscriber and publishing it would only echo it back."""
+        return True
 
     def _handler(self) -> MessageHandler:
         if self._on_message is None:
@@ -59,6 +65,11 @@ class Broker(ABC):
     @abstractmethod
     async def publish(self, channel: str, data: bytes) -> None: ...
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish ``(channel, data)`` pairs in order; a network broker sends them together."""
+        for channel, data in messages:
+            await self.publish(channel, data)
+
     @abstractmethod
     async def ping(self) -> None:
         """Raise unless the broker can carry messages right now."""
@@ -70,6 +81,10 @@ class MemoryBroker(Broker):
     def __init__(self) -> None:
         super().__init__()
         self._channels: set[str] = set()
+
+    @property
+    def reaches_other_nodes(self) -> bool:
+        return False
 
     async def stop(self) -> None:
         self._channels.clear()

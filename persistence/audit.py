@@ -31,16 +31,21 @@ __all__ = [
     "Actor",
     "AuditContext",
     "EventDraft",
+    "PreparedEvent",
     "append_event",
     "event_from_row",
     "event_hash",
+    "insert_events",
+    "prepare_event",
     "verify_rows",
 ]
 
 ACTOR_KINDS = ("user", "bot", "system")
 
 # Built once: on the write path, building a statement costs as much as compiling it would.
-_INSERT_EVENT = events.insert().returning(events.c.seq)
+# With several rows SQLAlchemy sends one INSERT whose RETURNING rows come back in parameter
+# order, so each event gets its own seq (seqs are drawn in that order too).
+_INSERT_EVENTS = events.insert().returning(events.c.seq, sort_by_parameter_order=True)
 SOURCES = ("ws", "http", "bulk", "system")
 
 
@@ -118,6 +123,72 @@ async def _lock_chain_head(conn: AsyncConnection, ctx: AuditContext, doc: str | 
     return row.head  # type: ignore[no-any-return]
 
 
+@dataclass(slots=True)
+class PreparedEvent:
+    """An event with its hash computed, waiting for the INSERT that gives it its ``seq``."""
+
+    params: dict[str, Any]  # the ``events`` row
+    event: dict[str, Any]  # as the API shows it; ``seq`` is None until inserted
+
+    @property
+    def hash(self) -> str:
+        return self.params["hash"]  # type: ignore[no-any-return]
+
+    @property
+    def seq(self) -> int:
+        seq = self.event["seq"]
+        if seq is None:
+            raise RuntimeError("the event has not been inserted yet: call insert_events first")
+        return int(seq)
+
+
+def prepare_event(
+    ctx: AuditContext, draft: EventDraft, *, ts: datetime, prev_hash: str | None
+) -> PreparedEvent:
+    """Build an event linked to ``prev_hash`` without touching the database.
+
+    Pure, so a caller that holds the chain head (the locked document row) can prepare several
+    events of one chain in a row, each linked to the one before, and insert them together.
+    """
+    event_id = str(uuid.uuid4())
+    data_text = canonical_json(draft.data)
+    fields = _hashed_fields(event_id=event_id, ctx=ctx, draft=draft, ts=ts, data_text=data_text)
+    digest = event_hash(fields, prev_hash)
+    params = {
+        "id": event_id,
+        "tenant": ctx.tenant,
+        "type": draft.type,
+        "doc": draft.doc,
+        "kind": draft.kind,
+        "version": draft.version,
+        "actor_id": ctx.actor.id,
+        "actor_name": ctx.actor.name,
+        "actor_kind": ctx.actor.kind,
+        "source": ctx.source,
+        "correlation_id": ctx.correlation_id,
+        "ts": ts,
+        "data": data_text,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    return PreparedEvent(params, {"seq": None, **fields, "prev_hash": prev_hash, "hash": digest})
+
+
+async def insert_events(conn: AsyncConnection, prepared: list[PreparedEvent]) -> None:
+    """Insert prepared events with one statement, in list order, and fill in their seqs.
+
+    The caller keeps the chain heads: each event's ``prev_hash`` was fixed when it was
+    prepared, so the events of one chain must be in chain order here.
+    """
+    if not prepared:
+        return
+    seqs = (await conn.execute(_INSERT_EVENTS, [p.params for p in prepared])).scalars().all()
+    if len(seqs) != len(prepared):
+        raise RuntimeError(f"inserted {len(prepared)} events but got {len(seqs)} seqs back")
+    for item, seq in zip(prepared, seqs, strict=True):
+        item.event["seq"] = seq
+
+
 async def append_event(
     conn: AsyncConnection,
     ctx: AuditContext,
@@ -135,31 +206,9 @@ async def append_event(
     """
     if not head_locked:
         prev_hash = await _lock_chain_head(conn, ctx, draft.doc)
-    event_id = str(uuid.uuid4())
-    data_text = canonical_json(draft.data)
-    fields = _hashed_fields(event_id=event_id, ctx=ctx, draft=draft, ts=ts, data_text=data_text)
-    digest = event_hash(fields, prev_hash)
-    result = await conn.execute(
-        _INSERT_EVENT,
-        {
-            "id": event_id,
-            "tenant": ctx.tenant,
-            "type": draft.type,
-            "doc": draft.doc,
-            "kind": draft.kind,
-            "version": draft.version,
-            "actor_id": ctx.actor.id,
-            "actor_name": ctx.actor.name,
-            "actor_kind": ctx.actor.kind,
-            "source": ctx.source,
-            "correlation_id": ctx.correlation_id,
-            "ts": ts,
-            "data": data_text,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
-    )
-    seq = result.scalar_one()
+    prepared = prepare_event(ctx, draft, ts=ts, prev_hash=prev_hash)
+    await insert_events(conn, [prepared])
+    digest = prepared.hash
     if not head_locked:
         if draft.doc is not None:
             await conn.execute(
@@ -169,7 +218,7 @@ async def append_event(
             await conn.execute(
                 update(chains).where(chains.c.key == f"tenant:{ctx.tenant}").values(head=digest)
             )
-    return {"seq": seq, **fields, "prev_hash": prev_hash, "hash": digest}
+    return prepared.event
 
 
 def event_from_row(row: Row[Any]) -> dict[str, Any]:

@@ -5,17 +5,24 @@ locks: a deferred transaction that reads and then writes can fail with "database
 when another writer got there first, so every write transaction starts with ``BEGIN
 IMMEDIATE`` and, inside this process, waits its turn on an asyncio lock instead of spinning
 on SQLite's busy handler in a worker thread.
+
+PostgreSQL connections are not pinged before use: a dead connection fails its first statement,
+SQLAlchemy invalidates it, and the caller answers ``unavailable`` (a pre-ping was one more round
+trip on every transaction). ``pool_recycle`` replaces connections before servers or proxies
+that drop idle ones are likely to have done so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = ["Database", "sqlite_path"]
@@ -30,10 +37,54 @@ def sqlite_path(url: str) -> str | None:
     return database if database and database != ":memory:" else None
 
 
+def _is_loopback(host: str) -> bool:
+    """A unix socket's directory, ``localhost`` or a loopback address, with or without port."""
+    if host.startswith("/"):
+        return True
+    for candidate in (host, host.rsplit(":", 1)[0]):  # the query's host= may carry a port
+        name = candidate.strip("[]")
+        if name == "localhost":
+            return True
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(name).is_loopback:
+                return True
+    return False
+
+
+def _local_without_tls_choice(url: URL) -> bool:
+    """True when every host the URL names is this machine and it says nothing about TLS.
+
+    asyncpg's default (like libpq's ``sslmode=prefer``) offers TLS on every new connection and
+    falls back to plain when refused: a wasted round trip, and the TLS set-up itself when a
+    local server accepts it. On loopback TLS protects nothing; elsewhere, and for a URL that
+    names no host (asyncpg then follows ``PGHOST`` or its own defaults), the default stays.
+    """
+    if "ssl" in url.query or "sslmode" in url.query:
+        return False
+    hosts = [url.host] if url.host else []
+    extra = url.query.get("host")
+    if extra:
+        hosts += [extra] if isinstance(extra, str) else list(extra)
+    return bool(hosts) and all(_is_loopback(host) for host in hosts)
+
+
 class Database:
     """Owns the engine; hands out read connections and write transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        max_overflow: int = 10,
+        pool_recycle: float = 1800.0,
+        echo: bool = False,
+    ) -> None:
+        """``pool_size`` connections stay open (PostgreSQL only), ``max_overflow`` more are
+        opened under load and closed again; a pool smaller than the node's concurrent
+        transactions opens and closes connections continuously."""
+        if pool_size < 1 or max_overflow < 0:
+            raise ValueError("pool_size must be at least 1 and max_overflow at least 0")
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -41,13 +92,18 @@ class Database:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         options: dict[str, Any] = {"echo": echo}
         if self.dialect == "postgresql":
-            options.update(
-                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+            connect_args: dict[str, Any] = {
                 # asyncpg prepares every statement; after five runs PostgreSQL may switch a
                 # prepared event query to a generic plan that ignores the tenant's size and
                 # scans the whole log (measured: 5 ms became 900 ms). Planning each time
                 # costs a fraction of a millisecond.
-                connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+                "server_settings": {"plan_cache_mode": "force_custom_plan"},
+            }
+            if _local_without_tls_choice(parsed):
+                connect_args["ssl"] = False
+            options.update(
+                pool_size=pool_size, max_overflow=max_overflow, pool_recycle=pool_recycle,
+                connect_args=connect_args,
             )
         else:
             options.update(connect_args={"timeout": 30})

@@ -5,61 +5,52 @@ key, check the base version, rebase or reject by write units, apply the JSON Pat
 row, append the revision and the ``patch.applied`` event (linked into the hash chain), store a
 snapshot every N versions and remember the key, then commit. Only after the commit does the
 caller publish the delta, so no subscriber ever sees a version that could still roll back.
+
+Writes go through a group commit (``persistence/batching.py``): patches submitted while a
+write transaction is in flight share the next one, which ``persistence/writes.py`` runs. Each
+patch still sees every patch submitted before it, committed or earlier in its batch, and gets
+the reply it would have got alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import AuditContext, EventDraft, append_event, event_from_row, verify_rows
+from persistence.batching import CommitFailed, GroupCommit
 from persistence.database import Database
-from persistence.errors import BadRequest, Conflict, NotFound, TooLarge
+from persistence.errors import BadRequest, CoeditError, NotFound
 from persistence.jsonutil import dumps, loads
-from persistence.locks import check_write_locks
-from persistence.patching import (
-    apply_ops,
-    redact_at_paths,
-    redact_ops,
-    redact_value,
-    units_overlap,
-    validate_ops,
-    values_at,
-    write_units,
-    written_paths,
-)
+from persistence.patching import apply_ops, redact_value, validate_ops
 from persistence.schema import documents, events, idempotency_keys, revisions, snapshots
 from persistence.timeutil import format_ts, utcnow
+from persistence.writes import (
+    IDEMPOTENCY_WINDOW,
+    PatchRequest,
+    WriteResult,
+    WriteRules,
+    delta_from_revision,
+    serialize_state,
+    write_patches,
+)
 
-__all__ = ["KIND_PATTERN", "DocumentStore", "WriteResult"]
+__all__ = ["KIND_PATTERN", "MAX_WRITE_BATCH", "DocumentStore", "WriteResult"]
 
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_KEY_LENGTH = 128
 MAX_TITLE_LENGTH = 500
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-# Statements of the versioned write, built once (building one per call showed in profiles).
-_ADVANCE_DOCUMENT = update(documents).where(
-    documents.c.id == bindparam("b_id"), documents.c.version == bindparam("b_version"))
-_INSERT_REVISION = revisions.insert()
-
-
-@dataclass(slots=True)
-class WriteResult:
-    """What an accepted (or replayed duplicate) write tells its caller."""
-
-    reply: dict[str, Any]
-    delta: dict[str, Any] | None  # None for a duplicate: nothing new to publish
-    document: dict[str, Any] | None
+# Patches per write transaction at most: enough to amortize a transaction's round trips,
+# few enough that one batch's rows and statements stay small.
+MAX_WRITE_BATCH = 64
 
 
 def _encode_cursor(*parts: Any) -> str:
@@ -90,18 +81,6 @@ def _document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
     }
 
 
-def _delta_from_revision(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "type": "delta",
-        "doc": row.doc,
-        "version": row.version,
-        "ops": loads(row.ops),
-        "actor": {"id": row.actor_id, "name": row.actor_name},
-        "ts": format_ts(row.ts),
-        "event": row.event_seq,
-    }
-
-
 def _clamp_limit(limit: int | None, default: int = 100, maximum: int = 1000) -> int:
     if limit is None:
         return default
@@ -120,6 +99,7 @@ class DocumentStore:
         snapshot_every: int = 50,
         max_state_bytes: int = 1024 * 1024,
         redact: frozenset[str] = frozenset(),
+        max_batch: int = MAX_WRITE_BATCH,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError("snapshot_every must be at least 1")
@@ -127,29 +107,9 @@ class DocumentStore:
         self.snapshot_every = snapshot_every
         self.max_state_bytes = max_state_bytes
         self.redact = redact
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def _serialize_state(self, state: dict[str, Any]) -> str:
-        text = dumps(state)
-        if len(text.encode("utf-8")) > self.max_state_bytes:
-            raise TooLarge(
-                f"document state would be larger than {self.max_state_bytes} bytes as JSON",
-                limit=self.max_state_bytes,
-            )
-        return text
-
-    async def _locked_row(self, conn: AsyncConnection, tenant: str, doc_id: str) -> Row[Any]:
-        row = (
-            await conn.execute(
-                select(documents)
-                .where(documents.c.id == doc_id, documents.c.tenant == tenant)
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"no document {doc_id!r}")
-        return row
+        self.max_batch = max_batch
+        self._writes: GroupCommit[PatchRequest, WriteResult] = GroupCommit(
+            self._commit_patches, max_batch=max_batch, name="document-writes")
 
     # -- creation -------------------------------------------------------------------------
 
@@ -165,7 +125,7 @@ class DocumentStore:
             state = {}
         if not isinstance(state, dict):
             raise BadRequest("state must be a JSON object")
-        state_text = self._serialize_state(state)
+        state_text = serialize_state(state, self.max_state_bytes)
         doc_id = str(uuid.uuid4())
         now = utcnow()
         ops = [{"op": "replace", "path": "", "value": state}]
@@ -224,139 +184,53 @@ class DocumentStore:
 
         ``session`` (the writer's connection) and ``lock_token`` (a token an HTTP writer
         presents) say which edit locks are the writer's own; any other live lock on a written
-        path refuses the write with ``locked``.
+        path refuses the write with ``locked``. Returns once the write is durable.
+        """
+        return await self.submit_patch(ctx, doc_id, base=base, ops=ops, key=key,
+                                       session=session, lock_token=lock_token)
+
+    def submit_patch(
+        self,
+        ctx: AuditContext,
+        doc_id: str,
+        *,
+        base: Any,
+        ops: Any,
+        key: Any = None,
+        session: str | None = None,
+        lock_token: int | None = None,
+    ) -> asyncio.Future[WriteResult]:
+        """Check the arguments now (``bad_request`` is raised here) and queue the write.
+
+        The future resolves to what :meth:`apply_patch` returns, or raises what it raises,
+        once the write's transaction is over. Writes submitted earlier commit no later than
+        writes submitted later, so a caller may submit several patches of one document in a
+        row (each based on the version the previous one will make) and await them in order.
+        Cancelling the future before its batch starts drops the write; after, the write may
+        still commit.
         """
         if isinstance(base, bool) or not isinstance(base, int) or base < 1:
             raise BadRequest("base must be a positive integer version")
         if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
             raise BadRequest(f"key must be a string of 1 to {MAX_KEY_LENGTH} characters")
-        ops = validate_ops(ops)
-        async with self.db.transaction() as conn:
-            row = await self._locked_row(conn, ctx.tenant, doc_id)
-            now = utcnow()
-            if key is not None:
-                previous = await self._remembered_reply(conn, doc_id, ctx.actor.id, key, now)
-                if previous is not None:
-                    return WriteResult({**previous, "duplicate": True}, None, None)
-            if row.archived_at is not None:
-                raise Conflict("the document is archived; an admin may reopen it",
-                               archived=True)
-            if base > row.version:
-                raise BadRequest(
-                    f"base {base} is ahead of the current version {row.version}",
-                    current_version=row.version,
-                )
-            paths = written_paths(ops)
-            if row.lock_seq:  # a document never locked has no lock to check
-                await check_write_locks(conn, doc_id, paths, session=session,
-                                        lock_token=lock_token, now=now)
-            state = loads(row.state)
-            units = write_units(ops, state)
-            rebased = False
-            if base < row.version:
-                await self._check_rebase(conn, doc_id, base, row.version, units)
-                rebased = True
-            before = values_at(state, paths)
-            new_state = apply_ops(state, ops)
-            state_text = self._serialize_state(new_state)
-            after = values_at(new_state, paths, dash_is_last=True)
-            version = row.version + 1
-            event = await append_event(
-                conn, ctx,
-                EventDraft("patch.applied", doc_id, row.kind, version, {
-                    "ops": redact_ops(ops, self.redact),
-                    "before": redact_at_paths(before, self.redact),
-                    "after": redact_at_paths(after, self.redact),
-                    "base": base,
-                    "rebased": rebased,
-                }),
-                ts=now, prev_hash=row.head_hash, head_locked=True,
-            )
-            changed = await conn.execute(_ADVANCE_DOCUMENT, {
-                "b_id": doc_id, "b_version": row.version, "version": version,
-                "state": state_text, "updated_at": now, "updated_by": ctx.actor.id,
-                "head_hash": event["hash"],
-            })
-            if changed.rowcount != 1:
-                # The row lock makes this unreachable; refuse rather than fork the history.
-                raise Conflict("document changed during the write", current_version=row.version)
-            await conn.execute(_INSERT_REVISION, {
-                "doc": doc_id, "version": version, "tenant": ctx.tenant, "ops": dumps(ops),
-                "units": dumps(units), "actor_id": ctx.actor.id, "actor_name": ctx.actor.name,
-                "ts": now, "event_seq": event["seq"],
-            })
-            if version % self.snapshot_every == 0:
-                await conn.execute(
-                    snapshots.insert().values(doc=doc_id, version=version, state=state_text, ts=now)
-                )
-            reply: dict[str, Any] = {"version": version}
-            if rebased:
-                reply["rebased"] = True
-            if key is not None:
-                await self._remember_reply(conn, doc_id, ctx.actor.id, key, reply, now)
-        delta = {
-            "type": "delta", "doc": doc_id, "version": version, "ops": ops,
-            "actor": ctx.actor.public(), "ts": format_ts(now), "event": event["seq"],
-        }
-        document = _document_from_row(row, new_state) | {
-            "version": version, "updated_at": format_ts(now), "updated_by": ctx.actor.id,
-        }
-        return WriteResult(reply, delta, document)
+        request = PatchRequest(ctx, doc_id, base, validate_ops(ops), key, session, lock_token)
+        return self._writes.submit(request)
 
-    async def _check_rebase(
-        self, conn: AsyncConnection, doc_id: str, base: int, current: int, units: list[str]
-    ) -> None:
-        rows = (
-            await conn.execute(
-                select(revisions)
-                .where(revisions.c.doc == doc_id, revisions.c.version > base)
-                .order_by(revisions.c.version)
-            )
-        ).all()
-        later_units = [unit for row in rows for unit in loads(row.units)]
-        overlapping = [u for u in units if any(units_overlap(u, other) for other in later_units)]
-        if overlapping or len(rows) != current - base:
-            raise Conflict(
-                f"the patch overlaps writes made after version {base}",
-                current_version=current,
-                your_version=base,
-                paths=overlapping,
-                deltas=[_delta_from_revision(row) for row in rows],
-            )
-
-    async def _remembered_reply(
-        self, conn: AsyncConnection, doc_id: str, user_id: str, key: str, now: datetime
-    ) -> dict[str, Any] | None:
-        row = (
-            await conn.execute(
-                select(idempotency_keys.c.reply, idempotency_keys.c.created_at).where(
-                    idempotency_keys.c.doc == doc_id,
-                    idempotency_keys.c.user_id == user_id,
-                    idempotency_keys.c.key == key,
-                )
-            )
-        ).first()
-        if row is None or row.created_at < now - IDEMPOTENCY_WINDOW:
-            return None
-        return loads(row.reply)  # type: ignore[no-any-return]
-
-    async def _remember_reply(
-        self, conn: AsyncConnection, doc_id: str, user_id: str, key: str,
-        reply: dict[str, Any], now: datetime,
-    ) -> None:
-        # An expired row for the same key may still exist: replace it.
-        await conn.execute(
-            delete(idempotency_keys).where(
-                idempotency_keys.c.doc == doc_id,
-                idempotency_keys.c.user_id == user_id,
-                idempotency_keys.c.key == key,
-            )
-        )
-        await conn.execute(
-            idempotency_keys.insert().values(
-                doc=doc_id, user_id=user_id, key=key, reply=dumps(reply), created_at=now
-            )
-        )
+    async def _commit_patches(
+        self, requests: list[PatchRequest]
+    ) -> list[WriteResult | CoeditError]:
+        """One transaction for a batch of patches (see ``persistence/writes.py``)."""
+        rules = WriteRules(self.snapshot_every, self.max_state_bytes, self.redact)
+        committing = False
+        try:
+            async with self.db.transaction() as conn:
+                outcomes = await write_patches(conn, requests, rules=rules, clock=utcnow)
+                committing = True
+        except Exception as exc:
+            if committing:
+                raise CommitFailed(exc) from exc
+            raise
+        return outcomes
 
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the 24-hour window; returns how many went."""
@@ -458,7 +332,7 @@ class DocumentStore:
             expected += 1
         if until is not None and expected != until + 1:
             return None
-        return [_delta_from_revision(row) for row in rows]
+        return [delta_from_revision(row) for row in rows]
 
     # -- time travel ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ sweeper removes the lock once it expired.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "LockStore",
     "check_write_locks",
     "lock_from_row",
+    "refuse_locked_paths",
 ]
 
 DEFAULT_TTL_MS = 30_000
@@ -84,6 +86,29 @@ def _paths_overlap(a: str, b: str) -> bool:
     return units_overlap(a, b)
 
 
+def refuse_locked_paths(
+    live: Iterable[Row[Any]], paths: list[str], *, session: str | None,
+    lock_token: int | None, now: datetime,
+) -> None:
+    """Refuse (``locked``) a write to ``paths`` when one of the ``live`` lock rows of its
+    document belongs to another holder and overlaps them.
+
+    Pure, so a batch of writes can read the locks of all its documents at once. Rows that
+    expired by ``now`` are skipped; the writer's own locks are those of its ``session`` or
+    the one whose fencing token it presents.
+    """
+    for row in live:
+        if row.expires_at <= now:
+            continue
+        if session is not None and row.holder_session == session:
+            continue
+        if lock_token is not None and int(row.token) == lock_token:
+            continue
+        if any(_paths_overlap(row.path, path) for path in paths):
+            raise Locked(f"{row.path or 'the document'} is locked by {row.holder_user_name}",
+                         lock=lock_from_row(row))
+
+
 async def check_write_locks(
     conn: AsyncConnection, doc: str, paths: list[str], *, session: str | None,
     lock_token: int | None, now: datetime,
@@ -96,14 +121,7 @@ async def check_write_locks(
     rows = (
         await conn.execute(select(locks).where(locks.c.doc == doc, locks.c.expires_at > now))
     ).all()
-    for row in rows:
-        if session is not None and row.holder_session == session:
-            continue
-        if lock_token is not None and int(row.token) == lock_token:
-            continue
-        if any(_paths_overlap(row.path, path) for path in paths):
-            raise Locked(f"{row.path or 'the document'} is locked by {row.holder_user_name}",
-                         lock=lock_from_row(row))
+    refuse_locked_paths(rows, paths, session=session, lock_token=lock_token, now=now)
 
 
 class LockStore:

@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 import web
 from channels.broker import Broker, MemoryBroker
@@ -39,6 +38,7 @@ from server.http_api import error_response, routes
 from server.metrics import Metrics
 from server.service import Coedit, StoreDeltaLog
 from server.session import serve_websocket
+from server.transport import TransportHandle
 
 __all__ = ["create_app", "make_broker"]
 
@@ -61,28 +61,6 @@ def make_broker(settings: Settings) -> tuple[Broker, PresenceBackend]:
     )
 
 
-class TransportHandle:
-    """Remember how to abort a WebSocket's transport (uvicorn only; elsewhere a no-op).
-
-    A peer that stopped reading can never receive a close frame: uvicorn waits for the socket
-    to drain before writing one, and closes the transport gracefully, which also waits. The
-    session uses this handle to drop such a connection after a grace period instead of
-    keeping its buffers forever. It sits outside Starlette's own wrappers to see uvicorn's
-    ``send``.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            abort = getattr(transport, "abort", None)
-            if callable(abort):
-                scope["coedit.abort"] = abort
-        await self.app(scope, receive, send)
-
-
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
     settings = settings or Settings.from_env()
     if settings.secret == DEV_SECRET:
@@ -94,8 +72,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await upgrade(settings.database_url)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, pool_size=settings.db_pool)
         store = DocumentStore(db, snapshot_every=settings.snapshot_every,
+                              max_batch=settings.write_batch,
                               max_state_bytes=settings.max_state_bytes, redact=settings.redact)
         broker, presence_backend = make_broker(settings)
         hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)

@@ -86,6 +86,8 @@ class Settings:
     max_state_bytes: int = 1024 * 1024
     send_queue: int = 1024
     rate_per_second: int = 1000
+    db_pool: int = 20
+    write_batch: int = 64
     key_prefix: str = "coedit"
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
@@ -121,6 +123,8 @@ class Settings:
                                  minimum=1024, maximum=64 * 1024 * 1024),
             send_queue=_int(env, "COEDIT_SEND_QUEUE", 1024, minimum=8, maximum=1_000_000),
             rate_per_second=_int(env, "COEDIT_RATE_LIMIT", 1000, minimum=0, maximum=1_000_000),
+            db_pool=_int(env, "COEDIT_DB_POOL", 20, minimum=1, maximum=1000),
+            write_batch=_int(env, "COEDIT_WRITE_BATCH", 64, minimum=1, maximum=1000),
             key_prefix=prefix,
             **extra,
         )

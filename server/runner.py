@@ -37,6 +37,10 @@ def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int,
         # The protocol's frame limit: uvicorn closes with 1009 past it, before buffering it.
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=None,  # presence uses data-frame heartbeats, not pings
+        # No permessage-deflate: a compressor is per connection, so a delta fanned out to
+        # 200 sockets would be compressed 200 times; deltas are small, and uncompressed frames
+        # can be built once and written to every socket as they are (server/transport.py).
+        ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
         proxy_headers=True,

@@ -1,16 +1,18 @@
 """One WebSocket connection: handshake, the read loop, replies, heartbeats and closing.
 
-Three tasks per connection: the reader (this module's loop, one request at a time so a
-client's writes apply in the order it sent them), the writer (the connection's
-:class:`~channels.outbox.Outbox`, the only code that touches the socket's send side) and a
-watchdog (heartbeat timeout and token expiry). Whichever ends first ends the session; the
-cleanup in ``run()`` leaves every subscription, so the hub never fans out to a dead socket.
+A connection costs one task: the ASGI handler's own, which reads requests one at a time so
+a client's writes apply in the order it sent them. Nothing else runs per connection while it
+is idle: frames leave through the connection's :class:`~channels.outbox.Outbox` (flushed at
+the end of each loop turn, with a writer task only while the socket makes it wait), and one
+node-wide sweep (``Coedit.sweep_sessions``) closes connections that fell silent or whose
+token expired. ``close()`` ends the read loop from anywhere; the cleanup in ``run()`` leaves
+every subscription, so the hub never fans out to a dead socket.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -26,12 +28,13 @@ from channels.hub import Subscription
 from channels.outbox import Outbox
 from channels.presence import PresenceEntry, stage_topic
 from channels.streams import StreamSubscription
-from persistence.documents import KIND_PATTERN
-from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
+from persistence.documents import KIND_PATTERN, WriteResult
+from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
 from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
 from server.auth import ANON_COOKIE, Action, Identity
 from server.service import Coedit, protocol_error
+from server.transport import abort_function, direct_socket
 from server.wire import (
     REQUEST_TYPES,
     decode_frame,
@@ -52,6 +55,8 @@ class CloseCode(IntEnum):
     POLICY = 1008
     TOO_BIG = 1009
     TRY_AGAIN_LATER = 1013  # slow consumer: its send queue overflowed
+    # Never sent (RFC 6455 reserves it): the socket failed under us, there is nobody to tell.
+    ABNORMAL = 1006
     TOKEN_EXPIRED = 4401
     HEARTBEAT_TIMEOUT = 4408
 
@@ -80,6 +85,9 @@ class TokenBucket:
 
 CLOSE_GRACE_SECONDS = 5.0
 
+# Patches a connection may have queued and not yet answered; the next one waits for them.
+MAX_WRITES_IN_FLIGHT = 64
+
 # How many refused (rate-limited) requests within ABUSE_WINDOW end the connection (1008).
 ABUSE_LIMIT = 200
 ABUSE_WINDOW = 10.0
@@ -94,6 +102,12 @@ def _choose_wire(offered: list[str]) -> WireFormat | None:
 
 
 class Session:
+    __slots__ = ("_busy", "_cancelled", "_done", "_finished", "_settled", "_task",
+                 "_writes_in_flight", "bucket", "close_code",
+                 "coedit", "heartbeat", "holds_locks", "id", "identity", "last_seen", "outbox",
+                 "presence_state", "refusals", "since", "stages", "streams", "subprotocol",
+                 "subscriptions", "ws")
+
     def __init__(
         self, ws: WebSocket, coedit: Coedit, identity: Identity, wire: WireFormat | None
     ) -> None:
@@ -113,53 +127,45 @@ class Session:
         self.stages: set[str] = set()
         self.streams: dict[str, StreamSubscription] = {}
         self.presence_state: dict[str, dict[str, Any]] = {}  # doc -> this session's state
-        self._stop = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._done = asyncio.Event()
         self.subprotocol = wire
         self.outbox = Outbox(self._send, wire or WireFormat.JSON, limit=settings.send_queue,
-                             on_overflow=self._on_overflow)
-        self._handlers: dict[str, Callable[[dict[str, Any], int | str], Awaitable[None]]] = {
-            "subscribe": self._subscribe,
-            "unsubscribe": self._unsubscribe,
-            "patch": self._patch,
-            "create": self._create,
-            "presence": self._presence,
-            "lock": self._lock,
-            "unlock": self._unlock,
-        }
+                             on_overflow=self._on_overflow, on_failure=self._on_send_failure,
+                             flusher=coedit.flusher)
+        self._task: asyncio.Task[Any] | None = None
+        self._busy = False  # a request is being handled
+        self._cancelled = False  # close() cancelled the read loop
+        self._finished = False
+        self._done: asyncio.Event | None = None  # made only for someone awaiting finished()
+        self._writes_in_flight = 0
+        self._settled: asyncio.Future[None] | None = None  # made only while someone waits
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self, *, headers: list[tuple[bytes, bytes]]) -> None:
         wire = self.subprotocol
         await self.ws.accept(subprotocol=wire.value if wire else None, headers=headers)
+        direct = direct_socket(self.ws.scope)
+        if direct is not None:
+            self.outbox.attach(direct)
         metrics = self.coedit.metrics
         metrics.connections.inc()
         self.coedit.sessions[self.id] = self
+        self._task = asyncio.current_task()
         self.outbox.put_message({
             "type": "welcome", "protocol": 1, "session": self.id,
             "node": self.coedit.settings.node_id, "user": self.identity.public(),
             "heartbeat_ms": self.coedit.settings.heartbeat_ms,
         })
-        reader = asyncio.create_task(self._read_loop(), name=f"ws-read-{self.id}")
-        tasks = {
-            reader,
-            asyncio.create_task(self.outbox.run(), name=f"ws-write-{self.id}"),
-            asyncio.create_task(self._watchdog(), name=f"ws-watch-{self.id}"),
-            asyncio.create_task(self._stop.wait(), name=f"ws-stop-{self.id}"),
-        }
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            # A request being handled (a write mid-transaction) may finish; then stop reading.
-            if not reader.done() and not self._idle.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), 5.0)
+            await self._read_loop()
+        except asyncio.CancelledError:
+            # close() cancels a read loop that waits for the next frame; anything else
+            # cancelling this task (the server going away) must still see its cancellation.
+            task = self._task
+            if not self._cancelled or (task is not None and task.uncancel() > 0):
+                raise
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self._task = None
             try:
                 await self._leave_everything()
             finally:
@@ -167,7 +173,9 @@ class Session:
                 metrics.connections.dec()
                 # Finished means everything the session held is released; the close frame
                 # may still be on its way to a peer that reads slowly.
-                self._done.set()
+                self._finished = True
+                if self._done is not None:
+                    self._done.set()
                 await self._close_socket()
 
     async def _leave_everything(self) -> None:
@@ -200,34 +208,74 @@ class Session:
         return self.close_code is None and (
             time.monotonic() - self.last_seen <= 3 * self.heartbeat)
 
+    def check_deadlines(self, now: float, wall_now: float) -> None:
+        """Close the session if its token expired or it fell silent (the node's sweep)."""
+        if self.close_code is not None:
+            return
+        exp = self.identity.exp
+        if exp is not None and wall_now >= exp:
+            self.close(CloseCode.TOKEN_EXPIRED)
+        elif now - self.last_seen > 3 * self.heartbeat:
+            self.close(CloseCode.HEARTBEAT_TIMEOUT)
+
     async def finished(self) -> None:
+        if self._finished:
+            return
+        if self._done is None:
+            self._done = asyncio.Event()
         await self._done.wait()
 
     def close(self, code: int) -> None:
         """End the session from any task; the socket closes with ``code``."""
         if self.close_code is None:
             self.close_code = code
-            self.coedit.metrics.closes.labels(str(code)).inc()
-        self._stop.set()
+            if code != CloseCode.ABNORMAL:
+                self.coedit.metrics.closes.labels(str(code)).inc()
+        task = self._task
+        if task is None or self._cancelled or task is asyncio.current_task():
+            return  # not started, ending already, or the read loop sees close_code itself
+        if self._busy:
+            # A request mid-flight (a write mid-transaction) may finish and be answered;
+            # the read loop stops after it. One that hangs is cut off after the grace.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._cancel_reader)
+        else:
+            self._cancel_reader()
+
+    def _cancel_reader(self) -> None:
+        task = self._task
+        if task is not None and not self._cancelled:
+            self._cancelled = True
+            task.cancel()
 
     async def _close_socket(self) -> None:
-        if self.ws.application_state != WebSocketState.CONNECTED:
+        outbox = self.outbox
+        if (self.ws.application_state != WebSocketState.CONNECTED
+                or self.ws.client_state == WebSocketState.DISCONNECTED
+                or self.close_code == CloseCode.ABNORMAL):
+            await outbox.stop()
             return
-        if self.ws.client_state == WebSocketState.DISCONNECTED:
-            return
-        # The close frame queues behind whatever the peer has not read yet. A peer that
-        # resumes reading within the grace period gets it; one that does not is dropped.
+        # What was queued leaves first, then the close frame, which queues behind whatever
+        # the peer has not read yet. A peer that resumes reading within the grace period
+        # gets it all; one that does not is dropped.
         try:
-            await asyncio.wait_for(self.ws.close(self.close_code or 1000), CLOSE_GRACE_SECONDS)
+            async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+                await outbox.finish()
+                await outbox.stop()
+                await self.ws.close(self.close_code or 1000)
         except Exception:
-            abort = self.ws.scope.get("coedit.abort")
+            abort = abort_function(self.ws.scope)
             if abort is not None:
                 log.info("session %s: peer never read its close frame; dropping it", self.id)
                 abort()
+        finally:
+            await outbox.stop()
 
     def _on_overflow(self) -> None:
         self.coedit.metrics.overflows.inc()
         self.close(CloseCode.TRY_AGAIN_LATER)
+
+    def _on_send_failure(self) -> None:
+        self.close(CloseCode.ABNORMAL)
 
     async def _send(self, payload: str | bytes) -> None:
         if isinstance(payload, str):
@@ -235,27 +283,11 @@ class Session:
         else:
             await self.ws.send_bytes(payload)
 
-    async def _watchdog(self) -> None:
-        """Sleep exactly until the next deadline (silence or token expiry), then check it."""
-        while True:
-            silence_ends = self.last_seen + 3 * self.heartbeat
-            wait = silence_ends - time.monotonic()
-            if self.identity.exp is not None:
-                wait = min(wait, self.identity.exp - time.time())
-            if wait > 0:
-                await asyncio.sleep(wait + 0.001)
-                continue
-            if self.identity.exp is not None and time.time() >= self.identity.exp:
-                self.close(CloseCode.TOKEN_EXPIRED)
-            else:
-                self.close(CloseCode.HEARTBEAT_TIMEOUT)
-            return
-
     # -- reading --------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
         limit = self.coedit.settings.max_frame_bytes
-        while True:
+        while self.close_code is None:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -268,11 +300,11 @@ class Session:
             if size > limit:
                 self.close(CloseCode.TOO_BIG)
                 return
-            self._idle.clear()
+            self._busy = True
             try:
                 await self._handle(text, data)
             finally:
-                self._idle.set()
+                self._busy = False
 
     async def _handle(self, text: str | None, data: bytes | None) -> None:
         rid: int | str | None = None
@@ -284,11 +316,14 @@ class Session:
                 kind if isinstance(kind, str) and kind in REQUEST_TYPES else "other").inc()
             if "id" in message and rid is None:
                 raise BadRequest("'id' must be an integer or a string of at most 128 characters")
+            if kind != "patch" and self._writes_in_flight:
+                await self._settle_writes()
             if kind == "heartbeat":
                 if rid is not None:
                     self.reply(rid, {})
                 return
-            if not isinstance(kind, str) or kind not in self._handlers:
+            handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+            if handler is None:
                 raise BadRequest(f"unknown message type {kind!r}")
             if rid is None:
                 raise BadRequest(f"a {kind} request needs an 'id'")
@@ -296,8 +331,10 @@ class Session:
             if wait:
                 self._count_refusal()
                 raise RateLimited("too many requests", retry_after_ms=max(1, int(wait * 1000)))
-            await self._handlers[kind](message, rid)
+            await handler(self, message, rid)
         except Exception as exc:
+            if self._writes_in_flight:
+                await self._settle_writes()
             self.error(rid, protocol_error(exc))
 
     def _count_refusal(self) -> None:
@@ -466,19 +503,62 @@ class Session:
         self.reply(rid, {"lock": lock})
 
     async def _patch(self, message: dict[str, Any], rid: int | str) -> None:
+        """Queue the write and go on reading: consecutive patches share a group commit.
+
+        The reply and the delta go out from the future's callback, in commit order, even if
+        the connection has gone by then (the delta must reach the other subscribers). Any
+        other request waits until the writes before it are answered (``_settle_writes``).
+        """
         doc = require_doc(message)
-        result = await self.coedit.patch(
+        if self._writes_in_flight >= MAX_WRITES_IN_FLIGHT:
+            await self._settle_writes()
+        future = await self.coedit.submit_patch(
             self.identity, self._ctx(message), doc,
             base=message.get("base"), ops=message.get("ops"), key=message.get("key"),
             session=self.id,
         )
-        self.reply(rid, result.reply)
-        await self.coedit.publish(result)
+        self._writes_in_flight += 1
+        future.add_done_callback(functools.partial(self._write_done, rid))
+
+    def _write_done(self, rid: int | str, future: asyncio.Future[WriteResult]) -> None:
+        self._writes_in_flight -= 1
+        if future.cancelled():
+            self.error(rid, Unavailable("the server stopped before the write finished"))
+        elif (exc := future.exception()) is not None:
+            self.error(rid, protocol_error(exc) if isinstance(exc, Exception)
+                       else Unavailable("the write was interrupted"))
+        else:
+            result = future.result()
+            self.reply(rid, result.reply)
+            self.coedit.publish(result)
+        waiter = self._settled
+        if self._writes_in_flight == 0 and waiter is not None:
+            self._settled = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _settle_writes(self) -> None:
+        """Return once every write queued so far is answered (the reply order is kept)."""
+        while self._writes_in_flight:
+            if self._settled is None:
+                self._settled = asyncio.get_running_loop().create_future()
+            await self._settled
 
     async def _create(self, message: dict[str, Any], rid: int | str) -> None:
         require_str(message, "kind", maximum=32)
         document = await self.coedit.create_document(self.identity, self._ctx(message), message)
         self.reply(rid, {"document": document})
+
+
+_HANDLERS: dict[str, Callable[[Session, dict[str, Any], int | str], Awaitable[None]]] = {
+    "subscribe": Session._subscribe,
+    "unsubscribe": Session._unsubscribe,
+    "patch": Session._patch,
+    "create": Session._create,
+    "presence": Session._presence,
+    "lock": Session._lock,
+    "unlock": Session._unlock,
+}
 
 
 async def serve_websocket(ws: WebSocket) -> None:

@@ -150,9 +150,16 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def server(database_url: str, settings_overrides: dict[str, Any]) -> AsyncIterator[
-    RunningServer
-]:
+async def server(
+    database_url: str, settings_overrides: dict[str, Any], uvicorn_ws: str | None
+) -> AsyncIterator[RunningServer]:
     """A real coedit server (uvicorn, real sockets) on its own database."""
-    async with start_server(make_settings(database_url, **settings_overrides)) as running:
+    async with start_server(make_settings(database_url, **settings_overrides),
+                            ws=uvicorn_ws) as running:
         yield running
+
+
+@pytest.fixture
+def uvicorn_ws() -> str | None:
+    """Which of uvicorn's WebSocket implementations serves (None: the one coedit picks)."""
+    return None

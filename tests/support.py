@@ -212,12 +212,16 @@ class WsClient:
 
 
 @contextlib.asynccontextmanager
-async def start_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """Run ``create_app(settings)`` under uvicorn in this event loop, on a free port."""
+async def start_server(
+    settings: Settings, *, ws: str | None = None
+) -> AsyncIterator[RunningServer]:
+    """Run ``create_app(settings)`` under uvicorn in this event loop, on a free port
+    (``ws`` picks another of uvicorn's WebSocket implementations)."""
     app = create_app(settings)
-    server = GracefulServer(
-        uvicorn_config(app, settings, host="127.0.0.1", port=0, log_level="warning")
-    )
+    config = uvicorn_config(app, settings, host="127.0.0.1", port=0, log_level="warning")
+    if ws is not None:
+        config.ws = ws
+    server = GracefulServer(config)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(TIMEOUT):

@@ -192,6 +192,20 @@ async def test_one_publisher_keeps_its_order_on_a_channel(cluster: Cluster) -> N
     assert await inbox.wait_for(channel, len(sent)) == sent
 
 
+async def test_publish_many_keeps_the_order_of_a_burst(cluster: Cluster) -> None:
+    """A burst published with publish_many() arrives whole and in order on every channel it
+    names, interleaved channels included."""
+    broker, inbox = await cluster.node()
+    first, second = cluster.channel("burst-1"), cluster.channel("burst-2")
+    for channel in (first, second):
+        await asyncio.wait_for(broker.subscribe(channel), TIMEOUT)
+    burst = [(first if n % 3 else second, f"m{n}".encode()) for n in range(200)]
+    await asyncio.wait_for(broker.publish_many(burst), TIMEOUT)
+    for channel in (first, second):
+        expected = [data for name, data in burst if name == channel]
+        assert await inbox.wait_for(channel, len(expected)) == expected
+
+
 @redis_only
 async def test_every_node_receives_what_any_node_publishes(cluster: Cluster) -> None:
     """Two nodes on one Redis both receive a message published by either of them."""

@@ -7,9 +7,13 @@ heartbeating (with an ``id``, so each heartbeat gets an ``ok`` whose round trip 
 for a window longer than the server's silence limit of three intervals, which would close
 any connection whose heartbeats the server failed to see.
 
-Presence is checked by counting: every subscriber of a document gets a ``joins`` entry for
-each session that subscribed after it, so the subscribers of a document with ``k`` of them
-receive ``k(k-1)/2`` joins in all. Fewer means lost presence, and the table says how many.
+Presence is checked by what each connection ends up knowing: the sessions listed in its
+subscribe reply plus those of every later ``joins`` entry (less ``leaves``). Once all are in,
+each of a document's ``k`` subscribers must know the ``k-1`` others, ``k(k-1)`` in all; fewer
+means lost presence. The ``joins`` entries are counted as well, but they are no exact
+measure: ``k(k-1)/2`` is what arrives when sessions subscribe one at a time, while two that
+subscribe at the same moment are each told of the other (rightly: each was subscribed when
+the other joined), so an over-count there can hide losses.
 """
 
 from __future__ import annotations
@@ -63,9 +67,11 @@ async def many_connections(ctx: RunContext, cluster: BenchCluster, node: Node,
     rtts = [rtt * 1000 for r in results for rtt in r["heartbeat_rtts"]]
     joins = sum(r["presence_joins"] for r in results)
     own_joins = sum(r["own_joins"] for r in results)
+    known = sum(r["presence_known"] for r in results)
     sizes = [connections // documents + (1 if i < connections % documents else 0)
              for i in range(documents)]
     expected_joins = sum(k * (k - 1) // 2 for k in sizes)
+    expected_known = sum(k * (k - 1) for k in sizes)
     closes: dict[str, int] = {}
     for r in results:
         for code, count in r["unexpected_closes"].items():
@@ -92,5 +98,7 @@ async def many_connections(ctx: RunContext, cluster: BenchCluster, node: Node,
         "presence_joins": joins,
         "presence_joins_expected": expected_joins,
         "presence_own_joins": own_joins,
+        "presence_known": known,
+        "presence_known_expected": expected_known,
         "usage": usage.as_dict(),
     }

@@ -24,6 +24,7 @@ from bench.coedit_client import CoeditClient
 from bench.loadgen import FleetSpec
 from bench.measure import RunContext, percentile, usage_during
 from bench.procs import LoadFleet
+from bench.profiling import profile_during
 from bench.writers import RateWriter
 
 __all__ = ["cross_node_latency"]
@@ -58,8 +59,11 @@ async def cross_node_latency(ctx: RunContext, cluster: BenchCluster, node_a: Nod
             end = start + ctx.window
             pids = {"node_a": node_a.pid, "node_b": node_b.pid}
             pids.update({f"loadgen{i}": pid for i, pid in enumerate(fleet.pids)})
-            results, usage = await asyncio.gather(fleet.measure(start, end),
-                                                  usage_during(pids, start, end))
+            jobs: list[Any] = [fleet.measure(start, end), usage_during(pids, start, end)]
+            if ctx.profile:
+                jobs += [profile_during(ctx, f"latency-{rate}-node-{name}", node.pid, start, end)
+                         for name, node in (("a", node_a), ("b", node_b))]
+            results, usage, *_ = await asyncio.gather(*jobs)
             for task in tasks:
                 task.cancel()
     finally:

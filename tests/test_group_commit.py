@@ -1,0 +1,419 @@
+"""Group commit of versioned writes (persistence/batching.py, persistence/writes.py).
+
+Patches submitted while a write transaction is in flight share the next one. These tests run
+``DocumentStore`` over both real databases and check that batching is invisible to writers:
+every patch gets the reply it would have got alone, sees the patches submitted before it,
+fails alone, and keeps its place in line. ``submit_patch`` queues without waiting, so
+patches submitted in a row before the test next awaits form one batch; commits are counted
+with SQLAlchemy's engine events, which observe and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
+
+from persistence.audit import Actor, AuditContext
+from persistence.database import Database
+from persistence.documents import DocumentStore, WriteResult
+from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge
+from persistence.locks import Holder, LockStore
+from persistence.reviews import ReviewStore
+from persistence.schema import revisions, snapshots
+from server.config import ConfigError, Settings
+from tests.support import TIMEOUT
+
+ANN = AuditContext(Actor("ann", "Ann"), "acme")
+BOB = AuditContext(Actor("bob", "Bob"), "acme")
+T = TypeVar("T")
+
+
+@dataclass
+class Transactions:
+    """Counts the transactions an engine commits and rolls back."""
+
+    commits: int = 0
+    rollbacks: int = 0
+
+    @classmethod
+    def of(cls, db: Database) -> Transactions:
+        counter = cls()
+        event.listen(db.engine.sync_engine, "commit", counter._commit)
+        event.listen(db.engine.sync_engine, "rollback", counter._rollback)
+        return counter
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+    def _rollback(self, _conn: Any) -> None:
+        self.rollbacks += 1
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    try:
+        yield database
+    finally:
+        await asyncio.wait_for(database.dispose(), TIMEOUT)
+
+
+@pytest.fixture
+def store(db: Database) -> DocumentStore:
+    return DocumentStore(db, snapshot_every=50)
+
+
+async def bounded(awaitable: Awaitable[T]) -> T:
+    return await asyncio.wait_for(awaitable, TIMEOUT)
+
+
+async def settle(futures: list[asyncio.Future[WriteResult]]) -> list[WriteResult | BaseException]:
+    """Every future's result or exception, in submission order."""
+    return await bounded(asyncio.gather(*futures, return_exceptions=True))
+
+
+async def create(store: DocumentStore, state: dict[str, Any], ctx: AuditContext = ANN) -> str:
+    document, _ = await bounded(store.create(ctx, kind="memo", title="t", state=state))
+    return str(document["id"])
+
+
+def replace(path: str, value: Any) -> list[dict[str, Any]]:
+    return [{"op": "replace", "path": path, "value": value}]
+
+
+def ok(outcome: WriteResult | BaseException) -> WriteResult:
+    assert isinstance(outcome, WriteResult), outcome
+    return outcome
+
+
+async def check_log(store: DocumentStore, doc: str, version: int) -> list[dict[str, Any]]:
+    """The chain verifies, and events and revisions of versions 1..version line up."""
+    assert await bounded(store.verify("acme", doc)) == {"ok": True, "events": version}
+    history = (await bounded(store.history("acme", doc, limit=1000)))["events"]
+    assert [e["version"] for e in history] == list(range(1, version + 1))
+    assert [e["prev_hash"] for e in history[1:]] == [e["hash"] for e in history[:-1]]
+    deltas = await bounded(store.deltas_since("acme", doc, 0))
+    assert deltas is not None
+    assert [d["version"] for d in deltas] == list(range(1, version + 1))
+    assert [d["event"] for d in deltas] == [e["seq"] for e in history]
+    return deltas
+
+
+async def test_concurrent_writes_to_many_documents_commit_in_shared_transactions(
+    db: Database, store: DocumentStore
+) -> None:
+    """Sixteen concurrent writers on sixteen documents all commit with dense versions, in
+    fewer transactions than writes, and every chain verifies."""
+    writers, rounds = 16, 5
+    docs = [await create(store, {"n": 0}) for _ in range(writers)]
+    counter = Transactions.of(db)
+
+    async def writer(doc: str) -> list[int]:
+        versions = []
+        for n in range(1, rounds + 1):
+            result = await store.apply_patch(ANN, doc, base=n, ops=replace("/n", n))
+            assert result.reply == {"version": n + 1}
+            assert result.delta is not None and result.document is not None
+            assert result.document["version"] == n + 1 and result.document["state"] == {"n": n}
+            versions.append(result.reply["version"])
+        return versions
+
+    results = await bounded(asyncio.gather(*(writer(doc) for doc in docs)))
+    assert results == [list(range(2, rounds + 2))] * writers
+    assert counter.commits < writers * rounds  # writes shared transactions
+    for doc in docs:
+        current = await bounded(store.get("acme", doc))
+        assert current["version"] == rounds + 1 and current["state"] == {"n": rounds}
+        await check_log(store, doc, rounds + 1)
+
+
+async def test_patches_in_one_batch_see_the_earlier_ones(
+    db: Database, store: DocumentStore
+) -> None:
+    """In one batch, a patch on the previous patch's version applies without a rebase, a stale
+    overlapping one conflicts listing the batch's deltas, and a stale disjoint one rebases."""
+    doc = await create(store, {"a": 0, "b": 0})
+    counter = Transactions.of(db)
+    futures = [
+        store.submit_patch(ANN, doc, base=1, ops=replace("/a", 1)),
+        store.submit_patch(ANN, doc, base=2, ops=replace("/a", 2)),
+        store.submit_patch(BOB, doc, base=1, ops=replace("/a", 3)),
+        store.submit_patch(BOB, doc, base=1, ops=replace("/b", 1)),
+    ]
+    first, second, stale, disjoint = await settle(futures)
+    assert counter.commits == 1
+    assert ok(first).reply == {"version": 2}
+    assert ok(second).reply == {"version": 3}
+    assert ok(disjoint).reply == {"version": 4, "rebased": True}
+    assert ok(disjoint).document == await bounded(store.get("acme", doc))
+    assert isinstance(stale, Conflict)
+    deltas = await check_log(store, doc, 4)
+    # The same payload a lone write would get: the committed deltas of versions 2 and 3.
+    assert stale.extra == {"current_version": 3, "your_version": 1, "paths": ["/a"],
+                           "deltas": deltas[1:3]}
+    assert [ok(first).delta, ok(second).delta] == deltas[1:3]
+    current = await bounded(store.get("acme", doc))
+    assert current["state"] == {"a": 2, "b": 1} and current["updated_by"] == "bob"
+
+
+async def test_refused_patch_in_a_batch_fails_alone(db: Database) -> None:
+    """Patches refused in the middle of a batch get their own error and change nothing,
+    while the patches around them commit."""
+    store = DocumentStore(db, max_state_bytes=4096)
+    doc, big, locked, archived = [await create(store, {"a": 0}) for _ in range(4)]
+    foreign = await create(store, {"a": 0}, AuditContext(Actor("eve", "Eve"), "globex"))
+    holder = Holder(session="other-session", user_id="bob", user_name="Bob", node="n")
+    lock, _ = await bounded(LockStore(db).acquire(BOB, locked, "/a", holder))
+    await bounded(ReviewStore(db).set_archived(ANN, archived, True))
+    futures = [
+        store.submit_patch(ANN, doc, base=1, ops=replace("/a", 1)),
+        store.submit_patch(ANN, doc, base=2, ops=[{"op": "remove", "path": "/missing"}]),
+        store.submit_patch(ANN, big, base=1,
+                           ops=[{"op": "add", "path": "/s", "value": "x" * 5000}]),
+        store.submit_patch(ANN, foreign, base=1, ops=replace("/a", 1)),
+        store.submit_patch(ANN, locked, base=1, ops=replace("/a", 1), session="mine"),
+        store.submit_patch(ANN, archived, base=1, ops=replace("/a", 1)),
+        store.submit_patch(ANN, doc, base=3, ops=replace("/a", 9)),
+        store.submit_patch(ANN, doc, base=2, ops=[{"op": "test", "path": "/a", "value": 5},
+                                                  {"op": "replace", "path": "/a", "value": 6}]),
+        store.submit_patch(ANN, doc, base=2, ops=replace("/a", 2)),
+        store.submit_patch(ANN, big, base=1, ops=replace("/a", 1)),
+    ]
+    outcomes = await settle(futures)
+    assert ok(outcomes[0]).reply == {"version": 2}
+    assert isinstance(outcomes[1], BadRequest)
+    assert isinstance(outcomes[2], TooLarge) and outcomes[2].extra == {"limit": 4096}
+    assert isinstance(outcomes[3], NotFound)
+    assert isinstance(outcomes[4], Locked) and outcomes[4].extra == {"lock": lock}
+    assert isinstance(outcomes[5], Conflict) and outcomes[5].extra == {"archived": True}
+    assert isinstance(outcomes[6], BadRequest) and outcomes[6].extra == {"current_version": 2}
+    assert isinstance(outcomes[7], Conflict) and outcomes[7].code == "conflict"
+    assert ok(outcomes[8]).reply == {"version": 3}
+    assert ok(outcomes[9]).reply == {"version": 2}
+    expected = {doc: (3, {"a": 2}), big: (2, {"a": 1}), locked: (1, {"a": 0}),
+                archived: (1, {"a": 0})}
+    for document, (version, state) in expected.items():
+        current = await bounded(store.get("acme", document))
+        assert (current["version"], current["state"]) == (version, state)
+    await check_log(store, doc, 3)
+    await check_log(store, big, 2)
+
+
+async def test_idempotency_keys_within_and_across_batches(store: DocumentStore) -> None:
+    """A key repeated in the same batch or a later one replays the first reply with
+    duplicate: true; another user's equal key writes; a refused write leaves its key free."""
+    doc = await create(store, {"n": 0})
+    outcomes = await settle([
+        store.submit_patch(ANN, doc, base=1, ops=replace("/n", 1), key="k"),
+        store.submit_patch(ANN, doc, base=1, ops=replace("/n", 1), key="k"),
+        store.submit_patch(BOB, doc, base=2, ops=replace("/n", 2), key="k"),
+        store.submit_patch(ANN, doc, base=3, ops=[{"op": "remove", "path": "/gone"}], key="f"),
+        store.submit_patch(ANN, doc, base=3, ops=replace("/n", 3), key="f"),
+        store.submit_patch(ANN, doc, base=4, ops=replace("/n", 4), key="f"),
+    ])
+    assert ok(outcomes[0]).reply == {"version": 2}
+    assert ok(outcomes[1]).reply == {"version": 2, "duplicate": True}
+    assert ok(outcomes[1]).delta is None and ok(outcomes[1]).document is None
+    assert ok(outcomes[2]).reply == {"version": 3}
+    assert isinstance(outcomes[3], BadRequest)
+    assert ok(outcomes[4]).reply == {"version": 4}
+    assert ok(outcomes[5]).reply == {"version": 4, "duplicate": True}
+    later = await settle([
+        store.submit_patch(ANN, doc, base=1, ops=replace("/n", 1), key="k"),
+        store.submit_patch(BOB, doc, base=2, ops=replace("/n", 2), key="k"),
+        store.submit_patch(ANN, doc, base=3, ops=replace("/n", 3), key="f"),
+    ])
+    assert [ok(o).reply for o in later] == [{"version": 2, "duplicate": True},
+                                            {"version": 3, "duplicate": True},
+                                            {"version": 4, "duplicate": True}]
+    current = await bounded(store.get("acme", doc))
+    assert current["version"] == 4 and current["state"] == {"n": 3}
+    await check_log(store, doc, 4)
+
+
+async def test_writes_commit_in_submission_order_across_batches(db: Database) -> None:
+    """With batches capped at three, ten patches submitted in a row on one document commit
+    one after another in submission order, each on the version the previous one made."""
+    store = DocumentStore(db, max_batch=3)
+    doc = await create(store, {"n": 0})
+    other = await create(store, {"n": 0})
+    counter = Transactions.of(db)
+    finished: list[int] = []
+    futures = []
+    for n in range(1, 11):
+        future = store.submit_patch(ANN, doc, base=n, ops=replace("/n", n))
+        future.add_done_callback(lambda _, n=n: finished.append(n))
+        futures.append(future)
+        if n % 4 == 0:  # a write elsewhere in between changes nothing for this document
+            futures.append(store.submit_patch(ANN, other, base=n // 4, ops=replace("/n", n)))
+    outcomes = await settle(futures)
+    assert finished == list(range(1, 11))
+    assert [ok(o).reply for o in outcomes] == [
+        {"version": v} for v in (2, 3, 4, 5, 2, 6, 7, 8, 9, 3, 10, 11)]
+    assert counter.commits == 4  # twelve writes, three a batch
+    assert (await bounded(store.get("acme", doc)))["state"] == {"n": 10}
+    await check_log(store, doc, 11)
+    await check_log(store, other, 3)
+
+
+async def test_database_error_in_a_batch_falls_back_to_single_writes(
+    db: Database, store: DocumentStore
+) -> None:
+    """When the batch transaction fails, each of its writes runs alone: only the write that
+    caused the database error gets it, the others commit."""
+    first, broken, last = [await create(store, {"n": 0}) for _ in range(3)]
+    # A stray revision at version 2 makes the write that creates version 2 of `broken` fail
+    # on its revision insert: a real constraint violation, after its event was inserted.
+    async with db.transaction() as conn:
+        await bounded(conn.execute(revisions.insert().values(
+            doc=broken, version=2, tenant="acme", ops="[]", units="[]", actor_id="x",
+            actor_name="X", ts=datetime.now(UTC), event_seq=0)))
+    counter = Transactions.of(db)
+    outcomes = await settle([
+        store.submit_patch(ANN, first, base=1, ops=replace("/n", 1)),
+        store.submit_patch(ANN, broken, base=1, ops=replace("/n", 1)),
+        store.submit_patch(ANN, last, base=1, ops=replace("/n", 1)),
+    ])
+    assert ok(outcomes[0]).reply == {"version": 2}
+    assert isinstance(outcomes[1], IntegrityError)
+    assert ok(outcomes[2]).reply == {"version": 2}
+    # The batch rolled back, then three single transactions: two commits, one rollback.
+    assert (counter.commits, counter.rollbacks) == (2, 2)
+    for doc in (first, last):
+        await check_log(store, doc, 2)
+    current = await bounded(store.get("acme", broken))
+    assert current["version"] == 1 and current["state"] == {"n": 0}
+    assert await bounded(store.verify("acme", broken)) == {"ok": True, "events": 1}
+
+
+async def test_snapshots_and_replay_within_one_batch(db: Database) -> None:
+    """Eight patches of one document in one batch store a snapshot at every third version,
+    each of the same batch's state, and replay gives every version back."""
+    store = DocumentStore(db, snapshot_every=3)
+    doc = await create(store, {"items": []})
+    outcomes = await settle([
+        store.submit_patch(ANN, doc, base=n, ops=[{"op": "add", "path": "/items/-", "value": n}])
+        for n in range(1, 9)
+    ])
+    assert [ok(o).reply["version"] for o in outcomes] == list(range(2, 10))
+    async with db.reader() as conn:
+        stored = (await bounded(conn.execute(
+            select(snapshots.c.version).where(snapshots.c.doc == doc)
+            .order_by(snapshots.c.version)))).scalars().all()
+    assert stored == [1, 3, 6, 9]
+    for version in range(1, 10):
+        replayed = await bounded(store.state_at("acme", doc, version=version))
+        assert replayed["state"] == {"items": list(range(1, version))}
+    await check_log(store, doc, 9)
+
+
+async def test_submit_patch_refuses_bad_arguments_before_queueing(store: DocumentStore) -> None:
+    """Malformed base, key or ops raise bad_request from submit_patch itself, queueing
+    nothing."""
+    doc = await create(store, {"n": 0})
+    with pytest.raises(BadRequest):
+        store.submit_patch(ANN, doc, base=0, ops=replace("/n", 1))
+    with pytest.raises(BadRequest):
+        store.submit_patch(ANN, doc, base=1, ops=replace("/n", 1), key="k" * 129)
+    with pytest.raises(BadRequest):
+        store.submit_patch(ANN, doc, base=1, ops=[])
+    assert (await bounded(store.get("acme", doc)))["version"] == 1
+
+
+async def test_write_cancelled_before_its_batch_starts_is_dropped(store: DocumentStore) -> None:
+    """A caller that gives up on a write before its batch started leaves no trace of it."""
+    doc = await create(store, {"a": 0, "b": 0})
+    kept = store.submit_patch(ANN, doc, base=1, ops=replace("/a", 1))
+    dropped = store.submit_patch(ANN, doc, base=1, ops=replace("/b", 1))
+    dropped.cancel()
+    assert ok(await bounded(kept)).reply == {"version": 2}
+    current = await bounded(store.get("acme", doc))
+    assert current["version"] == 2 and current["state"] == {"a": 1, "b": 0}
+
+
+async def test_two_nodes_batching_the_same_documents_all_commit(database_url: str) -> None:
+    """Two stores on one database (two nodes) writing batches over the same documents in
+    opposite orders commit every write, each batch at its first attempt."""
+    nodes = [Database(database_url), Database(database_url)]
+    try:
+        stores = [DocumentStore(node) for node in nodes]
+        docs = [await create(stores[0], {"a": 0, "b": 0}) for _ in range(6)]
+        counters = [Transactions.of(node) for node in nodes]
+
+        async def node(store: DocumentStore, field: str, order: list[str]) -> None:
+            for _ in range(5):
+                futures = [store.submit_patch(ANN, doc, base=1, ops=replace(f"/{field}", 1))
+                           for doc in order]
+                for outcome in await settle(futures):
+                    assert isinstance(outcome, WriteResult | Conflict), outcome
+
+        await bounded(asyncio.gather(node(stores[0], "a", docs),
+                                     node(stores[1], "b", docs[::-1])))
+        assert [c.rollbacks for c in counters] == [0, 0]  # no batch had to be retried
+        for doc in docs:
+            current = await bounded(stores[0].get("acme", doc))
+            assert current["state"] == {"a": 1, "b": 1}
+            await check_log(stores[0], doc, current["version"])
+    finally:
+        for node_db in nodes:
+            await asyncio.wait_for(node_db.dispose(), TIMEOUT)
+
+
+# -- the connections batches run on ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "error"), [("0", "between"), ("many", "integer")])
+def test_db_pool_setting_is_checked_at_start_up(value: str, error: str) -> None:
+    """COEDIT_DB_POOL must be a positive integer; a bad value names the variable."""
+    assert Settings.from_env({}).db_pool == 20
+    assert Settings.from_env({"COEDIT_DB_POOL": "32"}).db_pool == 32
+    with pytest.raises(ConfigError, match=f"COEDIT_DB_POOL.*{error}"):
+        Settings.from_env({"COEDIT_DB_POOL": value})
+
+
+@pytest.mark.parametrize(("value", "error"), [("0", "between"), ("lots", "integer")])
+def test_write_batch_setting_is_checked_at_start_up(value: str, error: str) -> None:
+    """COEDIT_WRITE_BATCH must be a positive integer; a bad value names the variable."""
+    assert Settings.from_env({}).write_batch == 64
+    assert Settings.from_env({"COEDIT_WRITE_BATCH": "1"}).write_batch == 1
+    with pytest.raises(ConfigError, match=f"COEDIT_WRITE_BATCH.*{error}"):
+        Settings.from_env({"COEDIT_WRITE_BATCH": value})
+
+
+@pytest.mark.parametrize(("url", "tls_offered"), [
+    ("postgresql+asyncpg://postgres@127.0.0.1:5432/x", False),
+    ("postgresql+asyncpg://postgres@localhost/x", False),
+    ("postgresql+asyncpg://postgres@[::1]:5432/x", False),
+    ("postgresql+asyncpg://postgres@/x?host=/var/run/postgresql", False),
+    ("postgresql+asyncpg://postgres@127.0.0.1/x?ssl=require", True),
+    ("postgresql+asyncpg://postgres@db.example.invalid/x", True),
+    ("postgresql+asyncpg://postgres@/x?host=127.0.0.1:5432&host=db.example.invalid:5432", True),
+])
+async def test_only_connections_beyond_this_machine_try_tls(url: str, tls_offered: bool) -> None:
+    """A loopback or unix-socket URL that says nothing about TLS connects with ssl=False;
+    any other keeps asyncpg's default (or the URL's own choice)."""
+    database = Database(url)
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        seen.update(params)
+        raise Stop  # connect nowhere: the arguments are what is under test
+
+    event.listen(database.engine.sync_engine, "do_connect", record)
+    try:
+        with pytest.raises(Stop):
+            await bounded(database.ping())
+    finally:
+        await bounded(database.dispose())
+    assert (seen.get("ssl") is not False) is tls_offered
+    assert seen["server_settings"] == {"plan_cache_mode": "force_custom_plan"}
