@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from channels.hub import Hub
-from channels.tasks import cancel_and_wait
+from persistence.errors import Unavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -185,11 +185,20 @@ class RedisPresence(PresenceBackend):
     ``alive:{node}`` (a key that expires unless the node refreshes it).
 
     A write of many entries is one ``MULTI`` pipeline with one ``HSET`` or ``HDEL`` per hash
-    touched, however many entries it carries."""
+    touched, however many entries it carries.
 
-    def __init__(self, client: Redis, *, prefix: str) -> None:
+    redis-py's pool raises ``MaxConnectionsError`` at once when all its connections are busy
+    (100 by default), which a burst of subscribes reading presence would hit. At most
+    ``max_in_flight`` round trips (default: the pool's size) are made at once; the others
+    wait for one to finish."""
+
+    def __init__(self, client: Redis, *, prefix: str, max_in_flight: int | None = None) -> None:
         self._r = client
         self._p = prefix
+        pool_size = getattr(client.connection_pool, "max_connections", None)
+        if max_in_flight is None:
+            max_in_flight = pool_size if isinstance(pool_size, int) else 100
+        self._slots = asyncio.Semaphore(max(1, min(max_in_flight, 10_000)))
 
     def _doc(self, doc: str) -> str:
         return f"{self._p}:presence:doc:{doc}"
@@ -204,7 +213,7 @@ class RedisPresence(PresenceBackend):
                     remove: Sequence[PresenceEntry] = ()) -> None:
         if not put and not remove:
             return
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with self._slots, self._r.pipeline(transaction=True) as pipe:
             self._queue_put(pipe, put)
             self._queue_delete(pipe, remove)
             await pipe.execute()
@@ -235,7 +244,8 @@ class RedisPresence(PresenceBackend):
             pipe.hdel(key, *fields)
 
     async def remove(self, doc: str, session: str) -> PresenceEntry | None:
-        raw = await self._r.hget(self._doc(doc), session)
+        async with self._slots:
+            raw = await self._r.hget(self._doc(doc), session)
         if raw is None:
             return None
         entry = PresenceEntry.loads(raw)
@@ -243,31 +253,37 @@ class RedisPresence(PresenceBackend):
         return entry
 
     async def for_doc(self, doc: str) -> list[PresenceEntry]:
-        raw = await self._r.hgetall(self._doc(doc))
+        async with self._slots:
+            raw = await self._r.hgetall(self._doc(doc))
         return [PresenceEntry.loads(v) for v in raw.values()]
 
     async def for_kind(self, tenant: str, kind: str) -> list[PresenceEntry]:
-        raw = await self._r.hgetall(self._kind(tenant, kind))
+        async with self._slots:
+            raw = await self._r.hgetall(self._kind(tenant, kind))
         return [PresenceEntry.loads(v) for v in raw.values()]
 
     async def node_alive(self, node: str, ttl_ms: int) -> bool:
-        async with self._r.pipeline(transaction=False) as pipe:
+        async with self._slots, self._r.pipeline(transaction=False) as pipe:
             pipe.set(f"{self._p}:alive:{node}", b"1", px=ttl_ms, get=True)
             pipe.sadd(f"{self._p}:nodes", node)
             previous, _ = await pipe.execute()
         return previous is not None
 
     async def dead_nodes(self) -> list[str]:
-        nodes = [n.decode() if isinstance(n, bytes) else str(n)
-                 for n in await self._r.smembers(f"{self._p}:nodes")]
+        async with self._slots:
+            members = await self._r.smembers(f"{self._p}:nodes")
+        nodes = [n.decode() if isinstance(n, bytes) else str(n) for n in members]
         if not nodes:
             return []
-        alive = await self._r.mget([f"{self._p}:alive:{n}" for n in nodes])
+        async with self._slots:
+            alive = await self._r.mget([f"{self._p}:alive:{n}" for n in nodes])
         return [n for n, flag in zip(nodes, alive, strict=True) if flag is None]
 
     async def reap(self, node: str) -> list[PresenceEntry]:
         # Several nodes may notice the same death; a short-lived claim lets one of them reap.
-        if not await self._r.set(f"{self._p}:reap:{node}", b"1", nx=True, px=5000):
+        async with self._slots:
+            claimed = await self._r.set(f"{self._p}:reap:{node}", b"1", nx=True, px=5000)
+        if not claimed:
             return []
         return await self._remove_node(node)
 
@@ -276,9 +292,10 @@ class RedisPresence(PresenceBackend):
 
     async def _remove_node(self, node: str) -> list[PresenceEntry]:
         """Two round trips for any number of entries: read the node's hash, delete it all."""
-        raw = await self._r.hgetall(self._node(node))
+        async with self._slots:
+            raw = await self._r.hgetall(self._node(node))
         entries = [PresenceEntry.loads(v) for v in raw.values()]
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with self._slots, self._r.pipeline(transaction=True) as pipe:
             self._queue_delete(pipe, entries)
             pipe.delete(self._node(node), f"{self._p}:alive:{node}")
             pipe.srem(f"{self._p}:nodes", node)
@@ -340,7 +357,13 @@ class Presence:
         except Exception:
             log.warning("could not withdraw this node's presence; other nodes will reap it",
                         exc_info=True)
-        await cancel_and_wait([*self._tasks, self._writer])
+        tasks = [t for t in (*self._tasks, self._writer) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: redis-py (8.1) can lose a cancellation that lands inside a command,
+            # and the task then runs on. These loops also end by themselves once stopping.
+            await asyncio.wait(tasks, timeout=1.0)
         self._tasks = []
         await self.backend.close()
 
@@ -349,21 +372,25 @@ class Presence:
         return self.heartbeat_ms * 3 // 2
 
     async def _keep_alive(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat_ms / 2000)
             try:
-                if not await self.backend.node_alive(self.node, self._liveness_ms):
-                    async with self._write_lock:
+                # Under the write lock, and only while not stopping: withdraw() takes the same
+                # lock, so no refresh can put the node back after it withdrew.
+                async with self._write_lock:
+                    if self._stopping:
+                        return
+                    if not await self.backend.node_alive(self.node, self._liveness_ms):
                         await self.backend.write(put=list(self._local.values()))
             except Exception:
                 log.warning("could not refresh this node's presence liveness", exc_info=True)
 
     async def _reap_dead(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat_ms / 2000)
             try:
                 for node in await self.backend.dead_nodes():
-                    if node == self.node:
+                    if node == self.node or self._stopping:
                         continue
                     entries = await self.backend.reap(node)
                     if entries:
@@ -410,9 +437,10 @@ class Presence:
         async with self._withdraw_lock:
             if self._withdrawn:
                 return
-            # Liveness must stop first, or the keep-alive would put the node back in the set.
-            await cancel_and_wait(self._tasks)
-            self._tasks = []
+            # Liveness and reaping end with ``_stopping``; they are not awaited here, since a
+            # cancellation inside a redis-py command can be lost (the task then runs on).
+            for task in self._tasks:
+                task.cancel()
             superseded = list(self._queue)
             self._queue.clear()
             _settle(superseded, None)
@@ -464,7 +492,7 @@ class Presence:
         finally:
             self._writer = None
             # Only when cancelled (the node stops): nobody may wait forever for these.
-            stopped = RuntimeError("presence stopped before this change was written")
+            stopped = Unavailable("presence stopped before this change was written")
             _settle([*batch, *self._queue], stopped)
             self._queue.clear()
 

@@ -213,6 +213,51 @@ async def test_a_stopping_node_releases_and_closes_with_1001(cluster: Cluster) -
         await bob.close()
 
 
+async def test_a_stopping_node_withdraws_all_its_presence_at_once(cluster: Cluster) -> None:
+    """SIGTERM of a node with 150 sessions: one diff per document announces every leave on
+    node 0, and Redis keeps none of them."""
+    alice = await cluster.connect(0, cluster.token("alice"))
+    bobs = list(await asyncio.wait_for(
+        asyncio.gather(*(cluster.connect(1, cluster.token(f"bob{i}")) for i in range(150))), 60))
+    prefix = cluster.nodes[1].env["COEDIT_KEY_PREFIX"]
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        docs = [await _create(alice, {}) for _ in range(3)]
+        await alice.ok("subscribe", doc=docs[0])
+        await asyncio.wait_for(asyncio.gather(
+            *(bob.ok("subscribe", doc=docs[i % 3]) for i, bob in enumerate(bobs))), 60)
+        with_alice = {bob.welcome["session"] for bob in bobs[::3]}
+        await _presence_diffs(alice, "joins", with_alice)
+        assert await asyncio.wait_for(cluster.nodes[1].stop(), 20) in (0, -15)
+        leaves = await _presence_diffs(alice, "leaves", with_alice)
+        assert len(leaves) == 1, [len(diff["leaves"]) for diff in leaves]
+        node_hash = f"{prefix}:presence:node:node1"
+        assert await asyncio.wait_for(redis.hlen(node_hash), TIMEOUT) == 0
+        assert not await asyncio.wait_for(redis.sismember(f"{prefix}:nodes", "node1"), TIMEOUT)
+        for doc in docs:
+            left = await asyncio.wait_for(redis.hkeys(f"{prefix}:presence:doc:{doc}"), TIMEOUT)
+            assert [k.decode() if isinstance(k, bytes) else k for k in left] == (
+                [alice.welcome["session"]] if doc == docs[0] else [])
+    finally:
+        await asyncio.wait_for(redis.aclose(), TIMEOUT)
+        await asyncio.gather(*(client.close() for client in [alice, *bobs]))
+
+
+async def _presence_diffs(client: WsClient, group: str, sessions: set[str],
+                          timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The presence diffs that list ``sessions`` under ``group``, read until all were."""
+    seen: set[str] = set()
+    diffs = []
+    async with asyncio.timeout(timeout):
+        while not sessions <= seen:
+            message = await client.recv_type("presence")
+            listed = {entry["session"] for entry in message[group]} & sessions
+            if listed:
+                diffs.append(message)
+                seen |= listed
+    return diffs
+
+
 @pytest.fixture
 async def redis_cluster(
     postgres: PostgresDatabases, tmp_path: Path

@@ -8,6 +8,7 @@ that a subscriber still sees every version once, in order.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from channels.broker import MemoryBroker
-from channels.frames import Frame, WireFormat
+from channels.frames import Frame, WireFormat, encode_msgpack
 from channels.hub import Hub
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
@@ -23,6 +24,7 @@ from persistence.documents import DocumentStore
 from server.service import StoreDeltaLog
 
 CTX = AuditContext(Actor("u1", "Ann"), "acme")
+TIMEOUT = 5.0
 
 
 @dataclass
@@ -183,3 +185,152 @@ async def test_a_delta_is_encoded_once_for_all_subscribers(
     finally:
         Frame.encoded = original  # type: ignore[method-assign]
     assert encodings == 1 and len(payloads) == 1
+
+
+# -- the broker subscription of a channel ----------------------------------------------------
+
+
+class GatedBroker(MemoryBroker):
+    """A memory broker that confirms subscriptions only once the test opens ``gate``."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail = fail
+        self.subscribes = 0
+
+    async def subscribe(self, channel: str) -> None:
+        self.subscribes += 1
+        await self.gate.wait()
+        if self.fail:
+            raise ConnectionError("the broker went away")
+        await super().subscribe(channel)
+
+
+class Follower:
+    """A topic's follower; the hub keeps those in a set, so unlike Collector it is hashable."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def put(self, frame: Frame) -> bool:
+        self.frames.append(frame)
+        return True
+
+
+@pytest.fixture
+async def gated_hub(store: DocumentStore) -> AsyncIterator[Hub]:
+    hub = Hub(GatedBroker(), StoreDeltaLog(store), prefix="test")
+    await asyncio.wait_for(hub.start(), TIMEOUT)
+    try:
+        yield hub
+    finally:
+        assert isinstance(hub.broker, GatedBroker)
+        hub.broker.gate.set()
+        await asyncio.wait_for(hub.stop(), TIMEOUT)
+
+
+async def test_every_joiner_waits_until_the_broker_carries_the_channel(gated_hub: Hub) -> None:
+    """A second joiner does not return before the broker confirmed the first one's subscription."""
+    broker = gated_hub.broker
+    assert isinstance(broker, GatedBroker)
+    first = asyncio.create_task(gated_hub.join(Collector([]), "acme", "doc-1"))
+    second = asyncio.create_task(gated_hub.join(Collector([]), "acme", "doc-1"))
+    await asyncio.sleep(0.05)
+    assert not first.done() and not second.done()
+    assert broker.subscribes == 1
+    broker.gate.set()
+    joined = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
+    assert gated_hub.subscriber_count("doc-1") == 2
+    assert all(sub.doc == "doc-1" for sub in joined)
+
+
+async def test_every_follower_of_a_topic_waits_until_the_broker_carries_it(
+    gated_hub: Hub,
+) -> None:
+    """A second follower of a stage topic does not return before the broker confirmed it."""
+    broker = gated_hub.broker
+    assert isinstance(broker, GatedBroker)
+    sinks = [Follower(), Follower()]
+    first = asyncio.create_task(gated_hub.join_topic(sinks[0], "stage:acme:memo"))
+    second = asyncio.create_task(gated_hub.join_topic(sinks[1], "stage:acme:memo"))
+    await asyncio.sleep(0.05)
+    assert not first.done() and not second.done()
+    broker.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
+    await asyncio.wait_for(gated_hub.publish_topic("stage:acme:memo", {"type": "presence"}),
+                           TIMEOUT)
+    async with asyncio.timeout(TIMEOUT):
+        while not all(sink.frames for sink in sinks):
+            await asyncio.sleep(0.01)
+    assert broker.subscribes == 1
+
+
+async def test_a_failed_broker_subscription_fails_every_joiner(store: DocumentStore) -> None:
+    """When the broker refuses the subscription, every waiting joiner fails and none is left."""
+    broker = GatedBroker(fail=True)
+    hub = Hub(broker, StoreDeltaLog(store), prefix="test")
+    await asyncio.wait_for(hub.start(), TIMEOUT)
+    try:
+        joins = [asyncio.create_task(hub.join(Collector([]), "acme", "doc-1")) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        broker.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(*joins, return_exceptions=True),
+                                         TIMEOUT)
+        assert [type(r) for r in results] == [ConnectionError] * 3
+        assert hub.subscriber_count("doc-1") == 0
+        broker.fail = False
+        await asyncio.wait_for(hub.join(Collector([]), "acme", "doc-1"), TIMEOUT)
+        assert broker.subscribes == 2 and hub.subscriber_count("doc-1") == 1
+    finally:
+        await asyncio.wait_for(hub.stop(), TIMEOUT)
+
+
+# -- a hole the log never fills ----------------------------------------------------------------
+
+
+class CountingLog:
+    """The store's delta log, counting how often the hub reads it."""
+
+    def __init__(self, inner: StoreDeltaLog) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    async def deltas(
+        self, tenant: str, doc: str, since: int, until: int | None
+    ) -> list[dict[str, Any]] | None:
+        self.reads += 1
+        return await self.inner.deltas(tenant, doc, since, until)
+
+    async def document(self, tenant: str, doc: str) -> dict[str, Any]:
+        return await self.inner.document(tenant, doc)
+
+
+async def test_a_version_the_log_never_holds_is_given_up_after_a_bound(
+    store: DocumentStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A malformed delta far ahead is dropped after a few fruitless reads, not polled forever."""
+    caplog.set_level(logging.WARNING, logger="channels.hub")
+    log = CountingLog(StoreDeltaLog(store))
+    hub = Hub(MemoryBroker(), log, prefix="test", gap_wait=0.01, fill_attempts=5)
+    async with asyncio.timeout(TIMEOUT):
+        await hub.start()
+        try:
+            document, _ = await store.create(CTX, kind="memo", title="t")
+            doc = document["id"]
+            sink = await _subscribe(hub, store, doc)
+            bogus = {"type": "delta", "doc": doc, "version": 7, "ops": [], "event": 0}
+            await hub.broker.publish(hub.channel_name(doc), encode_msgpack(bogus))
+            while not any("cannot follow on" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.01)
+            reads = log.reads
+            assert reads <= 6
+            await asyncio.sleep(0.2)
+            assert log.reads == reads  # the filler stopped
+            (delta,) = await _writes(store, doc, 1)
+            await hub.publish(delta)
+            await sink.wait_for(1)
+            await asyncio.sleep(0.05)
+            assert sink.versions() == [2]
+        finally:
+            await hub.stop()

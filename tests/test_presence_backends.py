@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from channels.presence import MemoryPresence, PresenceBackend, PresenceEntry, RedisPresence
 from tests.redis_server import redis_url_fixture  # noqa: F401  (registers ``redis_url``)
@@ -134,6 +136,34 @@ async def test_remove_of_an_absent_entry_returns_none(presence: PresenceBackend)
     assert await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT) == []
 
 
+async def test_write_puts_and_removes_many_entries_at_once(presence: PresenceBackend) -> None:
+    """One write() stores some sessions' entries and deletes others', across documents."""
+    ann, bob = _entry("ann", "doc-1"), _entry("bob", "doc-2")
+    cid, dan = _entry("cid", "doc-1", kind="valuation"), _entry("dan", "doc-2")
+    await _put(presence, ann, bob)
+    await asyncio.wait_for(presence.write(put=[cid, dan], remove=[ann, bob]), TIMEOUT)
+    assert _sessions(await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)) == ["cid"]
+    assert _sessions(await asyncio.wait_for(presence.for_doc("doc-2"), TIMEOUT)) == ["dan"]
+    assert _sessions(await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT)) == [
+        "dan"]
+    await asyncio.wait_for(presence.write(remove=[ann, cid]), TIMEOUT)  # ann is gone already
+    assert await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT) == []
+    assert await asyncio.wait_for(presence.remove("doc-1", "cid"), TIMEOUT) is None
+
+
+async def test_withdraw_removes_exactly_one_nodes_entries(presence: PresenceBackend) -> None:
+    """withdraw() hands back and removes a node's entries on every document, no one else's."""
+    mine = [_entry("ann", "doc-1", node="node-a"), _entry("bob", "doc-2", node="node-a")]
+    theirs = _entry("cid", "doc-1", node="node-b")
+    await _put(presence, *mine, theirs)
+    gone = await asyncio.wait_for(presence.withdraw("node-a"), TIMEOUT)
+    assert sorted(gone, key=lambda e: e.session) == mine
+    assert await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT) == [theirs]
+    assert await asyncio.wait_for(presence.for_doc("doc-2"), TIMEOUT) == []
+    assert await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT) == [theirs]
+    assert await asyncio.wait_for(presence.withdraw("node-a"), TIMEOUT) == []
+
+
 async def test_live_nodes_are_not_reported_dead(presence: PresenceBackend) -> None:
     """A node that refreshed its liveness recently is not among dead_nodes()."""
     await asyncio.wait_for(presence.node_alive("node-a", 10_000), TIMEOUT)
@@ -199,3 +229,60 @@ async def test_concurrent_reapers_share_nothing_twice(presence: PresenceBackend)
     results = await asyncio.wait_for(
         asyncio.gather(*(presence.reap("node-gone") for _ in range(5))), TIMEOUT)
     assert sorted(len(r) for r in results) == [0, 0, 0, 0, 2]
+
+
+@redis_only
+async def test_a_withdrawn_node_is_never_reaped(presence: PresenceBackend) -> None:
+    """After withdraw() the node is neither alive nor listed: nobody finds it dead later."""
+    await asyncio.wait_for(presence.node_alive("node-a", 100), TIMEOUT)
+    await _put(presence, _entry("ann", node="node-a"))
+    await asyncio.wait_for(presence.withdraw("node-a"), TIMEOUT)
+    await asyncio.sleep(0.3)  # the liveness key would have expired by now
+    assert "node-a" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
+
+
+@redis_only
+async def test_bulk_changes_are_one_or_two_round_trips(
+    presence: PresenceBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write() of a thousand entries is one pipeline; withdraw() one read and one pipeline."""
+    calls: list[str] = []
+    execute_command = Redis.execute_command
+    pipeline_execute = Pipeline.execute
+
+    async def command(self: Redis, *args: Any, **options: Any) -> Any:
+        calls.append(str(args[0]))
+        return await execute_command(self, *args, **options)  # type: ignore[no-untyped-call]
+
+    async def pipeline(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        calls.append("pipeline")
+        return await pipeline_execute(self, raise_on_error)
+
+    monkeypatch.setattr(Redis, "execute_command", command)
+    monkeypatch.setattr(Pipeline, "execute", pipeline)
+    entries = [_entry(f"s{i}", f"doc-{i % 50}", node="node-a") for i in range(1000)]
+    await asyncio.wait_for(presence.write(put=entries[:500]), TIMEOUT)
+    await asyncio.wait_for(presence.write(put=entries[500:], remove=entries[:250]), TIMEOUT)
+    assert calls == ["pipeline", "pipeline"]
+    calls.clear()
+    gone = await asyncio.wait_for(presence.withdraw("node-a"), TIMEOUT)
+    assert len(gone) == 750
+    assert calls == ["HGETALL", "pipeline"]
+
+
+async def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str) -> None:
+    """More calls at once than the Redis client's pool has connections wait, none fails."""
+    prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
+    backend = RedisPresence(Redis.from_url(redis_url, max_connections=4), prefix=prefix)
+    try:
+        entries = [_entry(f"s{i}") for i in range(50)]
+        await asyncio.wait_for(asyncio.gather(*(backend.put(e) for e in entries)), TIMEOUT)
+        found = await asyncio.wait_for(
+            asyncio.gather(*(backend.for_doc("doc-1") for _ in range(50))), TIMEOUT)
+        assert [len(f) for f in found] == [50] * 50
+        await asyncio.wait_for(
+            asyncio.gather(*(backend.remove("doc-1", e.session) for e in entries)), TIMEOUT)
+        assert await asyncio.wait_for(backend.for_doc("doc-1"), TIMEOUT) == []
+    finally:
+        await asyncio.wait_for(backend.withdraw("node-a"), TIMEOUT)
+        await asyncio.wait_for(backend.close(), TIMEOUT)
