@@ -3,13 +3,18 @@
 A write transaction costs its round trips (BEGIN, the statements, COMMIT and its WAL flush)
 whether it carries one request or sixty-four, so under load the node runs out of CPU on the
 round trips of one-request transactions long before the database runs out of anything. Here
-at most one batch transaction is in flight: a request submitted while none is starts at once
-(a lone writer waits for nobody), and requests submitted meanwhile wait and then go together.
+a request submitted while no batch is open starts at once (a lone writer waits for nobody),
+and requests submitted meanwhile wait and then go together. Two batches may be in flight:
+the second starts once the first holds its row locks, so the node prepares one batch while
+the other waits for the database.
 
 Guarantees:
 
-- FIFO: a request submitted before another commits no later than it, so a caller may submit
-  several requests in a row and await their futures in order.
+- FIFO: requests on the same rows commit in submission order (a later batch locks a row
+  only after the earlier batch that holds it committed), and every future is settled in
+  submission order, so a caller may submit several requests in a row and await their
+  futures in order. (After a batch failure, below, its requests are retried after the next
+  batch may have committed; writes to different documents are not ordered among each other.)
 - Isolation of failures: the batch function reports each request's own refusal separately;
   when the batch *transaction* fails (a deadlock, a constraint, any database error), each of
   its requests is run again alone, in order, so one request's database error never fails
@@ -29,7 +34,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from persistence.errors import CoeditError
 
@@ -38,9 +43,13 @@ __all__ = ["CommitFailed", "GroupCommit"]
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
 
-# One batch: the requests in submission order and what became of each, a result or the
-# request's own refusal.
-CommitBatch = Callable[[list[RequestT]], Awaitable[Sequence[ResultT | CoeditError]]]
+# One batch: the requests in submission order, and a callback the batch function calls once
+# the batch holds what orders it against later batches (its row locks); it answers what became
+# of each request, a result or the request's own refusal.
+Ordered = Callable[[], None]
+CommitBatch = Callable[[list[RequestT], Ordered],
+                       Awaitable[Sequence[ResultT | CoeditError]]]
+Item = tuple[RequestT, "asyncio.Future[ResultT]"]
 
 
 class CommitFailed(Exception):
@@ -55,22 +64,30 @@ class CommitFailed(Exception):
 
 
 class GroupCommit(Generic[RequestT, ResultT]):
-    """Runs submitted requests through ``commit`` in FIFO batches, one batch at a time.
+    """Runs submitted requests through ``commit`` in FIFO batches, two batches at a time.
 
-    The batch task exists only while requests wait or run, so there is nothing to start or
-    stop: an idle instance holds no task.
+    A batch's transaction spends part of its life waiting: for the database's round trips
+    and for its commit's WAL flush. The next batch may start as soon as the one before it
+    holds its row locks (``commit`` says so through its ``ordered`` callback): a document in
+    both batches is then locked by the later one only after the earlier one committed, so
+    it still sees the earlier writes, and futures are settled in submission order whatever
+    order the transactions finish in. The batch task exists only while requests wait or
+    run, so an idle instance holds no task.
     """
 
     def __init__(self, commit: CommitBatch[RequestT, ResultT], *, max_batch: int = 64,
-                 name: str = "group-commit") -> None:
+                 max_in_flight: int = 2, name: str = "group-commit") -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self._commit = commit
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
         self._name = name
-        self._waiting: deque[tuple[RequestT, asyncio.Future[ResultT]]] = deque()
-        self._running: list[tuple[RequestT, asyncio.Future[ResultT]]] = []
+        self._waiting: deque[Item[RequestT, ResultT]] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
 
     def submit(self, request: RequestT) -> asyncio.Future[ResultT]:
         """Queue ``request``; the future resolves once its batch committed (or it failed)."""
@@ -81,56 +98,97 @@ class GroupCommit(Generic[RequestT, ResultT]):
             # Started on the next loop turn: everything submitted before then (a caller
             # pipelining several requests) already rides in the first batch.
             self._task = loop.create_task(self._drain(), name=self._name)
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
         return future
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        in_flight: list[asyncio.Task[None]] = []
         try:
-            while self._waiting:
-                batch = self._next_batch()
-                if batch:
-                    self._running = batch
-                    await self._run(batch)
-                    self._running = []
+            while True:
+                in_flight = [task for task in in_flight if not task.done()]
+                if self._waiting and len(in_flight) < self._max_in_flight:
+                    batch = self._next_batch()
+                    if not batch:
+                        continue
+                    ordered: asyncio.Future[None] = loop.create_future()
+                    previous = in_flight[-1] if in_flight else None
+                    task = loop.create_task(self._run(batch, ordered, previous))
+                    in_flight.append(task)
+                    # The next batch starts only once this one holds its locks (or ended).
+                    await asyncio.wait([task, ordered], return_when=asyncio.FIRST_COMPLETED)
+                elif in_flight:
+                    # Wait for a batch to end, or for a request to arrive while one is open.
+                    self._wakeup = loop.create_future()
+                    waits: list[asyncio.Future[Any]] = [*in_flight]
+                    if len(in_flight) < self._max_in_flight:
+                        waits.append(self._wakeup)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    self._wakeup = None
+                else:
+                    return
         finally:
-            # Normally both are empty here. If this task was cancelled (the loop is shutting
+            # Normally nothing is left here. If this task was cancelled (the loop is shutting
             # down) or failed, nobody would ever answer these callers: tell them.
-            abandoned = self._running + list(self._waiting)
-            self._running = []
+            for task in in_flight:
+                task.cancel()
+            abandoned = list(self._waiting)
             self._waiting.clear()
             self._task = None
+            self._wakeup = None
             for _, future in abandoned:
                 future.cancel()
 
-    def _next_batch(self) -> list[tuple[RequestT, asyncio.Future[ResultT]]]:
-        batch: list[tuple[RequestT, asyncio.Future[ResultT]]] = []
+    def _next_batch(self) -> list[Item[RequestT, ResultT]]:
+        batch: list[Item[RequestT, ResultT]] = []
         while self._waiting and len(batch) < self._max_batch:
             request, future = self._waiting.popleft()
             if not future.cancelled():
                 batch.append((request, future))
         return batch
 
-    async def _run(self, batch: list[tuple[RequestT, asyncio.Future[ResultT]]]) -> None:
-        try:
-            outcomes = await self._commit([request for request, _ in batch])
-        except CommitFailed as failed:
-            for _, future in batch:
-                _settle(future, failed.cause)
-            return
-        except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
-            # The transaction rolled back as a whole: run each request alone, still in order,
-            # so the error stays with the request that caused it.
-            for item in batch:
-                if not item[1].cancelled():
-                    await self._run([item])
-            return
-        if len(outcomes) != len(batch):
-            raise RuntimeError(f"a batch of {len(batch)} answered {len(outcomes)} outcomes")
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            _settle(future, outcome)
+    async def _run(self, batch: list[Item[RequestT, ResultT]], ordered: asyncio.Future[None],
+                   previous: asyncio.Task[None] | None) -> None:
+        def say_ordered() -> None:
+            if not ordered.done():
+                ordered.set_result(None)
 
+        try:
+            try:
+                outcomes = await self._commit([request for request, _ in batch], say_ordered)
+            except CommitFailed as failed:
+                await _after(previous)
+                for _, future in batch:
+                    _settle(future, failed.cause)
+                return
+            except Exception as exc:
+                await _after(previous)
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    return
+                # The transaction rolled back as a whole: run each request alone, in order,
+                # so the error stays with the request that caused it.
+                for item in batch:
+                    if not item[1].cancelled():
+                        await self._run([item], ordered, None)
+                return
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} answered {len(outcomes)} outcomes")
+            await _after(previous)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                _settle(future, outcome)
+        finally:
+            say_ordered()
+            for _, future in batch:
+                if not future.done():  # cancelled mid-flight: the loop is going away
+                    future.cancel()
+
+
+async def _after(previous: asyncio.Task[None] | None) -> None:
+    """Settle nothing before the batch submitted earlier has settled its own."""
+    if previous is not None and not previous.done():
+        await asyncio.wait([previous])
 
 def _settle(future: asyncio.Future[ResultT], outcome: ResultT | Exception) -> None:
     if future.done():  # the caller gave up while its batch ran

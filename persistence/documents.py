@@ -19,6 +19,7 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -217,14 +218,15 @@ class DocumentStore:
         return self._writes.submit(request)
 
     async def _commit_patches(
-        self, requests: list[PatchRequest]
+        self, requests: list[PatchRequest], ordered: Callable[[], None]
     ) -> list[WriteResult | CoeditError]:
         """One transaction for a batch of patches (see ``persistence/writes.py``)."""
         rules = WriteRules(self.snapshot_every, self.max_state_bytes, self.redact)
         committing = False
         try:
             async with self.db.transaction() as conn:
-                outcomes = await write_patches(conn, requests, rules=rules, clock=utcnow)
+                outcomes = await write_patches(conn, requests, rules=rules, clock=utcnow,
+                                               locked=ordered)
                 committing = True
         except Exception as exc:
             if committing:

@@ -377,15 +377,19 @@ async def write_patches(
     *,
     rules: WriteRules,
     clock: Callable[[], datetime],
+    locked: Callable[[], None] | None = None,
 ) -> list[WriteResult | CoeditError]:
     """Apply ``requests`` in order inside the caller's transaction: each gets its result or
     its own refusal. Database errors propagate and fail the whole batch.
 
-    ``clock`` is read once, after the rows are locked: it is the time of every write of the
-    batch, and the instant against which locks and idempotency keys are live.
+    ``locked`` is called once the batch's rows are locked (a later batch may start then).
+    ``clock`` is read once, after that: it is the time of every write of the batch, and the
+    instant against which locks and idempotency keys are live.
     """
     batch_ids = sorted({r.doc_id for r in requests})
     rows = (await conn.execute(_LOCK_DOCUMENTS, {"b_ids": batch_ids})).all()
+    if locked is not None:
+        locked()  # from here a later batch touching these rows waits for this one's commit
     batch = _Batch(rules, clock(), rows)
     await batch.read(conn, requests)
     outcomes: list[WriteResult | CoeditError] = []
