@@ -260,22 +260,15 @@ class Hub:
     # -- publishing -----------------------------------------------------------------------
 
     async def publish(self, delta: dict[str, Any]) -> None:
-        """Fan out a committed delta here at once and to every other node via the broker.
+        """:meth:`publish_soon`, then wait until the broker was handed the delta.
 
         A broker failure is logged, not raised: the write is durable already, and other nodes
         fill the hole from the log when their broker connection comes back.
         """
-        name = self.channel_name(delta["doc"])
-        channel = self._channels.get(name)
-        if channel is not None:
-            self._offer(channel, Frame(delta))
-        if not self.broker.reaches_other_nodes:
-            return
-        try:
-            await self.broker.publish(name, encode_msgpack(delta))
-        except Exception:
-            log.exception("publishing %s v%s failed; other nodes will catch up from the log",
-                          delta["doc"], delta["version"])
+        self.publish_soon(delta)
+        publisher = self._publisher
+        if publisher is not None:
+            await asyncio.wait([publisher])
 
     def publish_soon(self, delta: dict[str, Any]) -> None:
         """Fan out a committed delta here now; queue it for the other nodes.

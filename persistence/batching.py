@@ -13,8 +13,10 @@ Guarantees:
 - FIFO: requests on the same rows commit in submission order (a later batch locks a row
   only after the earlier batch that holds it committed), and every future is settled in
   submission order, so a caller may submit several requests in a row and await their
-  futures in order. (After a batch failure, below, its requests are retried after the next
-  batch may have committed; writes to different documents are not ordered among each other.)
+  futures in order. One exception: when a batch fails in the database (below), its
+  requests are retried alone, and the batch started after it may already have committed
+  later writes to the same rows. Such failures are database errors (a lost connection, a
+  constraint), never a write's own refusal, which fails that write alone.
 - Isolation of failures: the batch function reports each request's own refusal separately;
   when the batch *transaction* fails (a deadlock, a constraint, any database error), each of
   its requests is run again alone, in order, so one request's database error never fails
