@@ -71,7 +71,7 @@ class Flusher:
 
 
 class Outbox:
-    """Queue frames for one socket; they leave in the order queued until ``close()``."""
+    """Queue frames for one socket; they leave in the order queued until ``finish()``."""
 
     __slots__ = ("_direct", "_flusher", "_limit", "_on_failure", "_on_overflow", "_pending",
                  "_scheduled", "_send", "_writer", "closed", "overflowed", "wire")
@@ -135,7 +135,7 @@ class Outbox:
         direct = self._direct
         if direct is not None and direct.writable.is_set():
             self._write_direct(direct)
-        elif self._pending:
+        else:
             self._writer = asyncio.create_task(self._drain())
 
     def _write_direct(self, direct: DirectSocket) -> None:
@@ -173,17 +173,13 @@ class Outbox:
         finally:
             self._writer = None
 
-    def close(self) -> None:
-        """Accept no more frames; those already queued may still leave (see ``finish``)."""
-        self.closed = True
-
     async def finish(self) -> None:
-        """Close, and wait until every frame queued so far has reached the socket.
+        """Accept no more frames, and wait until those queued so far have reached the socket.
 
         The caller bounds the wait: a peer that stopped reading never lets the last frames
         leave. After an overflow nothing is kept to send.
         """
-        self.close()
+        self.closed = True
         self.flush()
         writer = self._writer
         if writer is not None:

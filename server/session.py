@@ -260,7 +260,6 @@ class Session:
         try:
             async with asyncio.timeout(CLOSE_GRACE_SECONDS):
                 await outbox.finish()
-                await outbox.stop()
                 await self.ws.close(self.close_code or 1000)
         except Exception:
             abort = abort_function(self.ws.scope)
