@@ -81,7 +81,8 @@ class RedisBroker(Broker):
         try:
             await self._pubsub.subscribe(channel)
             self._wake.set()
-            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
+            async with asyncio.timeout(self._confirm_timeout):
+                await asyncio.shield(confirmed)
         except BaseException as exc:
             waiting = self._confirmations.get(channel, [])
             if confirmed in waiting:

@@ -183,7 +183,8 @@ class EventStreams:
     async def _run(self, pump: _Pump) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(pump.wake.wait(), self.poll)
+                async with asyncio.timeout(self.poll):  # a cancel is never swallowed here
+                    await pump.wake.wait()
             pump.wake.clear()
             if not pump.joined:
                 await self._join_topic(pump)

@@ -468,7 +468,10 @@ async def stream_events(
             await streams.activate(sub, since)
             while True:
                 try:
-                    frame = await asyncio.wait_for(sink.queue.get(), SSE_KEEPALIVE_SECONDS)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows the
+                    # cancellation of a disconnect that lands as a frame arrives.
+                    async with asyncio.timeout(SSE_KEEPALIVE_SECONDS):
+                        frame = await sink.queue.get()
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue

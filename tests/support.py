@@ -112,7 +112,10 @@ class WsClient:
             await self.conn.send(json.dumps(message))
 
     async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+        # asyncio.timeout rather than wait_for: on Python 3.11 wait_for swallows a cancel
+        # that arrives together with a message, and followers cancel reads on purpose.
+        async with asyncio.timeout(timeout):
+            raw = await self.conn.recv()
         if isinstance(raw, bytes):
             return msgpack.unpackb(raw, raw=False)  # type: ignore[no-any-return]
         return json.loads(raw)  # type: ignore[no-any-return]

@@ -94,12 +94,14 @@ class Follower(abc.ABC):
             limit = next((n for n in self.reconnect_after if n > len(self.received)), None)
             node = self.nodes[len(self.connects) % len(self.nodes)]
             self.connects.append((node, time.monotonic()))
+            self._asked = False
             self._stream = asyncio.create_task(self._follow(node, limit))
             try:
                 await self._stream
             except asyncio.CancelledError:
-                if not self._asked:
-                    raise  # the follower itself is being stopped
+                me = asyncio.current_task()
+                if not self._asked or (me is not None and me.cancelling()):
+                    raise  # the follower itself is being stopped, maybe mid-reconnect
                 self._asked = False
                 # Like a client that backs off before reconnecting: by then the node has
                 # also dropped the stream this follower left.
