@@ -51,7 +51,7 @@ async def run(args: argparse.Namespace) -> int:
 
     async with scratch_database("coedit_bench") as dsn:
         ctx.database_url = dsn
-        cluster = BenchCluster(dsn, log_dir)
+        cluster = BenchCluster(dsn, log_dir, node_env=dict(args.node_env))
         try:
             scenarios, rows = await run_scenarios(ctx, cluster, only, done)
         finally:
@@ -61,6 +61,7 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"bench: removed {left} Redis keys the nodes left under {cluster.prefix}",
                       file=sys.stderr)
     options = {"quick": args.quick, "only": only, "generators": args.generators,
+               "node_env": dict(args.node_env),
                "profile": args.profile, "window_s": ctx.window, "warmup_s": ctx.warmup}
     path = write_results(args.out, started, facts, options, scenarios, rows)
     print(render_table(rows))
@@ -68,6 +69,13 @@ async def run(args: argparse.Namespace) -> int:
     if args.profile:
         print(f"profiles: {log_dir}/profile-*.summary.txt", file=sys.stderr)
     return 0
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("COEDIT_"):
+        raise argparse.ArgumentTypeError(f"expected COEDIT_NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                             help="load processes for the fan-out scenarios (default 2)")
     run_parser.add_argument("--profile", action="store_true",
                             help="sample the coedit node with py-spy (figures then skew)")
+    run_parser.add_argument("--node-env", type=_setting, action="append", default=[],
+                            metavar="COEDIT_NAME=VALUE",
+                            help="a setting for every coedit node (repeatable)")
     run_parser.add_argument("--out", type=Path, default=RESULTS,
                             help="where results and logs go (default bench/results)")
     args = parser.parse_args(argv or sys.argv[1:] or ["run"])

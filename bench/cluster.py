@@ -73,6 +73,8 @@ class BenchCluster:
     secret: str = field(default_factory=lambda: secrets.token_hex(32))
     prefix: str = field(default_factory=lambda: f"coedit-bench-{uuid.uuid4().hex[:8]}")
     nodes: list[Node] = field(default_factory=list)
+    # COEDIT_* settings given to every node (``--node-env``), for trying a setting out.
+    node_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.issuer = TokenIssuer(self.secret, dev_auth=False)
@@ -90,6 +92,7 @@ class BenchCluster:
         )
         if redis:
             env["COEDIT_REDIS_URL"] = REDIS_URL
+        env.update(self.node_env)
         env.update(extra)
         return env
 

@@ -127,15 +127,30 @@ class RateWriter:
         self.phase = phase  # 0..1 of an interval: writers of one run must not send in step
         self.pad = pad
         self.stats = WriteStats()
-        client.on_reply = self.stats.count_reply
+        # When each request went out, so the reply's round trip can be reported beside the
+        # delta's latency: it tells node A's share (read, write, commit, reply) apart.
+        self.sent_at: dict[int, float] = {}
+        self.ack_ms: list[tuple[float, float]] = []  # (reply time, round trip in ms)
+        client.on_reply = self._reply
+
+    def _reply(self, reply: dict[str, Any], now: float) -> None:
+        self.stats.count_reply(reply, now)
+        sent = self.sent_at.pop(reply.get("re", -1), None)
+        if sent is not None:
+            self.ack_ms.append((now, (now - sent) * 1e3))
+
+    def ack_ms_between(self, start: float, end: float) -> list[float]:
+        return [ms for at, ms in self.ack_ms if start <= at < end]
 
     async def run(self) -> None:
         next_at = time.monotonic() + self.phase * self.interval
         await asyncio.sleep(self.phase * self.interval)
         while True:
-            stamp = f"t={time.monotonic_ns()}"
-            self.client.send(patch(self.doc, self.version, "/text",
-                                   stamp + "." * max(0, self.pad - len(stamp))))
+            sent = time.monotonic_ns()
+            stamp = f"t={sent}"
+            rid = self.client.send(patch(self.doc, self.version, "/text",
+                                         stamp + "." * max(0, self.pad - len(stamp))))
+            self.sent_at[rid] = sent / 1e9
             self.version += 1
             self.stats.sent += 1
             next_at += self.interval

@@ -42,6 +42,7 @@ from persistence.writes import (
     delta_from_revision,
     serialize_state,
     write_patches,
+    write_transaction,
 )
 
 __all__ = ["KIND_PATTERN", "MAX_WRITE_BATCH", "DocumentStore", "WriteResult"]
@@ -101,6 +102,7 @@ class DocumentStore:
         max_state_bytes: int = 1024 * 1024,
         redact: frozenset[str] = frozenset(),
         max_batch: int = MAX_WRITE_BATCH,
+        writes_in_flight: int = 2,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError("snapshot_every must be at least 1")
@@ -110,7 +112,8 @@ class DocumentStore:
         self.redact = redact
         self.max_batch = max_batch
         self._writes: GroupCommit[PatchRequest, WriteResult] = GroupCommit(
-            self._commit_patches, max_batch=max_batch, name="document-writes")
+            self._commit_patches, max_batch=max_batch, max_in_flight=writes_in_flight,
+            name="document-writes")
 
     # -- creation -------------------------------------------------------------------------
 
@@ -224,8 +227,8 @@ class DocumentStore:
         rules = WriteRules(self.snapshot_every, self.max_state_bytes, self.redact)
         committing = False
         try:
-            async with self.db.transaction() as conn:
-                outcomes = await write_patches(conn, requests, rules=rules, clock=utcnow,
+            async with write_transaction(self.db) as sql:
+                outcomes = await write_patches(sql, requests, rules=rules, clock=utcnow,
                                                locked=ordered)
                 committing = True
         except Exception as exc:

@@ -12,8 +12,12 @@
    in the batch left it (version, state, chain head and the write units of its new
    revisions), so a patch sees an earlier one of its batch exactly as if that one had
    committed alone first. A refused patch changes nothing and gets its own error;
-4. one INSERT for all events (their seqs come back in order), one UPDATE per document (an
-   executemany), one INSERT each for the revisions, the snapshots and the idempotency keys.
+4. the events (their seqs drawn in batch order), the document rows, the revisions, the
+   snapshots and the idempotency keys: one statement on PostgreSQL, one per table on SQLite.
+
+How each step reaches the database is :mod:`persistence.write_sql`'s business: SQLAlchemy Core
+on SQLite, asyncpg with PostgreSQL's own SQL on PostgreSQL (:func:`write_transaction` chooses),
+so the rules here run unchanged on both.
 
 Only after the commit does anyone see a result, so no subscriber ever sees a version that
 could still roll back, and a conflict that lists a delta of the same batch lists a committed
@@ -22,16 +26,14 @@ one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from persistence.audit import AuditContext, EventDraft, PreparedEvent, insert_events, prepare_event
+from persistence.audit import AuditContext, EventDraft, PreparedEvent, prepare_event
+from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError, Conflict, NotFound, TooLarge
 from persistence.jsonutil import dumps, loads
 from persistence.locks import refuse_locked_paths
@@ -44,8 +46,16 @@ from persistence.patching import (
     write_units,
     written_paths,
 )
-from persistence.schema import documents, idempotency_keys, locks, revisions, snapshots
 from persistence.timeutil import format_ts
+from persistence.write_sql import (
+    Advance,
+    BatchRows,
+    CoreWriteStatements,
+    KeyRow,
+    RevisionRow,
+    WriteStatements,
+)
+from persistence.write_sql_pg import DriverWriteStatements
 
 __all__ = [
     "IDEMPOTENCY_WINDOW",
@@ -55,42 +65,10 @@ __all__ = [
     "delta_from_revision",
     "serialize_state",
     "write_patches",
+    "write_transaction",
 ]
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-# Statements built once: building one per call showed in profiles. The expanding parameters
-# take the batch's lists, so one compiled form serves every batch.
-_LOCK_DOCUMENTS = (
-    select(documents)
-    .where(documents.c.id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(documents.c.id)
-    .with_for_update()
-)
-_REMEMBERED_KEYS = select(idempotency_keys).where(
-    idempotency_keys.c.doc.in_(bindparam("b_docs", expanding=True)),
-    idempotency_keys.c.key.in_(bindparam("b_keys", expanding=True)),
-)
-_LIVE_LOCKS = select(locks).where(
-    locks.c.doc.in_(bindparam("b_docs", expanding=True)),
-    locks.c.expires_at > bindparam("b_now"),
-)
-_REVISIONS_AFTER = (
-    select(revisions)
-    .where(revisions.c.doc == bindparam("b_doc"), revisions.c.version > bindparam("b_after"))
-    .order_by(revisions.c.version)
-)
-_ADVANCE_DOCUMENT = update(documents).where(
-    documents.c.id == bindparam("b_id"), documents.c.version == bindparam("b_version"))
-_INSERT_REVISIONS = revisions.insert()
-_INSERT_SNAPSHOTS = snapshots.insert()
-# An expired row for a key may still exist (the purge runs hourly): it is replaced.
-_FORGET_KEY = delete(idempotency_keys).where(
-    idempotency_keys.c.doc == bindparam("b_doc"),
-    idempotency_keys.c.user_id == bindparam("b_user"),
-    idempotency_keys.c.key == bindparam("b_key"),
-)
-_REMEMBER_KEYS = idempotency_keys.insert()
 
 KeyOf = tuple[str, str, str]  # (document, user, idempotency key)
 
@@ -139,7 +117,7 @@ def serialize_state(state: dict[str, Any], max_bytes: int) -> str:
     return text
 
 
-def delta_from_revision(row: Row[Any]) -> dict[str, Any]:
+def delta_from_revision(row: Any) -> dict[str, Any]:
     return {
         "type": "delta",
         "doc": row.doc,
@@ -169,49 +147,46 @@ class _Written:
 class _Head:
     """A document as the batch has left it so far: the locked row plus this batch's writes."""
 
-    row: Row[Any]
+    row: Any
     version: int
     state_text: str
     head_hash: str | None
     written: list[_Written] = field(default_factory=list)
 
     @classmethod
-    def of(cls, row: Row[Any]) -> _Head:
+    def of(cls, row: Any) -> _Head:
         return cls(row, row.version, row.state, row.head_hash)
 
 
 class _Batch:
     """The reads, the per-patch rules and the writes of one batch transaction."""
 
-    def __init__(self, rules: WriteRules, now: datetime, rows: Sequence[Row[Any]]) -> None:
+    def __init__(self, rules: WriteRules, now: datetime, rows: Sequence[Any]) -> None:
         self.rules = rules
         self.now = now
         self.heads = {row.id: _Head.of(row) for row in rows}
-        self.stored_keys: dict[KeyOf, Row[Any]] = {}  # key rows found, expired or not
+        self.stored_keys: dict[KeyOf, Any] = {}  # key rows found, expired or not
         self.new_keys: dict[KeyOf, dict[str, Any]] = {}  # replies of this batch's keyed writes
-        self.live_locks: dict[str, list[Row[Any]]] = {}
-        self.committed: dict[str, list[Row[Any]]] = {}  # revisions after the stalest base
+        self.live_locks: dict[str, list[Any]] = {}
+        self.committed: dict[str, list[Any]] = {}  # revisions after the stalest base
         self.written: list[_Written] = []
         # Conflict deltas of versions this batch wrote: their event seqs come with the insert.
         self.awaiting_seq: list[tuple[dict[str, Any], _Written]] = []
 
-    async def read(self, conn: AsyncConnection, requests: Sequence[PatchRequest]) -> None:
+    async def read(self, sql: WriteStatements, requests: Sequence[PatchRequest]) -> None:
         """Everything the rules need besides the rows: keys, live locks, later revisions."""
         keyed = [r for r in requests if r.key is not None and r.doc_id in self.heads]
         if keyed:
             wanted = {r.key_of for r in keyed}
-            found = await conn.execute(_REMEMBERED_KEYS, {
-                "b_docs": sorted({r.doc_id for r in keyed}),
-                "b_keys": sorted({r.key for r in keyed if r.key is not None}),
-            })
+            found = await sql.remembered_keys(sorted({r.doc_id for r in keyed}),
+                                              sorted({r.key for r in keyed if r.key is not None}))
             for row in found:
                 key_of = (row.doc, row.user_id, row.key)
                 if key_of in wanted:
                     self.stored_keys[key_of] = row
         ever_locked = [doc for doc, head in self.heads.items() if head.row.lock_seq]
         if ever_locked:
-            for row in await conn.execute(_LIVE_LOCKS, {"b_docs": ever_locked,
-                                                        "b_now": self.now}):
+            for row in await sql.live_locks(ever_locked, self.now):
                 self.live_locks.setdefault(row.doc, []).append(row)
         stalest: dict[str, int] = {}
         for request in requests:
@@ -220,8 +195,7 @@ class _Batch:
                 stalest[request.doc_id] = min(request.base,
                                               stalest.get(request.doc_id, request.base))
         for doc, base in stalest.items():
-            self.committed[doc] = list(
-                (await conn.execute(_REVISIONS_AFTER, {"b_doc": doc, "b_after": base})).all())
+            self.committed[doc] = list(await sql.revisions_after(doc, base))
 
     def apply(self, request: PatchRequest) -> WriteResult:
         """One patch against the document as the batch left it; raises its refusal."""
@@ -320,59 +294,57 @@ class _Batch:
                 deltas=deltas,
             )
 
-    async def flush(self, conn: AsyncConnection) -> None:
+    async def flush(self, sql: WriteStatements) -> None:
         """Write what the accepted patches made, in as few statements as the batch allows."""
         if not self.written:
             return
-        now = self.now
-        await insert_events(conn, [w.event for w in self.written])
+        rows = BatchRows(self.now, events=[w.event for w in self.written])
+        advanced = [head for head in self.heads.values() if head.written]
+        rows.advances = [
+            Advance(head.row.id, head.row.version, head.version, head.state_text,
+                    head.written[-1].request.ctx.actor.id, head.head_hash)
+            for head in advanced
+        ]
+        rows.revisions = [
+            RevisionRow(w.request.doc_id, w.version, w.request.ctx.tenant, w.ops_text,
+                        dumps(w.units), w.request.ctx.actor.id, w.request.ctx.actor.name,
+                        w.event)
+            for w in self.written
+        ]
+        rows.snapshots = [(w.request.doc_id, w.version, w.state_text) for w in self.written
+                          if w.version % self.rules.snapshot_every == 0]
+        rows.keys = [
+            KeyRow(*key_of, dumps(w.reply), replaces_expired=key_of in self.stored_keys)
+            for w in self.written if (key_of := w.request.key_of) is not None
+        ]
+        moved = await sql.store(rows)
+        # The row locks make a mismatch unreachable; refuse rather than fork the history
+        # where the driver counts rows (the revisions' primary key (doc, version) would
+        # refuse a forked version where it does not).
+        if moved is not None and moved != len(advanced):
+            raise Conflict("document changed during the write",
+                           current_version=advanced[0].row.version)
         for w in self.written:
             w.delta["event"] = w.event.seq
         for delta, w in self.awaiting_seq:
             delta["event"] = w.event.seq
-        await self._advance_documents(conn)
-        await conn.execute(_INSERT_REVISIONS, [{
-            "doc": w.request.doc_id, "version": w.version, "tenant": w.request.ctx.tenant,
-            "ops": w.ops_text, "units": dumps(w.units), "actor_id": w.request.ctx.actor.id,
-            "actor_name": w.request.ctx.actor.name, "ts": now, "event_seq": w.event.seq,
-        } for w in self.written])
-        snapshots_due = [
-            {"doc": w.request.doc_id, "version": w.version, "state": w.state_text, "ts": now}
-            for w in self.written if w.version % self.rules.snapshot_every == 0
-        ]
-        if snapshots_due:
-            await conn.execute(_INSERT_SNAPSHOTS, snapshots_due)
-        keyed = [(key_of, w) for w in self.written if (key_of := w.request.key_of) is not None]
-        if keyed:
-            expired = [{"b_doc": k[0], "b_user": k[1], "b_key": k[2]}
-                       for k, _ in keyed if k in self.stored_keys]
-            if expired:
-                await conn.execute(_FORGET_KEY, expired)
-            await conn.execute(_REMEMBER_KEYS, [
-                {"doc": k[0], "user_id": k[1], "key": k[2], "reply": dumps(w.reply),
-                 "created_at": now}
-                for k, w in keyed
-            ])
 
-    async def _advance_documents(self, conn: AsyncConnection) -> None:
-        advanced = [head for head in self.heads.values() if head.written]
-        params = [{
-            "b_id": head.row.id, "b_version": head.row.version, "version": head.version,
-            "state": head.state_text, "updated_at": self.now,
-            "updated_by": head.written[-1].request.ctx.actor.id, "head_hash": head.head_hash,
-        } for head in advanced]
-        changed = await conn.execute(_ADVANCE_DOCUMENT, params[0] if len(params) == 1 else params)
-        # The row locks make a mismatch unreachable; refuse rather than fork the history where
-        # the driver counts rows (asyncpg's executemany does not; the revisions' primary key
-        # (doc, version) would refuse a forked version there).
-        counted = len(params) == 1 or conn.dialect.supports_sane_multi_rowcount
-        if counted and changed.rowcount != len(params):
-            raise Conflict("document changed during the write",
-                           current_version=advanced[0].row.version)
+
+@asynccontextmanager
+async def write_transaction(db: Database) -> AsyncIterator[WriteStatements]:
+    """A write transaction with the statements that suit ``db``: asyncpg on PostgreSQL,
+    SQLAlchemy Core on SQLite. Commits when the block ends; an error while committing
+    escapes the ``async with`` itself."""
+    if db.is_sqlite:
+        async with db.transaction() as conn:
+            yield CoreWriteStatements(conn)
+    else:
+        async with db.driver_transaction() as raw:
+            yield DriverWriteStatements(raw)
 
 
 async def write_patches(
-    conn: AsyncConnection,
+    sql: WriteStatements,
     requests: Sequence[PatchRequest],
     *,
     rules: WriteRules,
@@ -387,16 +359,16 @@ async def write_patches(
     instant against which locks and idempotency keys are live.
     """
     batch_ids = sorted({r.doc_id for r in requests})
-    rows = (await conn.execute(_LOCK_DOCUMENTS, {"b_ids": batch_ids})).all()
+    rows = await sql.lock_documents(batch_ids)
     if locked is not None:
         locked()  # from here a later batch touching these rows waits for this one's commit
     batch = _Batch(rules, clock(), rows)
-    await batch.read(conn, requests)
+    await batch.read(sql, requests)
     outcomes: list[WriteResult | CoeditError] = []
     for request in requests:
         try:
             outcomes.append(batch.apply(request))
         except CoeditError as refusal:
             outcomes.append(refusal)
-    await batch.flush(conn)
+    await batch.flush(sql)
     return outcomes

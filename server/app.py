@@ -72,9 +72,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await upgrade(settings.database_url)
-        db = Database(settings.database_url, pool_size=settings.db_pool)
+        # The write path holds one driver connection per batch in flight, one more for a
+        # batch retried alone while the next one runs.
+        db = Database(settings.database_url, pool_size=settings.db_pool,
+                      driver_pool_size=settings.writes_in_flight + 1)
         store = DocumentStore(db, snapshot_every=settings.snapshot_every,
                               max_batch=settings.write_batch,
+                              writes_in_flight=settings.writes_in_flight,
                               max_state_bytes=settings.max_state_bytes, redact=settings.redact)
         broker, presence_backend = make_broker(settings)
         hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -200,7 +201,7 @@ async def test_event_and_write_commit_or_roll_back_together(database_url: str) -
                     actor_name="X", ts=datetime.now(UTC), event_seq=0))
 
         await asyncio.wait_for(insert_stray_revision(), TIMEOUT)
-        with pytest.raises(IntegrityError):
+        with pytest.raises((IntegrityError, asyncpg.UniqueViolationError)):
             await asyncio.wait_for(store.apply_patch(
                 ctx, doc_id, base=2, ops=[{"op": "replace", "path": "/n", "value": 2}]), TIMEOUT)
 

@@ -5,55 +5,58 @@ Patches submitted while a write transaction is in flight share the next one. The
 every patch gets the reply it would have got alone, sees the patches submitted before it,
 fails alone, and keeps its place in line. ``submit_patch`` queues without waiting, so
 patches submitted in a row before the test next awaits form one batch; commits are counted
-with SQLAlchemy's engine events, which observe and change nothing.
+by the database object's own counters of write transactions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
 from persistence.documents import DocumentStore, WriteResult
-from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge
+from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge, Unavailable
 from persistence.locks import Holder, LockStore
 from persistence.reviews import ReviewStore
-from persistence.schema import revisions, snapshots
+from persistence.schema import idempotency_keys, revisions, snapshots
 from server.config import ConfigError, Settings
 from tests.support import TIMEOUT
 
+# The driver's own connection handling is what is under test: PostgreSQL only.
+postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 ANN = AuditContext(Actor("ann", "Ann"), "acme")
 BOB = AuditContext(Actor("bob", "Bob"), "acme")
 T = TypeVar("T")
 
 
-@dataclass
 class Transactions:
-    """Counts the transactions an engine commits and rolls back."""
+    """Counts the write transactions a database commits and rolls back from now on."""
 
-    commits: int = 0
-    rollbacks: int = 0
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.start = (db.commits, db.rollbacks)
 
     @classmethod
     def of(cls, db: Database) -> Transactions:
-        counter = cls()
-        event.listen(db.engine.sync_engine, "commit", counter._commit)
-        event.listen(db.engine.sync_engine, "rollback", counter._rollback)
-        return counter
+        return cls(db)
 
-    def _commit(self, _conn: Any) -> None:
-        self.commits += 1
+    @property
+    def commits(self) -> int:
+        return self.db.commits - self.start[0]
 
-    def _rollback(self, _conn: Any) -> None:
-        self.rollbacks += 1
+    @property
+    def rollbacks(self) -> int:
+        return self.db.rollbacks - self.start[1]
 
 
 @pytest.fixture
@@ -238,6 +241,31 @@ async def test_idempotency_keys_within_and_across_batches(store: DocumentStore) 
     await check_log(store, doc, 4)
 
 
+async def test_an_expired_idempotency_key_is_replaced_not_replayed(
+    db: Database, store: DocumentStore
+) -> None:
+    """A key whose row is older than the 24-hour window writes again and takes the row over;
+    repeating it afterwards replays the new reply."""
+    doc = await create(store, {"n": 0})
+    assert ok(await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/n", 1),
+                                              key="k"))).reply == {"version": 2}
+    async with db.transaction() as conn:  # as if that write had been a day and a bit ago
+        await bounded(conn.execute(
+            update(idempotency_keys).where(idempotency_keys.c.doc == doc)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=25))))
+    again = await bounded(store.apply_patch(ANN, doc, base=2, ops=replace("/n", 2), key="k"))
+    assert again.reply == {"version": 3} and again.delta is not None
+    replay = await bounded(store.apply_patch(ANN, doc, base=2, ops=replace("/n", 2), key="k"))
+    assert replay.reply == {"version": 3, "duplicate": True}
+    async with db.reader() as conn:
+        rows = (await bounded(conn.execute(
+            select(idempotency_keys.c.reply, idempotency_keys.c.created_at)
+            .where(idempotency_keys.c.doc == doc)))).all()
+    assert len(rows) == 1 and rows[0].reply == '{"version":3}'
+    assert rows[0].created_at > datetime.now(UTC) - timedelta(hours=1)
+    await check_log(store, doc, 3)
+
+
 async def test_writes_commit_in_submission_order_across_batches(db: Database) -> None:
     """With batches capped at three, ten patches submitted in a row on one document commit
     one after another in submission order, each on the version the previous one made."""
@@ -282,7 +310,7 @@ async def test_database_error_in_a_batch_falls_back_to_single_writes(
         store.submit_patch(ANN, last, base=1, ops=replace("/n", 1)),
     ])
     assert ok(outcomes[0]).reply == {"version": 2}
-    assert isinstance(outcomes[1], IntegrityError)
+    assert isinstance(outcomes[1], IntegrityError | asyncpg.UniqueViolationError)
     assert ok(outcomes[2]).reply == {"version": 2}
     # The batch rolled back, then three single transactions: two commits, one rollback.
     assert (counter.commits, counter.rollbacks) == (2, 2)
@@ -385,6 +413,69 @@ def test_write_batch_setting_is_checked_at_start_up(value: str, error: str) -> N
     assert Settings.from_env({"COEDIT_WRITE_BATCH": "1"}).write_batch == 1
     with pytest.raises(ConfigError, match=f"COEDIT_WRITE_BATCH.*{error}"):
         Settings.from_env({"COEDIT_WRITE_BATCH": value})
+
+
+@pytest.mark.parametrize(("value", "error"), [("0", "between"), ("17", "between"),
+                                               ("two", "integer")])
+def test_writes_in_flight_setting_is_checked_at_start_up(value: str, error: str) -> None:
+    """COEDIT_WRITES_IN_FLIGHT must be an integer from 1 to 16; a bad value names it."""
+    assert Settings.from_env({}).writes_in_flight == 2
+    assert Settings.from_env({"COEDIT_WRITES_IN_FLIGHT": "1"}).writes_in_flight == 1
+    with pytest.raises(ConfigError, match=f"COEDIT_WRITES_IN_FLIGHT.*{error}"):
+        Settings.from_env({"COEDIT_WRITES_IN_FLIGHT": value})
+
+
+@postgres_only
+async def test_writes_to_an_unreachable_database_answer_unavailable(database_url: str) -> None:
+    """With nothing listening where the database should be, a write fails with
+    ``unavailable`` (retry later), not as an internal error."""
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    closed = port.getsockname()[1]
+    port.close()
+    nowhere = make_url(database_url).set(port=closed).render_as_string(hide_password=False)
+    database = Database(nowhere)
+    try:
+        outcome = await settle([DocumentStore(database).submit_patch(
+            ANN, "some-doc", base=1, ops=replace("/n", 1))])
+        assert isinstance(outcome[0], Unavailable), outcome
+    finally:
+        await bounded(database.dispose())
+
+
+@postgres_only
+async def test_a_write_connection_killed_by_the_server_costs_one_write_at_most(
+    database_url: str, db: Database, store: DocumentStore
+) -> None:
+    """After PostgreSQL ends the write path's connections (named coedit-writes in
+    pg_stat_activity), the next write commits or
+    answers ``unavailable`` with nothing written, and the one after it commits."""
+    doc = await create(store, {"n": 0})
+    assert ok(await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/n", 1)))).reply \
+        == {"version": 2}
+    name = make_url(database_url).database
+    admin = await bounded(asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)))
+    try:
+        ended = await bounded(admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND application_name = 'coedit-writes'", name))
+    finally:
+        await bounded(admin.close())
+    assert ended >= 1
+    first = (await settle([store.submit_patch(ANN, doc, base=2, ops=replace("/n", 2))]))[0]
+    if isinstance(first, WriteResult):
+        assert first.reply == {"version": 3}
+        expected = 3
+    else:
+        assert isinstance(first, Unavailable), first
+        expected = 2
+    current = await bounded(store.get("acme", doc))
+    assert current["version"] == expected
+    after = await bounded(store.apply_patch(ANN, doc, base=expected, ops=replace("/n", 9)))
+    assert after.reply == {"version": expected + 1}
+    await check_log(store, doc, expected + 1)
 
 
 @pytest.mark.parametrize(("url", "tls_offered"), [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -57,9 +58,11 @@ async def cross_node_latency(ctx: RunContext, cluster: BenchCluster, node_a: Nod
             tasks = [asyncio.create_task(w.run()) for w in rate_writers]
             start = time.monotonic() + ctx.warmup
             end = start + ctx.window
-            pids = {"node_a": node_a.pid, "node_b": node_b.pid}
+            pids = {"node_a": node_a.pid, "node_b": node_b.pid, "controller": os.getpid()}
             pids.update({f"loadgen{i}": pid for i, pid in enumerate(fleet.pids)})
-            jobs: list[Any] = [fleet.measure(start, end), usage_during(pids, start, end)]
+            database = cluster.database_url.rsplit("/", 1)[1]
+            jobs: list[Any] = [fleet.measure(start, end),
+                               usage_during(pids, start, end, database=database)]
             if ctx.profile:
                 jobs += [profile_during(ctx, f"latency-{rate}-node-{name}", node.pid, start, end)
                          for name, node in (("a", node_a), ("b", node_b))]
@@ -74,6 +77,7 @@ async def cross_node_latency(ctx: RunContext, cluster: BenchCluster, node_a: Nod
         for writer in writers:
             writer.close()
     latencies = [ns / 1e6 for r in results for ns in r["latencies_ns"]]
+    acks = [ms for w in rate_writers for ms in w.ack_ms_between(start, end)]
     writes = sum(w.stats.acked_between(start, end) for w in rate_writers)
     errors = sum(w.stats.errors for w in rate_writers)
     closes: dict[str, int] = {}
@@ -91,6 +95,9 @@ async def cross_node_latency(ctx: RunContext, cluster: BenchCluster, node_a: Nod
         "p90_ms": percentile(latencies, 90),
         "p99_ms": percentile(latencies, 99),
         "max_ms": max(latencies) if latencies else float("nan"),
+        # The writer's own round trip on node A: send, read, write, commit, reply.
+        "ack_p50_ms": percentile(acks, 50),
+        "ack_p99_ms": percentile(acks, 99),
         "closed": closes,
         "usage": usage.as_dict(),
     }

@@ -1,0 +1,162 @@
+"""The versioned write's statements in PostgreSQL's own SQL, on a plain asyncpg connection.
+
+The same reads and writes as :class:`persistence.write_sql.CoreWriteStatements`, for the one
+path that runs on every edit. Two things differ besides the driver:
+
+- Lists travel as arrays (``= ANY($1::varchar[])``, ``unnest``), so each statement has one
+  text whatever the batch's size and asyncpg prepares it once per connection.
+- Everything a batch writes is one statement: the events, the document rows, the revisions,
+  the snapshots and the idempotency keys are data-modifying CTEs of a single ``WITH``. A
+  batch is then BEGIN, the row lock, this statement and COMMIT: four round trips, where one
+  statement per table took seven, and under load every round trip is a wait for a core.
+
+Statements of one ``WITH`` share a snapshot and cannot see each other's rows, so a revision
+takes its ``event_seq`` from the events CTE's ``RETURNING`` (joined on the event's unique id),
+and an expired idempotency key is replaced with ``ON CONFLICT DO UPDATE`` rather than deleted
+first. Events are inserted ``ORDER BY`` their position in the batch, so their seqs are drawn
+in chain order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from persistence.write_sql import BatchRows
+
+__all__ = ["DriverWriteStatements"]
+
+_LOCK_DOCUMENTS = """
+SELECT id, tenant, kind, title, version, state, created_at, created_by, updated_at,
+       updated_by, head_hash, lock_seq, archived_at
+FROM documents WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE
+"""
+_REMEMBERED_KEYS = """
+SELECT doc, user_id, key, reply, created_at FROM idempotency_keys
+WHERE doc = ANY($1::varchar[]) AND key = ANY($2::varchar[])
+"""
+_LIVE_LOCKS = """
+SELECT doc, path, tenant, holder_session, holder_user_id, holder_user_name, node, token,
+       ttl_ms, acquired_at, expires_at
+FROM locks WHERE doc = ANY($1::varchar[]) AND expires_at > $2
+"""
+_REVISIONS_AFTER = """
+SELECT doc, version, tenant, ops, units, actor_id, actor_name, ts, event_seq
+FROM revisions WHERE doc = $1 AND version > $2 ORDER BY version
+"""
+# $1 is the batch's instant; $2-$16 the events' columns; $17-$24 the revisions' (with the id of
+# their event); $25-$30 the document rows' moves; $31-$33 the snapshots; $34-$37 the keys.
+_STORE = """
+WITH ev AS (
+    INSERT INTO events (id, tenant, type, doc, kind, version, actor_id, actor_name,
+                        actor_kind, source, correlation_id, ts, data, prev_hash, hash)
+    SELECT id, tenant, type, doc, kind, version, actor_id, actor_name, actor_kind, source,
+           correlation_id, ts, data, prev_hash, hash
+    FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[],
+                $7::int[], $8::varchar[], $9::varchar[], $10::varchar[], $11::varchar[],
+                $12::varchar[], $13::timestamptz[], $14::text[], $15::varchar[],
+                $16::varchar[])
+         WITH ORDINALITY AS e(id, tenant, type, doc, kind, version, actor_id, actor_name,
+                              actor_kind, source, correlation_id, ts, data, prev_hash, hash,
+                              position)
+    ORDER BY position
+    RETURNING id, seq
+), rev AS (
+    INSERT INTO revisions (doc, version, tenant, ops, units, actor_id, actor_name, ts,
+                           event_seq)
+    SELECT r.doc, r.version, r.tenant, r.ops, r.units, r.actor_id, r.actor_name, $1, ev.seq
+    FROM unnest($17::varchar[], $18::varchar[], $19::int[], $20::varchar[], $21::text[],
+                $22::text[], $23::varchar[], $24::varchar[])
+         AS r(event_id, doc, version, tenant, ops, units, actor_id, actor_name)
+    JOIN ev ON ev.id = r.event_id
+), moved AS (
+    UPDATE documents AS d
+    SET version = m.version, state = m.state, updated_at = $1, updated_by = m.updated_by,
+        head_hash = m.head_hash
+    FROM unnest($25::varchar[], $26::int[], $27::int[], $28::text[], $29::varchar[],
+                $30::varchar[]) AS m(id, old_version, version, state, updated_by, head_hash)
+    WHERE d.id = m.id AND d.version = m.old_version
+    RETURNING d.id
+), snap AS (
+    INSERT INTO snapshots (doc, version, state, ts)
+    SELECT doc, version, state, $1
+    FROM unnest($31::varchar[], $32::int[], $33::text[]) AS s(doc, version, state)
+), remembered AS (
+    INSERT INTO idempotency_keys (doc, user_id, key, reply, created_at)
+    SELECT doc, user_id, key, reply, $1
+    FROM unnest($34::varchar[], $35::varchar[], $36::varchar[], $37::text[])
+         AS k(doc, user_id, key, reply)
+    ON CONFLICT (doc, user_id, key) DO UPDATE
+        SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
+)
+SELECT ev.id, ev.seq, (SELECT count(*) FROM moved) AS moved FROM ev
+"""
+
+_EVENT_COLUMNS = ("id", "tenant", "type", "doc", "kind", "version", "actor_id", "actor_name",
+                  "actor_kind", "source", "correlation_id", "ts", "data", "prev_hash", "hash")
+
+
+class _Row:
+    """An asyncpg record read by attribute, as the write rules read SQLAlchemy rows."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: asyncpg.Record) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _rows(records: Sequence[asyncpg.Record]) -> list[_Row]:
+    return [_Row(record) for record in records]
+
+
+class DriverWriteStatements:
+    """The batch's statements on an asyncpg connection inside a transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def lock_documents(self, ids: Sequence[str]) -> Sequence[Any]:
+        return _rows(await self.conn.fetch(_LOCK_DOCUMENTS, list(ids)))
+
+    async def remembered_keys(self, docs: Sequence[str], keys: Sequence[str]) -> Sequence[Any]:
+        return _rows(await self.conn.fetch(_REMEMBERED_KEYS, list(docs), list(keys)))
+
+    async def live_locks(self, docs: Sequence[str], now: datetime) -> Sequence[Any]:
+        return _rows(await self.conn.fetch(_LIVE_LOCKS, list(docs), now))
+
+    async def revisions_after(self, doc: str, after: int) -> Sequence[Any]:
+        return _rows(await self.conn.fetch(_REVISIONS_AFTER, doc, after))
+
+    async def store(self, rows: BatchRows) -> int | None:
+        events = rows.events
+        event_columns = [[e.params[name] for e in events] for name in _EVENT_COLUMNS]
+        revs, moves, keys = rows.revisions, rows.advances, rows.keys
+        found = await self.conn.fetch(
+            _STORE, rows.now, *event_columns,
+            [r.event.params["id"] for r in revs], [r.doc for r in revs],
+            [r.version for r in revs],
+            [r.tenant for r in revs], [r.ops for r in revs], [r.units for r in revs],
+            [r.actor_id for r in revs], [r.actor_name for r in revs],
+            [m.id for m in moves], [m.old_version for m in moves], [m.version for m in moves],
+            [m.state for m in moves], [m.updated_by for m in moves],
+            [m.head_hash for m in moves],
+            [s[0] for s in rows.snapshots], [s[1] for s in rows.snapshots],
+            [s[2] for s in rows.snapshots],
+            [k.doc for k in keys], [k.user_id for k in keys], [k.key for k in keys],
+            [k.reply for k in keys],
+        )
+        seqs = {record["id"]: record["seq"] for record in found}
+        if len(seqs) != len(events):
+            raise RuntimeError(f"inserted {len(events)} events but got {len(seqs)} seqs back")
+        for event in events:
+            event.event["seq"] = seqs[event.params["id"]]
+        return int(found[0]["moved"]) if found else 0
