@@ -1,22 +1,20 @@
 """Group commit: requests that arrive while a transaction is in flight share the next one.
 
-A write transaction costs its round trips (BEGIN, the statements, COMMIT and its WAL flush)
-whether it carries one request or sixty-four, so under load the node runs out of CPU on the
-round trips of one-request transactions long before the database runs out of anything. Here
-a request submitted while no batch is open starts at once (a lone writer waits for nobody),
-and requests submitted meanwhile wait and then go together. Two batches may be in flight:
-the second starts once the first holds its row locks, so the node prepares one batch while
-the other waits for the database.
+A write transaction costs its round trips whether it carries one request or sixty-four, so
+under load the node runs out of CPU on the round trips of one-request transactions long
+before the database runs out of anything. Here a request submitted while no batch is open
+starts at once (a lone writer waits for nobody), and requests submitted meanwhile wait and
+then go together. Several batches may be in flight (``max_in_flight``), as long as they touch
+different rows: each request names its rows (``key``, a document id), and a batch that shares
+a row with one in flight starts only once that one has finished.
 
 Guarantees:
 
-- FIFO: requests on the same rows commit in submission order (a later batch locks a row
-  only after the earlier batch that holds it committed), and every future is settled in
+- FIFO: requests on the same rows commit in submission order (a later batch reads a row only
+  after the earlier batch that writes it has ended), and every future is settled in
   submission order, so a caller may submit several requests in a row and await their
   futures in order. One exception: when a batch fails in the database (below), its
-  requests are retried alone, and the batch started after it may already have committed
-  later writes to the same rows. Such failures are database errors (a lost connection, a
-  constraint), never a write's own refusal, which fails that write alone.
+  requests are retried alone, in order, while batches on other rows go on.
 - Isolation of failures: the batch function reports each request's own refusal separately;
   when the batch *transaction* fails (a deadlock, a constraint, any database error), each of
   its requests is run again alone, in order, so one request's database error never fails
@@ -35,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from persistence.errors import CoeditError
@@ -45,12 +43,9 @@ __all__ = ["CommitFailed", "GroupCommit"]
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
 
-# One batch: the requests in submission order, and a callback the batch function calls once
-# the batch holds what orders it against later batches (its row locks); it answers what became
-# of each request, a result or the request's own refusal.
-Ordered = Callable[[], None]
-CommitBatch = Callable[[list[RequestT], Ordered],
-                       Awaitable[Sequence[ResultT | CoeditError]]]
+# One batch: the requests in submission order; it answers what became of each request, a
+# result or the request's own refusal.
+CommitBatch = Callable[[list[RequestT]], Awaitable[Sequence[ResultT | CoeditError]]]
 Item = tuple[RequestT, "asyncio.Future[ResultT]"]
 
 
@@ -66,24 +61,25 @@ class CommitFailed(Exception):
 
 
 class GroupCommit(Generic[RequestT, ResultT]):
-    """Runs submitted requests through ``commit`` in FIFO batches, two batches at a time.
+    """Runs submitted requests through ``commit`` in FIFO batches, several at a time.
 
-    A batch's transaction spends part of its life waiting: for the database's round trips
-    and for its commit's WAL flush. The next batch may start as soon as the one before it
-    holds its row locks (``commit`` says so through its ``ordered`` callback): a document in
-    both batches is then locked by the later one only after the earlier one committed, so
-    it still sees the earlier writes, and futures are settled in submission order whatever
-    order the transactions finish in. The batch task exists only while requests wait or
-    run, so an idle instance holds no task.
+    A batch's transaction spends most of its life waiting for the database's round trips and
+    its commit's WAL flush; meanwhile the node can prepare and send another batch. Two
+    batches in flight never share a row: a batch whose keys meet those of one in flight
+    waits for it to end, so it reads what that one wrote, and futures are settled in
+    submission order whatever order the transactions finish in. The batch task exists only
+    while requests wait or run, so an idle instance holds no task.
     """
 
-    def __init__(self, commit: CommitBatch[RequestT, ResultT], *, max_batch: int = 64,
-                 max_in_flight: int = 2, name: str = "group-commit") -> None:
+    def __init__(self, commit: CommitBatch[RequestT, ResultT], *,
+                 key: Callable[[RequestT], Hashable], max_batch: int = 64,
+                 max_in_flight: int = 1, name: str = "group-commit") -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._commit = commit
+        self._key = key
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._name = name
@@ -106,20 +102,25 @@ class GroupCommit(Generic[RequestT, ResultT]):
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        in_flight: list[asyncio.Task[None]] = []
+        in_flight: dict[asyncio.Task[None], frozenset[Hashable]] = {}
         try:
             while True:
-                in_flight = [task for task in in_flight if not task.done()]
+                for task in [t for t in in_flight if t.done()]:
+                    del in_flight[task]
                 if self._waiting and len(in_flight) < self._max_in_flight:
                     batch = self._next_batch()
                     if not batch:
                         continue
-                    ordered: asyncio.Future[None] = loop.create_future()
-                    previous = in_flight[-1] if in_flight else None
-                    task = loop.create_task(self._run(batch, ordered, previous))
-                    in_flight.append(task)
-                    # The next batch starts only once this one holds its locks (or ended).
-                    await asyncio.wait([task, ordered], return_when=asyncio.FIRST_COMPLETED)
+                    keys = frozenset(self._key(request) for request, _ in batch)
+                    overlapping = [t for t, held in in_flight.items() if held & keys]
+                    if overlapping:  # it must read what they write: after them
+                        await asyncio.wait(overlapping)
+                    previous = next(reversed(in_flight), None)
+                    task = loop.create_task(self._run(batch, previous))
+                    in_flight[task] = keys
+                    # One loop turn for the batch to send its first statement before the
+                    # next batch is formed from what arrived meanwhile.
+                    await asyncio.sleep(0)
                 elif in_flight:
                     # Wait for a batch to end, or for a request to arrive while one is open.
                     self._wakeup = loop.create_future()
@@ -150,15 +151,11 @@ class GroupCommit(Generic[RequestT, ResultT]):
                 batch.append((request, future))
         return batch
 
-    async def _run(self, batch: list[Item[RequestT, ResultT]], ordered: asyncio.Future[None],
+    async def _run(self, batch: list[Item[RequestT, ResultT]],
                    previous: asyncio.Task[None] | None) -> None:
-        def say_ordered() -> None:
-            if not ordered.done():
-                ordered.set_result(None)
-
         try:
             try:
-                outcomes = await self._commit([request for request, _ in batch], say_ordered)
+                outcomes = await self._commit([request for request, _ in batch])
             except CommitFailed as failed:
                 await _after(previous)
                 for _, future in batch:
@@ -173,7 +170,7 @@ class GroupCommit(Generic[RequestT, ResultT]):
                 # so the error stays with the request that caused it.
                 for item in batch:
                     if not item[1].cancelled():
-                        await self._run([item], ordered, None)
+                        await self._run([item], None)
                 return
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} answered {len(outcomes)} outcomes")
@@ -181,7 +178,6 @@ class GroupCommit(Generic[RequestT, ResultT]):
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 _settle(future, outcome)
         finally:
-            say_ordered()
             for _, future in batch:
                 if not future.done():  # cancelled mid-flight: the loop is going away
                     future.cancel()

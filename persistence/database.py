@@ -12,10 +12,11 @@ trip on every transaction). ``pool_recycle`` replaces connections before servers
 that drop idle ones are likely to have done so.
 
 On PostgreSQL the versioned write, the one statement path that runs for every edit, also has a
-small pool of plain asyncpg connections (:meth:`Database.driver_transaction`). Measured on one
-write per transaction, SQLAlchemy's layers (pool checkout, execution context, the greenlet
-hop per statement) cost about 1.5 ms of CPU where asyncpg alone costs 0.26 ms; everything
-else keeps SQLAlchemy Core and runs the same on both databases.
+small pool of plain asyncpg connections (:meth:`Database.driver_connection`,
+:meth:`Database.driver_transaction`). Measured on one write per transaction, SQLAlchemy's
+layers (pool checkout, execution context, the greenlet hop per statement) cost about 1.5 ms
+of CPU where asyncpg alone costs 0.26 ms; everything else keeps SQLAlchemy Core and runs the
+same on both databases.
 """
 
 from __future__ import annotations
@@ -221,6 +222,22 @@ class Database:
             self.commits += 1
         else:
             self.rollbacks += 1
+
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A PostgreSQL connection outside any transaction block: each statement commits by
+        itself. For writes that are one statement; counted as committed when the block ends
+        without an error."""
+        committed = False
+        try:
+            pool = self._driver_pool or await self._open_driver_pool()
+            async with pool.acquire() as conn:
+                yield conn
+            committed = True
+        except _DRIVER_UNAVAILABLE as exc:
+            raise Unavailable("storage is unavailable; retry shortly") from exc
+        finally:
+            self._count(committed)
 
     async def _open_driver_pool(self) -> asyncpg.Pool:
         if self.dialect != "postgresql":

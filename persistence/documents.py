@@ -19,7 +19,6 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +33,7 @@ from persistence.jsonutil import dumps, loads
 from persistence.patching import apply_ops, redact_value, validate_ops
 from persistence.schema import documents, events, idempotency_keys, revisions, snapshots
 from persistence.timeutil import format_ts, utcnow
+from persistence.write_sql import HeadMoved
 from persistence.writes import (
     IDEMPOTENCY_WINDOW,
     PatchRequest,
@@ -53,6 +53,9 @@ MAX_TITLE_LENGTH = 500
 # Patches per write transaction at most: enough to amortize a transaction's round trips,
 # few enough that one batch's rows and statements stay small.
 MAX_WRITE_BATCH = 64
+# Optimistic tries of a batch on PostgreSQL before it takes row locks: another node writing the
+# same documents can overtake a batch between its read and its write, but not forever.
+OPTIMISTIC_ATTEMPTS = 3
 
 
 def _encode_cursor(*parts: Any) -> str:
@@ -83,6 +86,10 @@ def _document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
     }
 
 
+def _document_of(request: PatchRequest) -> str:
+    return request.doc_id
+
+
 def _clamp_limit(limit: int | None, default: int = 100, maximum: int = 1000) -> int:
     if limit is None:
         return default
@@ -102,7 +109,7 @@ class DocumentStore:
         max_state_bytes: int = 1024 * 1024,
         redact: frozenset[str] = frozenset(),
         max_batch: int = MAX_WRITE_BATCH,
-        writes_in_flight: int = 2,
+        writes_in_flight: int = 1,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError("snapshot_every must be at least 1")
@@ -111,9 +118,11 @@ class DocumentStore:
         self.max_state_bytes = max_state_bytes
         self.redact = redact
         self.max_batch = max_batch
+        # Optimistic batches tried again because a document moved under them (PostgreSQL).
+        self.moved_retries = 0
         self._writes: GroupCommit[PatchRequest, WriteResult] = GroupCommit(
-            self._commit_patches, max_batch=max_batch, max_in_flight=writes_in_flight,
-            name="document-writes")
+            self._commit_patches, key=_document_of, max_batch=max_batch,
+            max_in_flight=writes_in_flight, name="document-writes")
 
     # -- creation -------------------------------------------------------------------------
 
@@ -221,21 +230,37 @@ class DocumentStore:
         return self._writes.submit(request)
 
     async def _commit_patches(
-        self, requests: list[PatchRequest], ordered: Callable[[], None]
+        self, requests: list[PatchRequest]
     ) -> list[WriteResult | CoeditError]:
-        """One transaction for a batch of patches (see ``persistence/writes.py``)."""
+        """One transaction for a batch of patches (see ``persistence/writes.py``).
+
+        On PostgreSQL the batch first goes optimistically: read the rows without locking
+        them, write with one statement that checks nothing moved meanwhile. If something
+        did (another node wrote one of the documents), it tries again, and after
+        ``OPTIMISTIC_ATTEMPTS`` it locks the rows first, which cannot be overtaken.
+        """
         rules = WriteRules(self.snapshot_every, self.max_state_bytes, self.redact)
-        committing = False
-        try:
-            async with write_transaction(self.db) as sql:
-                outcomes = await write_patches(sql, requests, rules=rules, clock=utcnow,
-                                               locked=ordered)
-                committing = True
-        except Exception as exc:
-            if committing:
-                raise CommitFailed(exc) from exc
-            raise
-        return outcomes
+        attempt = 0
+        while True:
+            attempt += 1
+            optimistic = attempt <= OPTIMISTIC_ATTEMPTS
+            committing = False
+            try:
+                async with write_transaction(self.db, optimistic=optimistic) as sql:
+                    outcomes = await write_patches(sql, requests, rules=rules, clock=utcnow)
+                    committing = True
+            except HeadMoved:
+                if not optimistic:
+                    raise
+                self.moved_retries += 1
+                continue
+            except CommitFailed:
+                raise
+            except Exception as exc:
+                if committing:
+                    raise CommitFailed(exc) from exc
+                raise
+            return outcomes
 
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the 24-hour window; returns how many went."""

@@ -28,6 +28,7 @@ __all__ = [
     "Advance",
     "BatchRows",
     "CoreWriteStatements",
+    "HeadMoved",
     "KeyRow",
     "RevisionRow",
     "WriteStatements",
@@ -40,6 +41,8 @@ class Advance:
 
     id: str
     old_version: int
+    old_hash: str | None  # the head the batch read, with
+    old_lock_seq: int  # the lock counter it read: neither may have moved
     version: int
     state: str
     updated_by: str
@@ -81,12 +84,18 @@ class BatchRows:
     keys: list[KeyRow] = field(default_factory=list)
 
 
-class WriteStatements(Protocol):
-    """The reads and the write of one batch transaction (already begun by the caller)."""
+class HeadMoved(Exception):
+    """An optimistic batch's write found a document changed since the batch read it: nothing
+    was written, and the batch may be tried again from its reads."""
 
-    async def lock_documents(self, ids: Sequence[str]) -> Sequence[Any]:
-        """``SELECT ... FOR UPDATE`` of the documents, in id order (no deadlock between
-        batches that lock the same documents)."""
+
+class WriteStatements(Protocol):
+    """The reads and the write of one batch."""
+
+    async def read_documents(self, ids: Sequence[str]) -> Sequence[Any]:
+        """The documents, in id order; locked (``FOR UPDATE``) unless the statements are
+        optimistic (locking in one order, batches that lock the same documents cannot
+        deadlock)."""
 
     async def remembered_keys(self, docs: Sequence[str], keys: Sequence[str]) -> Sequence[Any]:
         """Idempotency key rows of these documents with one of these keys, live or not."""
@@ -101,7 +110,8 @@ class WriteStatements(Protocol):
         """Write the batch; fill in each event's ``seq`` in list order.
 
         Returns how many document rows moved on, or None where the driver cannot count
-        the rows of a multi-row UPDATE.
+        the rows of a multi-row UPDATE. Optimistic statements raise :class:`HeadMoved`
+        instead of writing anything when a document is no longer as it was read.
         """
 
 
@@ -145,7 +155,7 @@ class CoreWriteStatements:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def lock_documents(self, ids: Sequence[str]) -> Sequence[Any]:
+    async def read_documents(self, ids: Sequence[str]) -> Sequence[Any]:
         return (await self.conn.execute(_LOCK_DOCUMENTS, {"b_ids": list(ids)})).all()
 
     async def remembered_keys(self, docs: Sequence[str], keys: Sequence[str]) -> Sequence[Any]:

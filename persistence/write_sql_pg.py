@@ -6,9 +6,14 @@ path that runs on every edit. Two things differ besides the driver:
 - Lists travel as arrays (``= ANY($1::varchar[])``, ``unnest``), so each statement has one
   text whatever the batch's size and asyncpg prepares it once per connection.
 - Everything a batch writes is one statement: the events, the document rows, the revisions,
-  the snapshots and the idempotency keys are data-modifying CTEs of a single ``WITH``. A
-  batch is then BEGIN, the row lock, this statement and COMMIT: four round trips, where one
-  statement per table took seven, and under load every round trip is a wait for a core.
+  the snapshots and the idempotency keys are data-modifying CTEs of a single ``WITH``.
+- Optimistic batches: the documents are read without locks and outside any transaction
+  block, and the write statement, which then commits by itself, moves a document row only
+  if it is still at the version, chain head and lock counter the batch read; otherwise
+  ``coedit_check_moved`` raises and the statement undoes itself whole (:class:`HeadMoved`).
+  A batch is two round trips, where a locking transaction with one statement per table took
+  seven, and under load every round trip is a wait for a core. The locking form remains
+  for a batch that keeps being overtaken (``optimistic=False``).
 
 Statements of one ``WITH`` share a snapshot and cannot see each other's rows, so a revision
 takes its ``event_seq`` from the events CTE's ``RETURNING`` (joined on the event's unique id),
@@ -25,15 +30,21 @@ from typing import Any
 
 import asyncpg
 
-from persistence.write_sql import BatchRows
+from persistence.batching import CommitFailed
+from persistence.errors import Unavailable
+from persistence.write_sql import BatchRows, HeadMoved
 
-__all__ = ["DriverWriteStatements"]
+__all__ = ["MOVED_MESSAGE", "DriverWriteStatements"]
 
-_LOCK_DOCUMENTS = """
+# What coedit_check_moved (migration 0007) says when a document moved under an optimistic write.
+MOVED_MESSAGE = "coedit: a document changed since the batch read it"
+
+_READ_DOCUMENTS = """
 SELECT id, tenant, kind, title, version, state, created_at, created_by, updated_at,
        updated_by, head_hash, lock_seq, archived_at
-FROM documents WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE
+FROM documents WHERE id = ANY($1::varchar[]) ORDER BY id
 """
+_LOCK_DOCUMENTS = _READ_DOCUMENTS + "FOR UPDATE\n"
 _REMEMBERED_KEYS = """
 SELECT doc, user_id, key, reply, created_at FROM idempotency_keys
 WHERE doc = ANY($1::varchar[]) AND key = ANY($2::varchar[])
@@ -48,7 +59,9 @@ SELECT doc, version, tenant, ops, units, actor_id, actor_name, ts, event_seq
 FROM revisions WHERE doc = $1 AND version > $2 ORDER BY version
 """
 # $1 is the batch's instant; $2-$16 the events' columns; $17-$24 the revisions' (with the id of
-# their event); $25-$30 the document rows' moves; $31-$33 the snapshots; $34-$37 the keys.
+# their event); $25-$32 the document rows' moves (with the head and lock counter each was read
+# at); $33-$35 the snapshots; $36-$39 the keys. coedit_check_moved raises (SQLSTATE 40001),
+# undoing the whole statement, unless every document row was still as read.
 _STORE = """
 WITH ev AS (
     INSERT INTO events (id, tenant, type, doc, kind, version, actor_id, actor_name,
@@ -76,23 +89,27 @@ WITH ev AS (
     UPDATE documents AS d
     SET version = m.version, state = m.state, updated_at = $1, updated_by = m.updated_by,
         head_hash = m.head_hash
-    FROM unnest($25::varchar[], $26::int[], $27::int[], $28::text[], $29::varchar[],
-                $30::varchar[]) AS m(id, old_version, version, state, updated_by, head_hash)
+    FROM unnest($25::varchar[], $26::int[], $27::varchar[], $28::bigint[], $29::int[],
+                $30::text[], $31::varchar[], $32::varchar[])
+         AS m(id, old_version, old_hash, old_lock_seq, version, state, updated_by, head_hash)
     WHERE d.id = m.id AND d.version = m.old_version
+      AND d.head_hash IS NOT DISTINCT FROM m.old_hash AND d.lock_seq = m.old_lock_seq
     RETURNING d.id
 ), snap AS (
     INSERT INTO snapshots (doc, version, state, ts)
     SELECT doc, version, state, $1
-    FROM unnest($31::varchar[], $32::int[], $33::text[]) AS s(doc, version, state)
+    FROM unnest($33::varchar[], $34::int[], $35::text[]) AS s(doc, version, state)
 ), remembered AS (
     INSERT INTO idempotency_keys (doc, user_id, key, reply, created_at)
     SELECT doc, user_id, key, reply, $1
-    FROM unnest($34::varchar[], $35::varchar[], $36::varchar[], $37::text[])
+    FROM unnest($36::varchar[], $37::varchar[], $38::varchar[], $39::text[])
          AS k(doc, user_id, key, reply)
     ON CONFLICT (doc, user_id, key) DO UPDATE
         SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
 )
-SELECT ev.id, ev.seq, (SELECT count(*) FROM moved) AS moved FROM ev
+SELECT ev.id, ev.seq, coedit_check_moved(cardinality($25::varchar[]),
+                                          (SELECT count(*) FROM moved)) AS moved
+FROM ev
 """
 
 _EVENT_COLUMNS = ("id", "tenant", "type", "doc", "kind", "version", "actor_id", "actor_name",
@@ -119,13 +136,20 @@ def _rows(records: Sequence[asyncpg.Record]) -> list[_Row]:
 
 
 class DriverWriteStatements:
-    """The batch's statements on an asyncpg connection inside a transaction."""
+    """The batch's statements on an asyncpg connection.
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    ``optimistic``: the connection is outside any transaction block; documents are read
+    without locks and the write commits by itself, or raises :class:`HeadMoved` having
+    written nothing. Otherwise the caller's transaction holds the rows from the read on.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, *, optimistic: bool) -> None:
         self.conn = conn
+        self.optimistic = optimistic
 
-    async def lock_documents(self, ids: Sequence[str]) -> Sequence[Any]:
-        return _rows(await self.conn.fetch(_LOCK_DOCUMENTS, list(ids)))
+    async def read_documents(self, ids: Sequence[str]) -> Sequence[Any]:
+        query = _READ_DOCUMENTS if self.optimistic else _LOCK_DOCUMENTS
+        return _rows(await self.conn.fetch(query, list(ids)))
 
     async def remembered_keys(self, docs: Sequence[str], keys: Sequence[str]) -> Sequence[Any]:
         return _rows(await self.conn.fetch(_REMEMBERED_KEYS, list(docs), list(keys)))
@@ -140,13 +164,14 @@ class DriverWriteStatements:
         events = rows.events
         event_columns = [[e.params[name] for e in events] for name in _EVENT_COLUMNS]
         revs, moves, keys = rows.revisions, rows.advances, rows.keys
-        found = await self.conn.fetch(
-            _STORE, rows.now, *event_columns,
+        arguments = (
+            rows.now, *event_columns,
             [r.event.params["id"] for r in revs], [r.doc for r in revs],
             [r.version for r in revs],
             [r.tenant for r in revs], [r.ops for r in revs], [r.units for r in revs],
             [r.actor_id for r in revs], [r.actor_name for r in revs],
-            [m.id for m in moves], [m.old_version for m in moves], [m.version for m in moves],
+            [m.id for m in moves], [m.old_version for m in moves], [m.old_hash for m in moves],
+            [m.old_lock_seq for m in moves], [m.version for m in moves],
             [m.state for m in moves], [m.updated_by for m in moves],
             [m.head_hash for m in moves],
             [s[0] for s in rows.snapshots], [s[1] for s in rows.snapshots],
@@ -154,6 +179,19 @@ class DriverWriteStatements:
             [k.doc for k in keys], [k.user_id for k in keys], [k.key for k in keys],
             [k.reply for k in keys],
         )
+        try:
+            found = await self.conn.fetch(_STORE, *arguments)
+        except asyncpg.SerializationError as exc:
+            if MOVED_MESSAGE in str(exc):
+                raise HeadMoved(str(exc)) from exc
+            raise
+        except Exception as exc:
+            if self.optimistic and not isinstance(exc, asyncpg.PostgresError):
+                # Outside a transaction block this statement *is* the commit: when the
+                # connection failed under it, nobody knows whether it committed.
+                raise CommitFailed(Unavailable("storage is unavailable; the write may or "
+                                               "may not have been applied")) from exc
+            raise
         seqs = {record["id"]: record["seq"] for record in found}
         if len(seqs) != len(events):
             raise RuntimeError(f"inserted {len(events)} events but got {len(seqs)} seqs back")

@@ -3,8 +3,10 @@
 ``DocumentStore`` hands each batch of its group commit (``persistence/batching.py``) to
 :func:`write_patches`, which uses one transaction whatever the batch's size:
 
-1. ``SELECT ... FOR UPDATE`` every document of the batch, ordered by id, so the batches of two
-   nodes lock in the same order and cannot deadlock on each other;
+1. read every document of the batch: with ``SELECT ... FOR UPDATE``, ordered by id so the
+   batches of two nodes lock in the same order and cannot deadlock on each other, or, on
+   PostgreSQL's optimistic path, without locks (the write then checks that no document moved
+   since, and the batch is tried again if one did);
 2. one read for the batch's idempotency keys, one for the live edit locks of its documents
    that were ever locked, and, per document written from a stale base, one for the revisions
    after the stalest base;
@@ -195,7 +197,11 @@ class _Batch:
                 stalest[request.doc_id] = min(request.base,
                                               stalest.get(request.doc_id, request.base))
         for doc, base in stalest.items():
-            self.committed[doc] = list(await sql.revisions_after(doc, base))
+            # Up to the version read: without row locks, later ones may have committed since
+            # (the write then finds the document moved and the batch runs again).
+            read = self.heads[doc].row.version
+            self.committed[doc] = [row for row in await sql.revisions_after(doc, base)
+                                   if row.version <= read]
 
     def apply(self, request: PatchRequest) -> WriteResult:
         """One patch against the document as the batch left it; raises its refusal."""
@@ -301,7 +307,8 @@ class _Batch:
         rows = BatchRows(self.now, events=[w.event for w in self.written])
         advanced = [head for head in self.heads.values() if head.written]
         rows.advances = [
-            Advance(head.row.id, head.row.version, head.version, head.state_text,
+            Advance(head.row.id, head.row.version, head.row.head_hash, head.row.lock_seq,
+                    head.version, head.state_text,
                     head.written[-1].request.ctx.actor.id, head.head_hash)
             for head in advanced
         ]
@@ -331,16 +338,24 @@ class _Batch:
 
 
 @asynccontextmanager
-async def write_transaction(db: Database) -> AsyncIterator[WriteStatements]:
-    """A write transaction with the statements that suit ``db``: asyncpg on PostgreSQL,
-    SQLAlchemy Core on SQLite. Commits when the block ends; an error while committing
-    escapes the ``async with`` itself."""
+async def write_transaction(db: Database, *, optimistic: bool) -> AsyncIterator[WriteStatements]:
+    """A batch's statements as they suit ``db``.
+
+    SQLite: SQLAlchemy Core in a transaction that holds the database's write lock. PostgreSQL:
+    asyncpg; ``optimistic`` reads without locks and writes with one self-checking statement
+    outside any transaction block (it commits by itself, or raises :class:`HeadMoved`),
+    otherwise a transaction that locks the rows first. An error while committing escapes
+    the ``async with`` itself.
+    """
     if db.is_sqlite:
         async with db.transaction() as conn:
             yield CoreWriteStatements(conn)
+    elif optimistic:
+        async with db.driver_connection() as raw:
+            yield DriverWriteStatements(raw, optimistic=True)
     else:
         async with db.driver_transaction() as raw:
-            yield DriverWriteStatements(raw)
+            yield DriverWriteStatements(raw, optimistic=False)
 
 
 async def write_patches(
@@ -349,19 +364,15 @@ async def write_patches(
     *,
     rules: WriteRules,
     clock: Callable[[], datetime],
-    locked: Callable[[], None] | None = None,
 ) -> list[WriteResult | CoeditError]:
     """Apply ``requests`` in order inside the caller's transaction: each gets its result or
     its own refusal. Database errors propagate and fail the whole batch.
 
-    ``locked`` is called once the batch's rows are locked (a later batch may start then).
     ``clock`` is read once, after that: it is the time of every write of the batch, and the
     instant against which locks and idempotency keys are live.
     """
     batch_ids = sorted({r.doc_id for r in requests})
-    rows = await sql.lock_documents(batch_ids)
-    if locked is not None:
-        locked()  # from here a later batch touching these rows waits for this one's commit
+    rows = await sql.read_documents(batch_ids)
     batch = _Batch(rules, clock(), rows)
     await batch.read(sql, requests)
     outcomes: list[WriteResult | CoeditError] = []

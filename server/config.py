@@ -88,7 +88,7 @@ class Settings:
     rate_per_second: int = 1000
     db_pool: int = 20
     write_batch: int = 64
-    writes_in_flight: int = 2
+    writes_in_flight: int = 1
     key_prefix: str = "coedit"
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
@@ -126,7 +126,7 @@ class Settings:
             rate_per_second=_int(env, "COEDIT_RATE_LIMIT", 1000, minimum=0, maximum=1_000_000),
             db_pool=_int(env, "COEDIT_DB_POOL", 20, minimum=1, maximum=1000),
             write_batch=_int(env, "COEDIT_WRITE_BATCH", 64, minimum=1, maximum=1000),
-            writes_in_flight=_int(env, "COEDIT_WRITES_IN_FLIGHT", 2, minimum=1, maximum=16),
+            writes_in_flight=_int(env, "COEDIT_WRITES_IN_FLIGHT", 1, minimum=1, maximum=16),
             key_prefix=prefix,
             **extra,
         )

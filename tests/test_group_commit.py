@@ -29,6 +29,9 @@ from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge,
 from persistence.locks import Holder, LockStore
 from persistence.reviews import ReviewStore
 from persistence.schema import idempotency_keys, revisions, snapshots
+from persistence.write_sql import BatchRows, HeadMoved
+from persistence.write_sql_pg import DriverWriteStatements
+from persistence.writes import PatchRequest, WriteRules, write_patches, write_transaction
 from server.config import ConfigError, Settings
 from tests.support import TIMEOUT
 
@@ -266,10 +269,14 @@ async def test_an_expired_idempotency_key_is_replaced_not_replayed(
     await check_log(store, doc, 3)
 
 
-async def test_writes_commit_in_submission_order_across_batches(db: Database) -> None:
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_writes_commit_in_submission_order_across_batches(
+    db: Database, in_flight: int
+) -> None:
     """With batches capped at three, ten patches submitted in a row on one document commit
-    one after another in submission order, each on the version the previous one made."""
-    store = DocumentStore(db, max_batch=3)
+    one after another in submission order, each on the version the previous one made,
+    however many batches may be in flight."""
+    store = DocumentStore(db, max_batch=3, writes_in_flight=in_flight)
     doc = await create(store, {"n": 0})
     other = await create(store, {"n": 0})
     counter = Transactions.of(db)
@@ -368,7 +375,8 @@ async def test_write_cancelled_before_its_batch_starts_is_dropped(store: Documen
 
 async def test_two_nodes_batching_the_same_documents_all_commit(database_url: str) -> None:
     """Two stores on one database (two nodes) writing batches over the same documents in
-    opposite orders commit every write, each batch at its first attempt."""
+    opposite orders commit every write; a batch that fails does so only because the other
+    node moved one of its documents (and is tried again), never on a deadlock."""
     nodes = [Database(database_url), Database(database_url)]
     try:
         stores = [DocumentStore(node) for node in nodes]
@@ -384,7 +392,8 @@ async def test_two_nodes_batching_the_same_documents_all_commit(database_url: st
 
         await bounded(asyncio.gather(node(stores[0], "a", docs),
                                      node(stores[1], "b", docs[::-1])))
-        assert [c.rollbacks for c in counters] == [0, 0]  # no batch had to be retried
+        # Every failed attempt was an optimistic batch overtaken by the other node.
+        assert [c.rollbacks for c in counters] == [s.moved_retries for s in stores]
         for doc in docs:
             current = await bounded(stores[0].get("acme", doc))
             assert current["state"] == {"a": 1, "b": 1}
@@ -392,6 +401,77 @@ async def test_two_nodes_batching_the_same_documents_all_commit(database_url: st
     finally:
         for node_db in nodes:
             await asyncio.wait_for(node_db.dispose(), TIMEOUT)
+
+
+class Overtaken:
+    """The real PostgreSQL statements of an optimistic batch, with another node's write
+    committed between the batch's reads and its write: the race the write must detect."""
+
+    def __init__(self, inner: DriverWriteStatements, meanwhile: Awaitable[Any]) -> None:
+        self.inner = inner
+        self.meanwhile = meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def store(self, rows: BatchRows) -> int | None:
+        await self.meanwhile
+        return await self.inner.store(rows)
+
+
+@postgres_only
+async def test_an_optimistic_batch_overtaken_by_another_node_writes_nothing(
+    db: Database, store: DocumentStore, database_url: str
+) -> None:
+    """When another node writes a document between an optimistic batch's read and its write,
+    the write raises HeadMoved and leaves no event, revision or row change behind; the
+    store then runs the batch again on top of the other node's version."""
+    doc = await create(store, {"a": 0, "b": 0})
+    other_db = Database(database_url)
+    other = DocumentStore(other_db)
+    try:
+        rules = WriteRules(50, 1024 * 1024, frozenset())
+        request = PatchRequest(ANN, doc, 1, replace("/a", 1), None, None, None)
+        with pytest.raises(HeadMoved):
+            async with write_transaction(db, optimistic=True) as sql:
+                assert isinstance(sql, DriverWriteStatements)
+                racing = other.apply_patch(BOB, doc, base=1, ops=replace("/b", 7))
+                await bounded(write_patches(Overtaken(sql, racing), [request], rules=rules,
+                                            clock=lambda: datetime.now(UTC)))
+        current = await bounded(store.get("acme", doc))
+        assert current["version"] == 2 and current["state"] == {"a": 0, "b": 7}
+        await check_log(store, doc, 2)
+        # Through the store, the same patch (made on version 1) rebases onto version 2.
+        again = await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/a", 1)))
+        assert again.reply == {"version": 3, "rebased": True}
+        await check_log(store, doc, 3)
+    finally:
+        await bounded(other_db.dispose())
+
+
+@postgres_only
+async def test_a_lock_taken_between_read_and_write_sends_the_batch_round_again(
+    db: Database, store: DocumentStore
+) -> None:
+    """A lock taken on the document after an optimistic batch read it moves the document
+    (its lock counter and chain head): the write does not happen and the retried batch
+    answers ``locked``."""
+    doc = await create(store, {"a": 0})
+    locks = LockStore(db)
+    holder = Holder("s-bob", "bob", "Bob", "node-1")
+    rules = WriteRules(50, 1024 * 1024, frozenset())
+    request = PatchRequest(ANN, doc, 1, replace("/a", 1), None, "s-ann", None)
+    with pytest.raises(HeadMoved):
+        async with write_transaction(db, optimistic=True) as sql:
+            assert isinstance(sql, DriverWriteStatements)
+            taking = locks.acquire(BOB, doc, "/a", holder, ttl_ms=30_000)
+            await bounded(write_patches(Overtaken(sql, taking), [request], rules=rules,
+                                        clock=lambda: datetime.now(UTC)))
+    assert (await bounded(store.get("acme", doc)))["version"] == 1
+    with pytest.raises(Locked):
+        await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/a", 1),
+                                        session="s-ann"))
+    assert store.moved_retries == 0  # the read already saw the lock: no race this time
 
 
 # -- the connections batches run on ---------------------------------------------------------
@@ -419,8 +499,8 @@ def test_write_batch_setting_is_checked_at_start_up(value: str, error: str) -> N
                                                ("two", "integer")])
 def test_writes_in_flight_setting_is_checked_at_start_up(value: str, error: str) -> None:
     """COEDIT_WRITES_IN_FLIGHT must be an integer from 1 to 16; a bad value names it."""
-    assert Settings.from_env({}).writes_in_flight == 2
-    assert Settings.from_env({"COEDIT_WRITES_IN_FLIGHT": "1"}).writes_in_flight == 1
+    assert Settings.from_env({}).writes_in_flight == 1
+    assert Settings.from_env({"COEDIT_WRITES_IN_FLIGHT": "2"}).writes_in_flight == 2
     with pytest.raises(ConfigError, match=f"COEDIT_WRITES_IN_FLIGHT.*{error}"):
         Settings.from_env({"COEDIT_WRITES_IN_FLIGHT": value})
 
