@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -198,19 +198,32 @@ class Database:
         finally:
             self._count(committed)
 
-    @asynccontextmanager
-    async def driver_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    def driver_transaction(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A PostgreSQL write transaction on a plain asyncpg connection.
 
         Committed when the block ends, rolled back if it raises. A connection that broke is
         closed and dropped by the pool (the next transaction opens a fresh one), so a
         restarted database costs the transactions that were using it, not the ones after.
         """
+        return self._driver(transaction=True)
+
+    def driver_connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A PostgreSQL connection outside any transaction block: each statement commits by
+        itself. For writes that are one statement; counted as committed when the block ends
+        without an error."""
+        return self._driver(transaction=False)
+
+    @asynccontextmanager
+    async def _driver(self, *, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
         committed = False
         try:
             pool = self._driver_pool or await self._open_driver_pool()
-            async with pool.acquire() as conn, conn.transaction():
-                yield conn
+            async with pool.acquire() as conn:
+                if transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
             committed = True
         except _DRIVER_UNAVAILABLE as exc:
             raise Unavailable("storage is unavailable; retry shortly") from exc
@@ -223,25 +236,9 @@ class Database:
         else:
             self.rollbacks += 1
 
-    @asynccontextmanager
-    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A PostgreSQL connection outside any transaction block: each statement commits by
-        itself. For writes that are one statement; counted as committed when the block ends
-        without an error."""
-        committed = False
-        try:
-            pool = self._driver_pool or await self._open_driver_pool()
-            async with pool.acquire() as conn:
-                yield conn
-            committed = True
-        except _DRIVER_UNAVAILABLE as exc:
-            raise Unavailable("storage is unavailable; retry shortly") from exc
-        finally:
-            self._count(committed)
-
     async def _open_driver_pool(self) -> asyncpg.Pool:
         if self.dialect != "postgresql":
-            raise RuntimeError("driver_transaction() is for PostgreSQL; use transaction()")
+            raise RuntimeError("the driver pool is for PostgreSQL; use transaction()")
         async with self._driver_pool_lock:
             if self._driver_pool is None:
                 self._driver_pool = await asyncpg.create_pool(
