@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -40,6 +41,11 @@ def _serve(args: argparse.Namespace) -> int:
     server = GracefulServer(
         uvicorn_config(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     )
+    # Everything imported so far lives as long as the process. Frozen, it is left out of the
+    # cyclic collector's full passes, which otherwise walk all of it: measured, a full pass
+    # stopped a node for 60-75 ms, long enough to be the 99th percentile of delta latency.
+    gc.collect()
+    gc.freeze()
     server.run()
     return 0 if server.started else 1
 
