@@ -42,6 +42,7 @@ __all__ = ["Database", "sqlite_path"]
 # and InterfaceError, which the server maps the same way).
 _DRIVER_UNAVAILABLE = (
     asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError: the socket closed
+    asyncpg.InternalClientError,  # seen when the server ended a connection mid-statement
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.CannotConnectNowError,  # starting up or shutting down
     asyncpg.AdminShutdownError,
@@ -219,11 +220,20 @@ class Database:
         try:
             pool = self._driver_pool or await self._open_driver_pool()
             async with pool.acquire() as conn:
-                if transaction:
-                    async with conn.transaction():
+                try:
+                    if transaction:
+                        async with conn.transaction():
+                            yield conn
+                    else:
                         yield conn
-                else:
-                    yield conn
+                except BaseException as exc:
+                    if _connection_broke(exc):
+                        # Its protocol state is unknown: it must not serve another write.
+                        # The pool opens a fresh connection in its place. (A connection
+                        # asyncpg saw close is already detached: nothing left to end.)
+                        with contextlib.suppress(asyncpg.InterfaceError):
+                            conn.terminate()
+                    raise
             committed = True
         except _DRIVER_UNAVAILABLE as exc:
             raise Unavailable("storage is unavailable; retry shortly") from exc
@@ -263,6 +273,13 @@ class Database:
         if pool is not None:
             await pool.close()
         await self.engine.dispose()
+
+
+def _connection_broke(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the connection failed, rather than that the
+    server refused a statement."""
+    broken = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
+    return isinstance(exc, broken) or isinstance(exc.__cause__, broken)
 
 
 async def _rollback_only(conn: asyncpg.Connection) -> None:

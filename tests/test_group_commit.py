@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from persistence.audit import Actor, AuditContext
+from persistence.batching import CommitFailed
 from persistence.database import Database
 from persistence.documents import DocumentStore, WriteResult
 from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge, Unavailable
@@ -450,6 +451,40 @@ async def test_an_optimistic_batch_overtaken_by_another_node_writes_nothing(
 
 
 @postgres_only
+async def test_a_write_statement_whose_connection_dies_answers_unavailable(
+    db: Database, store: DocumentStore, database_url: str
+) -> None:
+    """If the connection dies before the optimistic write statement's answer, nobody knows
+    whether it committed: the batch fails with CommitFailed(unavailable), never retried,
+    and the broken connection is not used again (the next write commits)."""
+    doc = await create(store, {"a": 0})
+    rules = WriteRules(50, 1024 * 1024, frozenset())
+    request = PatchRequest(ANN, doc, 1, replace("/a", 1), None, None, None)
+
+    async def end_this_connection(pid: int) -> None:
+        admin = await bounded(asyncpg.connect(
+            make_url(database_url).set(drivername="postgresql", database="postgres")
+            .render_as_string(hide_password=False)))
+        try:
+            assert await bounded(admin.fetchval("SELECT pg_terminate_backend($1)", pid))
+        finally:
+            await bounded(admin.close())
+        await asyncio.sleep(0.2)
+
+    with pytest.raises(CommitFailed) as failed:
+        async with write_transaction(db, optimistic=True) as sql:
+            assert isinstance(sql, DriverWriteStatements)
+            dying = end_this_connection(sql.conn.get_server_pid())
+            await bounded(write_patches(Overtaken(sql, dying), [request], rules=rules,
+                                        clock=lambda: datetime.now(UTC)))
+    assert isinstance(failed.value.cause, Unavailable)
+    assert (await bounded(store.get("acme", doc)))["version"] == 1
+    after = await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/a", 2)))
+    assert after.reply == {"version": 2}
+    await check_log(store, doc, 2)
+
+
+@postgres_only
 async def test_a_lock_taken_between_read_and_write_sends_the_batch_round_again(
     db: Database, store: DocumentStore
 ) -> None:
@@ -544,6 +579,7 @@ async def test_a_write_connection_killed_by_the_server_costs_one_write_at_most(
     finally:
         await bounded(admin.close())
     assert ended >= 1
+    await asyncio.sleep(0.2)  # the server's farewell reaches the idle connections first
     first = (await settle([store.submit_patch(ANN, doc, base=2, ops=replace("/n", 2))]))[0]
     if isinstance(first, WriteResult):
         assert first.reply == {"version": 3}
