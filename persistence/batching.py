@@ -114,7 +114,12 @@ class GroupCommit(Generic[RequestT, ResultT]):
                     keys = frozenset(self._key(request) for request, _ in batch)
                     overlapping = [t for t, held in in_flight.items() if held & keys]
                     if overlapping:  # it must read what they write: after them
-                        await asyncio.wait(overlapping)
+                        try:
+                            await asyncio.wait(overlapping)
+                        except BaseException:
+                            for _, future in batch:  # out of the queue, not yet in flight
+                                future.cancel()
+                            raise
                     previous = next(reversed(in_flight), None)
                     task = loop.create_task(self._run(batch, previous))
                     in_flight[task] = keys

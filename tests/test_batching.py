@@ -128,3 +128,22 @@ async def test_no_more_than_the_allowed_batches_run_at_once(limit: int) -> None:
     assert gated.most_running <= limit
     assert [r for batch in gated.started for r in batch] == [f"d{n}:r{n}" for n in range(6)]
     assert len(gated.started) < 6  # the waiting requests were batched, not run one by one
+
+
+async def test_callers_waiting_behind_a_batch_are_told_when_the_scheduler_stops() -> None:
+    """If the scheduler's task is cancelled (the loop shutting down) while a batch waits for
+    one on the same document, both batches' callers see their futures cancelled: none is
+    left waiting forever."""
+    gated = Gated()
+    group = scheduler(gated, max_in_flight=2)
+    first = group.submit("a:1")
+    await _turns()
+    second = group.submit("a:2")
+    await _turns()
+    assert gated.started == [["a:1"]]
+    drain = group._task
+    assert drain is not None
+    drain.cancel()
+    await asyncio.wait_for(asyncio.wait([drain]), TIMEOUT)
+    await _turns()
+    assert first.cancelled() and second.cancelled()
