@@ -37,19 +37,24 @@ from persistence.errors import Unavailable
 
 __all__ = ["Database", "sqlite_path"]
 
-# asyncpg's ways of saying the server or the connection is gone, as opposed to refusing a
-# statement: the caller may retry these (SQLAlchemy's equivalents are its OperationalError
-# and InterfaceError, which the server maps the same way).
-_DRIVER_UNAVAILABLE = (
+# The connection itself failed (its protocol state is unknown afterwards), as opposed to the
+# server refusing a statement.
+_CONNECTION_FAILED = (
     asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError: the socket closed
     asyncpg.InternalClientError,  # seen when the server ended a connection mid-statement
+    OSError,
+    TimeoutError,
+)
+# asyncpg's ways of saying the server or the connection is gone: the caller may retry these
+# (SQLAlchemy's equivalents are its OperationalError and InterfaceError, which the server
+# maps the same way).
+_DRIVER_UNAVAILABLE = (
+    *_CONNECTION_FAILED,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.CannotConnectNowError,  # starting up or shutting down
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
-    OSError,
-    TimeoutError,
 )
 
 
@@ -278,8 +283,7 @@ class Database:
 def _connection_broke(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) says the connection failed, rather than that the
     server refused a statement."""
-    broken = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
-    return isinstance(exc, broken) or isinstance(exc.__cause__, broken)
+    return isinstance(exc, _CONNECTION_FAILED) or isinstance(exc.__cause__, _CONNECTION_FAILED)
 
 
 async def _rollback_only(conn: asyncpg.Connection) -> None:

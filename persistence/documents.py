@@ -254,8 +254,6 @@ class DocumentStore:
                     raise
                 self.moved_retries += 1
                 continue
-            except CommitFailed:
-                raise
             except Exception as exc:
                 if committing:
                     raise CommitFailed(exc) from exc

@@ -37,7 +37,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Advance:
-    """A document row moving from ``old_version`` (the version the batch locked) on."""
+    """A document row moving on from ``old_version``, the version the batch read."""
 
     id: str
     old_version: int

@@ -72,8 +72,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await upgrade(settings.database_url)
-        # The write path holds one driver connection per batch in flight, one more for a
-        # batch retried alone while the next one runs.
+        # The write path holds one driver connection per batch in flight, and one spare so a
+        # new batch need not wait for the last one's connection to come back to the pool.
         db = Database(settings.database_url, pool_size=settings.db_pool,
                       driver_pool_size=settings.writes_in_flight + 1)
         store = DocumentStore(db, snapshot_every=settings.snapshot_every,

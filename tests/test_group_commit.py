@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -420,6 +420,30 @@ class Overtaken:
         return await self.inner.store(rows)
 
 
+async def overtaken_batch(db: Database, request: PatchRequest,
+                          meanwhile: Callable[[DriverWriteStatements], Awaitable[Any]]) -> None:
+    """Run ``request`` as an optimistic batch with ``meanwhile`` between its reads and its
+    write (``meanwhile`` gets the batch's statements, to reach its connection)."""
+    rules = WriteRules(50, 1024 * 1024, frozenset())
+    async with write_transaction(db, optimistic=True) as sql:
+        assert isinstance(sql, DriverWriteStatements)
+        await bounded(write_patches(Overtaken(sql, meanwhile(sql)), [request], rules=rules,
+                                    clock=lambda: datetime.now(UTC)))
+
+
+async def terminate_backends(database_url: str, where: str, *args: Any) -> int:
+    """End the server processes of ``pg_stat_activity`` rows matching ``where``."""
+    admin = await bounded(asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)))
+    try:
+        return int(await bounded(admin.fetchval(
+            f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {where}",
+            *args)))
+    finally:
+        await bounded(admin.close())
+
+
 @postgres_only
 async def test_an_optimistic_batch_overtaken_by_another_node_writes_nothing(
     db: Database, store: DocumentStore, database_url: str
@@ -431,14 +455,10 @@ async def test_an_optimistic_batch_overtaken_by_another_node_writes_nothing(
     other_db = Database(database_url)
     other = DocumentStore(other_db)
     try:
-        rules = WriteRules(50, 1024 * 1024, frozenset())
         request = PatchRequest(ANN, doc, 1, replace("/a", 1), None, None, None)
         with pytest.raises(HeadMoved):
-            async with write_transaction(db, optimistic=True) as sql:
-                assert isinstance(sql, DriverWriteStatements)
-                racing = other.apply_patch(BOB, doc, base=1, ops=replace("/b", 7))
-                await bounded(write_patches(Overtaken(sql, racing), [request], rules=rules,
-                                            clock=lambda: datetime.now(UTC)))
+            await overtaken_batch(db, request, lambda _: other.apply_patch(
+                BOB, doc, base=1, ops=replace("/b", 7)))
         current = await bounded(store.get("acme", doc))
         assert current["version"] == 2 and current["state"] == {"a": 0, "b": 7}
         await check_log(store, doc, 2)
@@ -458,25 +478,14 @@ async def test_a_write_statement_whose_connection_dies_answers_unavailable(
     whether it committed: the batch fails with CommitFailed(unavailable), never retried,
     and the broken connection is not used again (the next write commits)."""
     doc = await create(store, {"a": 0})
-    rules = WriteRules(50, 1024 * 1024, frozenset())
     request = PatchRequest(ANN, doc, 1, replace("/a", 1), None, None, None)
 
-    async def end_this_connection(pid: int) -> None:
-        admin = await bounded(asyncpg.connect(
-            make_url(database_url).set(drivername="postgresql", database="postgres")
-            .render_as_string(hide_password=False)))
-        try:
-            assert await bounded(admin.fetchval("SELECT pg_terminate_backend($1)", pid))
-        finally:
-            await bounded(admin.close())
+    async def end_this_connection(sql: DriverWriteStatements) -> None:
+        assert await terminate_backends(database_url, "pid = $1", sql.conn.get_server_pid())
         await asyncio.sleep(0.2)
 
     with pytest.raises(CommitFailed) as failed:
-        async with write_transaction(db, optimistic=True) as sql:
-            assert isinstance(sql, DriverWriteStatements)
-            dying = end_this_connection(sql.conn.get_server_pid())
-            await bounded(write_patches(Overtaken(sql, dying), [request], rules=rules,
-                                        clock=lambda: datetime.now(UTC)))
+        await overtaken_batch(db, request, end_this_connection)
     assert isinstance(failed.value.cause, Unavailable)
     assert (await bounded(store.get("acme", doc)))["version"] == 1
     after = await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/a", 2)))
@@ -494,14 +503,10 @@ async def test_a_lock_taken_between_read_and_write_sends_the_batch_round_again(
     doc = await create(store, {"a": 0})
     locks = LockStore(db)
     holder = Holder("s-bob", "bob", "Bob", "node-1")
-    rules = WriteRules(50, 1024 * 1024, frozenset())
     request = PatchRequest(ANN, doc, 1, replace("/a", 1), None, "s-ann", None)
     with pytest.raises(HeadMoved):
-        async with write_transaction(db, optimistic=True) as sql:
-            assert isinstance(sql, DriverWriteStatements)
-            taking = locks.acquire(BOB, doc, "/a", holder, ttl_ms=30_000)
-            await bounded(write_patches(Overtaken(sql, taking), [request], rules=rules,
-                                        clock=lambda: datetime.now(UTC)))
+        await overtaken_batch(db, request, lambda _: locks.acquire(
+            BOB, doc, "/a", holder, ttl_ms=30_000))
     assert (await bounded(store.get("acme", doc)))["version"] == 1
     with pytest.raises(Locked):
         await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/a", 1),
@@ -568,16 +573,9 @@ async def test_a_write_connection_killed_by_the_server_costs_one_write_at_most(
     doc = await create(store, {"n": 0})
     assert ok(await bounded(store.apply_patch(ANN, doc, base=1, ops=replace("/n", 1)))).reply \
         == {"version": 2}
-    name = make_url(database_url).database
-    admin = await bounded(asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)))
-    try:
-        ended = await bounded(admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = $1 AND application_name = 'coedit-writes'", name))
-    finally:
-        await bounded(admin.close())
+    ended = await terminate_backends(
+        database_url, "datname = $1 AND application_name = 'coedit-writes'",
+        make_url(database_url).database)
     assert ended >= 1
     await asyncio.sleep(0.2)  # the server's farewell reaches the idle connections first
     first = (await settle([store.submit_patch(ANN, doc, base=2, ops=replace("/n", 2))]))[0]
