@@ -7,10 +7,15 @@ started from exactly once, in version order, with no gap. How:
   for the next version goes out at once; a later one waits in ``pending`` while a filler task
   gives the broker a moment, then reads the missing versions from the log. Duplicates (a
   delta seen both on the local fast path and from the broker) are dropped by version.
-* A new subscriber is registered *before* the caller reads the current version ``C``. Every
-  version above ``C`` commits after that read, so it is fanned out after the registration and
-  lands in the subscriber's buffer; the catch-up ``since..C`` comes from the log. Activation
-  then replays the buffer above ``C`` and the subscriber joins the live stream.
+* A new subscriber is registered *before* the caller reads the current version ``C``; from
+  then on every version the channel fans out lands in the subscriber's buffer. The catch-up
+  ``since..C`` comes from the log. The channel may nevertheless have gone past ``C`` without
+  the buffer seeing it: when several sessions join a channel that nobody on this node
+  followed yet, the first to activate fixes the channel's version to *its* ``C`` and drops
+  what lies at or below it, while another joiner may have read a lower ``C``. So activation
+  reads from the log whatever lies between ``C`` and the first version the buffer holds (or
+  the channel's version), replays the buffer, and only then joins the live stream. See
+  :meth:`Hub.activate` for why this leaves no gap in any interleaving.
 * After a broker reconnect every channel catches up from the log: pub/sub is only the fast
   path, the database is the source of truth.
 """
@@ -31,6 +36,9 @@ from channels.tasks import cancel_and_wait
 __all__ = ["DeltaLog", "Hub", "Sink", "Subscription"]
 
 log = logging.getLogger(__name__)
+
+# Messages that carry a document version: each moves a subscriber to that version.
+_VERSIONED = frozenset({"delta", "reset"})
 
 
 class DeltaLog(Protocol):
@@ -167,7 +175,18 @@ class Hub:
         return task
 
     async def activate(self, sub: Subscription, *, current: int, since: int | None) -> None:
-        """Send the catch-up ``since..current`` (or a reset), then the buffered live deltas."""
+        """Send the catch-up ``since..current`` (or a reset), then the buffered live deltas.
+
+        Why no version goes missing, whatever the interleaving: the subscriber stays in
+        buffering mode through every await here, and the switch to live delivery at the end
+        runs without one. At that moment it has received every version up to ``start``
+        (catch-up or reset); the buffer holds, contiguously, every version the channel fanned
+        out since the subscriber joined (a channel reset is buffered too, see
+        ``_reset_channel``); :meth:`_close_gap` has read from the log whatever lay between
+        ``start`` and the first buffered version, or the channel's version when nothing is
+        buffered; and everything the channel fans out afterwards is delivered live, in order.
+        Versions that arrive twice (log and buffer) are dropped by ``_deliver``.
+        """
         channel = self._channels.get(self.channel_name(sub.doc))
         if channel is None or sub not in channel.members:
             return
@@ -179,6 +198,7 @@ class Hub:
             else:
                 for delta in deltas:
                     sub.sink.put(Frame(delta))
+        start = await self._close_gap(channel, sub, start)
         sub.next_version = start + 1
         buffered, sub.buffer = sub.buffer, []
         for frame in buffered:
@@ -186,6 +206,33 @@ class Hub:
         if channel.version is None:
             channel.version = start
             self._drain(channel)
+
+    async def _close_gap(self, channel: _Channel, sub: Subscription, start: int) -> int:
+        """Send what the channel fanned out above ``start`` before ``sub`` could buffer it.
+
+        That happens when another joiner activated the channel first with a higher current
+        version (the versions between were dropped as stale) or the channel moved on while
+        this subscriber was still reading its own version. Returns the version the
+        subscriber now holds. Deltas fanned out during the read land in the buffer, which
+        the loop's second pass then finds covering the rest.
+        """
+        while channel.version is not None and channel.version > start:
+            first = _first_buffered_version(sub.buffer)
+            if first is None:
+                until = channel.version
+            elif first.message["type"] == "reset":
+                return start  # the reset covers everything below it
+            else:
+                until = min(channel.version, int(first.message["version"]) - 1)
+            if until <= start:
+                return start
+            deltas = await self.delta_log.deltas(sub.tenant, sub.doc, start, until)
+            if not deltas or int(deltas[-1]["version"]) != until:
+                return await self._send_reset(sub)  # the log no longer serves that range
+            for delta in deltas:
+                sub.sink.put(Frame(delta))
+            start = until
+        return start
 
     async def leave(self, sub: Subscription) -> None:
         """Stop following; the broker channel goes when its last local subscriber does."""
@@ -347,6 +394,7 @@ class Hub:
         self._drain(channel, fill=fill)
 
     def _fan_out(self, channel: _Channel, frame: Frame, version: int) -> None:
+        """Move the channel to ``version`` (a delta, or a reset to the current state)."""
         channel.version = version
         for sub in list(channel.members):
             if sub.next_version is None:
@@ -356,14 +404,14 @@ class Hub:
 
     @staticmethod
     def _deliver(sub: Subscription, frame: Frame) -> None:
-        if frame.message.get("type") != "delta":
+        if frame.message.get("type") not in _VERSIONED:
             sub.sink.put(frame)
             return
         version = int(frame.message["version"])
         if sub.next_version is None or version < sub.next_version:
-            return
-        # version > next_version cannot happen: the channel fans out without holes, and a
-        # member's next version is never beyond the channel's.
+            return  # the subscriber holds this version already
+        # A delta beyond next_version cannot happen: the channel fans out without holes, a
+        # member's next version is never beyond the channel's, and a reset covers any jump.
         sub.sink.put(frame)
         sub.next_version = version + 1
 
@@ -441,11 +489,18 @@ class Hub:
         """The log cannot serve the hole: every member restarts from the current state."""
         document = await self.delta_log.document(channel.tenant, channel.doc)
         version = int(document["version"])
-        frame = Frame({"type": "reset", "doc": channel.doc, "version": version,
-                       "state": document["state"]})
-        for sub in list(channel.members):
-            if sub.next_version is not None and sub.next_version <= version:
-                sub.sink.put(frame)
-                sub.next_version = version + 1
-        channel.version = version
+        if channel.version is not None and version <= channel.version:
+            return  # the channel caught up meanwhile
+        # Joiners still buffering get the reset in their buffer: it covers the versions the
+        # channel skips, so their activation sees no hole (see activate()).
+        self._fan_out(channel, Frame({"type": "reset", "doc": channel.doc, "version": version,
+                                      "state": document["state"]}), version)
         self._drain(channel)
+
+
+def _first_buffered_version(buffer: list[Frame]) -> Frame | None:
+    """The first delta or reset a joining subscriber buffered (notices carry no version)."""
+    for frame in buffer:
+        if frame.message.get("type") in _VERSIONED:
+            return frame
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from channels.broker import MemoryBroker
 from channels.frames import Frame, WireFormat, encode_msgpack
-from channels.hub import Hub
+from channels.hub import Hub, Subscription
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
 from persistence.documents import DocumentStore
@@ -39,6 +40,12 @@ class Collector:
 
     def versions(self) -> list[int]:
         return [f.message["version"] for f in self.frames if f.message["type"] == "delta"]
+
+    async def reached(self, version: int) -> None:
+        """Wait until ``version`` arrived (a gap before it shows in the caller's assertion)."""
+        async with asyncio.timeout(5):
+            while version not in self.versions():
+                await asyncio.sleep(0.01)
 
     async def wait_for(self, count: int) -> None:
         async with asyncio.timeout(5):
@@ -334,3 +341,146 @@ async def test_a_version_the_log_never_holds_is_given_up_after_a_bound(
             assert sink.versions() == [2]
         finally:
             await hub.stop()
+
+
+# -- several sessions joining one channel at once ---------------------------------------------
+
+
+async def test_a_joiner_that_read_a_lower_version_than_the_first_activation_misses_nothing(
+    hub: Hub, store: DocumentStore
+) -> None:
+    """Two sessions join a new channel; the one whose read came first activates second and
+    still gets the version between its read and the other's (the gap of issue 17)."""
+    document, _ = await store.create(CTX, kind="memo", title="t")
+    doc = document["id"]
+    early, late = Collector([]), Collector([])
+    early_sub = await hub.join(early, "acme", doc)
+    late_sub = await hub.join(late, "acme", doc)
+    early_read = (await store.get("acme", doc))["version"]  # 1
+    deltas = await _writes(store, doc, 2)
+    await hub.publish(deltas[0])  # v2: the channel has no version yet, it waits in pending
+    late_read = (await store.get("acme", doc))["version"]  # 3
+    await hub.activate(late_sub, current=late_read, since=None)  # the channel starts at 3
+    await hub.activate(early_sub, current=early_read, since=None)
+    await hub.publish(deltas[1])
+    (delta,) = await _writes_from(store, doc, 3, 1)
+    await hub.publish(delta)
+    await early.wait_for(3)
+    await late.wait_for(1)
+    await asyncio.sleep(0.05)
+    assert early.versions() == [2, 3, 4]
+    assert late.versions() == [4]
+
+
+async def test_a_channel_reset_while_a_session_joins_reaches_that_session(
+    store: DocumentStore,
+) -> None:
+    """When the log cannot fill a hole while a session is joining, that session gets the reset
+    too, and then every later version in order."""
+    log = ForgetfulLog(StoreDeltaLog(store))
+    hub = Hub(MemoryBroker(), log, prefix="test", gap_wait=0.01)
+    async with asyncio.timeout(TIMEOUT):
+        await hub.start()
+        try:
+            document, _ = await store.create(CTX, kind="memo", title="t")
+            doc = document["id"]
+            live = await _subscribe(hub, store, doc)
+            joining = Collector([])
+            sub = await hub.join(joining, "acme", doc)
+            read = (await store.get("acme", doc))["version"]  # 1
+            deltas = await _writes(store, doc, 3)
+            log.forget = True  # v2 and v3 are lost by the broker and the log
+            await hub.publish(deltas[2])
+            while not any(f.message["type"] == "reset" for f in live.frames):
+                await asyncio.sleep(0.01)
+            log.forget = False
+            await hub.activate(sub, current=read, since=None)
+            (delta,) = await _writes_from(store, doc, 4, 1)
+            await hub.publish(delta)
+            await joining.wait_for(1)
+            kinds = [(f.message["type"], f.message["version"]) for f in joining.frames]
+            assert kinds == [("reset", 4), ("delta", 5)]
+        finally:
+            await hub.stop()
+
+
+async def test_many_sessions_joining_together_under_writes_see_no_gap(
+    hub: Hub, store: DocumentStore
+) -> None:
+    """Rounds of ten sessions joining a channel nobody follows, while a writer commits and
+    publishes, with random delays between each session's steps: every session receives every
+    version after the one it read, once and in order."""
+    rng = random.Random(17)
+    document, _ = await store.create(CTX, kind="memo", title="t")
+    doc = document["id"]
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        version = (await store.get("acme", doc))["version"]
+        while not stop.is_set():
+            result = await store.apply_patch(
+                CTX, doc, base=version, ops=[{"op": "add", "path": "/n", "value": version}])
+            assert result.delta is not None
+            version += 1
+            hub.publish_soon(result.delta)
+            await asyncio.sleep(rng.random() * 0.004)
+
+    async def session(since_lag: int | None) -> tuple[Collector, Subscription, int]:
+        sink = Collector([])
+        sub = await hub.join(sink, "acme", doc)
+        await asyncio.sleep(rng.random() * 0.01)
+        current = (await store.get("acme", doc))["version"]
+        await asyncio.sleep(rng.random() * 0.01)
+        since = None if since_lag is None else max(1, current - since_lag)
+        await hub.activate(sub, current=current, since=since)
+        return sink, sub, current if since is None else since
+
+    writing = asyncio.create_task(writer())
+    try:
+        async with asyncio.timeout(60):
+            for _round in range(15):
+                joined = await asyncio.gather(*(
+                    session(rng.choice([None, 0, 2, 5])) for _ in range(10)))
+                await asyncio.sleep(0.03)
+                stop.set()
+                await writing
+                last = (await store.get("acme", doc))["version"]
+                for sink, _sub, start in joined:
+                    await sink.reached(last)
+                    assert sink.versions() == list(range(start + 1, last + 1))
+                for _sink, sub, _start in joined:
+                    await hub.leave(sub)
+                assert hub.subscriber_count(doc) == 0
+                stop.clear()
+                writing = asyncio.create_task(writer())
+    finally:
+        stop.set()
+        await asyncio.wait_for(writing, TIMEOUT)
+
+
+class ForgetfulLog(CountingLog):
+    """A delta log that, while ``forget`` is set, no longer serves old versions."""
+
+    def __init__(self, inner: StoreDeltaLog) -> None:
+        super().__init__(inner)
+        self.forget = False
+
+    async def deltas(
+        self, tenant: str, doc: str, since: int, until: int | None
+    ) -> list[dict[str, Any]] | None:
+        if self.forget:
+            return None
+        return await super().deltas(tenant, doc, since, until)
+
+
+async def _writes_from(
+    store: DocumentStore, doc: str, base: int, count: int
+) -> list[dict[str, Any]]:
+    deltas = []
+    for version in range(base, base + count):
+        result = await store.apply_patch(
+            CTX, doc, base=version, ops=[{"op": "add", "path": f"/m{version}", "value": version}]
+        )
+        assert result.delta is not None
+        deltas.append(result.delta)
+    return deltas

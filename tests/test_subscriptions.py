@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support import RunningServer, WsClient
+from tests.support import TIMEOUT, RunningServer, WsClient
 
 
 def _replace(path: str, value: Any) -> list[dict[str, Any]]:
@@ -193,3 +195,55 @@ async def test_reset_when_the_log_cannot_serve_since(server: RunningServer) -> N
         await _write(client, doc["id"], 4, "/n", 4)
         (delta,) = await client.deltas(doc["id"], 1)
         assert delta["version"] == 5
+
+
+# Rounds of the concurrent-subscribe test; raise it to hunt for rare interleavings (the old
+# race of issue 17 showed in about 1 of 700 subscriptions).
+SUBSCRIBE_ROUNDS = int(os.environ.get("COEDIT_TEST_SUBSCRIBE_ROUNDS", "20"))
+
+
+async def test_sessions_subscribing_together_under_writes_miss_no_version(
+    server: RunningServer,
+) -> None:
+    """Ten sessions subscribe at once (with ``since``) to a document nobody on the node follows,
+    while a writer commits about 200 writes a second; each unsubscribes after a moment, in
+    rounds. Every subscription receives every version after its ``since``, once, in order,
+    up to at least the last write acknowledged before it unsubscribed."""
+    rng = random.Random(9)
+    token = server.token()
+    doc = (await server.create(token, state={"n": 0}))["id"]
+    acked = 1
+    stop = asyncio.Event()
+
+    async def write(writer: WsClient) -> None:
+        nonlocal acked
+        while not stop.is_set():
+            acked = await _write(writer, doc, acked, "/n", acked)
+            await asyncio.sleep(0.005)
+
+    async def follow(client: WsClient) -> tuple[int, int, list[int]]:
+        since = max(1, acked - rng.randint(0, 3))
+        await client.ok("subscribe", doc=doc, since=since)
+        await asyncio.sleep(rng.uniform(0.05, 0.15))
+        floor = acked  # acknowledged before the unsubscribe: its delta precedes the reply
+        await client.ok("unsubscribe", doc=doc)
+        versions = [m["version"] for m in client.pushes
+                    if m.get("type") == "delta" and m.get("doc") == doc]
+        client.pushes.clear()
+        return since, floor, versions
+
+    clients = [await server.connect(token) for _ in range(10)]
+    async with await server.connect(token) as writer:
+        writing = asyncio.create_task(write(writer))
+        try:
+            async with asyncio.timeout(120):
+                for _round in range(SUBSCRIBE_ROUNDS):
+                    for since, floor, versions in await asyncio.gather(
+                            *(follow(c) for c in clients)):
+                        assert versions == list(range(since + 1, since + 1 + len(versions)))
+                        assert (versions[-1] if versions else since) >= floor
+        finally:
+            stop.set()
+            await asyncio.wait_for(writing, TIMEOUT)
+            for client in clients:
+                await client.close()
