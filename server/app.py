@@ -23,7 +23,9 @@ from starlette.staticfiles import StaticFiles
 import web
 from channels.broker import Broker, MemoryBroker
 from channels.hub import Hub
-from channels.presence import MemoryPresence, Presence, PresenceBackend, RedisPresence
+from channels.presence import Presence
+from channels.presence_backend import MemoryPresence, PresenceBackend
+from channels.redis_presence import RedisPresence
 from channels.streams import EventStreams
 from persistence.database import Database
 from persistence.documents import DocumentStore

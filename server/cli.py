@@ -1,4 +1,20 @@
-"""The ``coedit`` command: serve, migrate, token."""
+"""The ``coedit`` command and its subcommands.
+
+* ``serve``: migrate the schema, then serve HTTP and ``/ws`` until a graceful stop.
+* ``migrate``: bring the schema up to date and exit.
+* ``token``: mint a token for a user, roles and tenant, signed with ``COEDIT_SECRET`` (or the
+  dev-mode key, with a warning).
+* ``archive``: copy whole months of old audit events to gzip-compressed JSON Lines files,
+  read back and checked; with ``--purge``, also delete the archived events from the database.
+* ``verify``: recompute the hash chains (of every tenant, or of ``--tenant``) over archived
+  files and live rows together; exits 1 if any is broken.
+* ``replay``: print a document (or only its state) as it was at a given version.
+* ``tail``: follow a tenant's audit events, filtered by kind, type, document or actor, until
+  interrupted.
+
+The commands that read the database (``archive``, ``verify``, ``replay``, ``tail``) bring the
+schema up to date first, as ``serve`` does.
+"""
 
 from __future__ import annotations
 

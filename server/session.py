@@ -26,7 +26,8 @@ from starlette.websockets import WebSocket, WebSocketState
 from channels.frames import Frame, WireFormat
 from channels.hub import Subscription
 from channels.outbox import Outbox
-from channels.presence import PresenceEntry, stage_topic
+from channels.presence import stage_topic
+from channels.presence_backend import PresenceEntry
 from channels.streams import StreamSubscription
 from persistence.documents import KIND_PATTERN, WriteResult
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable

@@ -1,4 +1,5 @@
-"""Test helpers: a real server on port 0, and small WebSocket and HTTP clients.
+"""Test helpers: a real server on port 0, small WebSocket and HTTP clients, and the
+one-op patch most tests write.
 
 Every wait here is bounded: a test that hangs fails with a timeout that names what it waited
 for instead of stalling the suite.
@@ -24,9 +25,14 @@ from server.auth import TokenIssuer
 from server.config import Settings
 from server.runner import GracefulServer, uvicorn_config
 
-__all__ = ["RunningServer", "WsClient", "start_server"]
+__all__ = ["RunningServer", "WsClient", "replace", "start_server"]
 
 TIMEOUT = 10.0
+
+
+def replace(path: str, value: Any) -> list[dict[str, Any]]:
+    """A JSON Patch of one op: replace the value at ``path`` with ``value``."""
+    return [{"op": "replace", "path": path, "value": value}]
 
 
 @dataclass

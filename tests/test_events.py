@@ -16,18 +16,14 @@ from persistence.events import EventFilter, EventLog
 from persistence.schema import documents
 from persistence.timeutil import utcnow
 from tests.conftest import PostgresDatabases
-from tests.support import TIMEOUT, RunningServer, WsClient
-
-
-def _replace(path: str, value: Any) -> list[dict[str, Any]]:
-    return [{"op": "replace", "path": path, "value": value}]
+from tests.support import TIMEOUT, RunningServer, WsClient, replace
 
 
 async def _history(server: RunningServer, token: str, doc: str) -> None:
     """Write a small mixed history: two patches, a lock and an unlock."""
     async with await server.connect(token) as client:
-        await client.ok("patch", doc=doc, base=1, ops=_replace("/n", 1))
-        await client.ok("patch", doc=doc, base=2, ops=_replace("/n", 2))
+        await client.ok("patch", doc=doc, base=1, ops=replace("/n", 1))
+        await client.ok("patch", doc=doc, base=2, ops=replace("/n", 2))
         await client.ok("lock", doc=doc, path="/n")
         await client.ok("unlock", doc=doc, path="/n")
 
@@ -79,7 +75,7 @@ async def test_event_pages_never_repeat_or_skip(server: RunningServer) -> None:
     doc = await server.create(token, state={"n": 0})
     async with await server.connect(token) as client:
         for version in range(1, 12):
-            await client.ok("patch", doc=doc["id"], base=version, ops=_replace("/n", version))
+            await client.ok("patch", doc=doc["id"], base=version, ops=replace("/n", version))
     everything = await _all_events(server, token)
     paged = await _all_events(server, token, limit=3)
     assert [e["seq"] for e in paged] == [e["seq"] for e in everything]
@@ -114,12 +110,12 @@ async def test_websocket_stream_catches_up_then_follows_live(server: RunningServ
         caught_up = await _stream_events(reader, stream, 3)
         assert [e["type"] for e in caught_up] == ["patch.applied", "patch.applied",
                                                   "lock.acquired"]
-        await writer.ok("patch", doc=doc["id"], base=3, ops=_replace("/n", 3))
+        await writer.ok("patch", doc=doc["id"], base=3, ops=replace("/n", 3))
         (live,) = await _stream_events(reader, stream, 1)
         assert live["type"] == "patch.applied" and live["version"] == 4
         assert live["seq"] > caught_up[-1]["seq"]
         await reader.ok("unsubscribe", stream=stream)
-        await writer.ok("patch", doc=doc["id"], base=4, ops=_replace("/n", 4))
+        await writer.ok("patch", doc=doc["id"], base=4, ops=replace("/n", 4))
         assert await reader.nothing_more(0.5) == []
 
 
@@ -129,7 +125,7 @@ async def test_stream_without_since_starts_at_the_head(server: RunningServer) ->
     doc = await server.create(token, state={"n": 0})
     async with await server.connect(token) as reader:
         reply = await reader.ok("subscribe", stream={})
-        await reader.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1))
+        await reader.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1))
         (event,) = await _stream_events(reader, reply["stream"], 1)
         assert event["type"] == "patch.applied" and event["seq"] > reply["seq"]
 
@@ -169,7 +165,7 @@ async def test_sse_stream_resumes_with_last_event_id(server: RunningServer) -> N
     doc = await server.create(token, state={"n": 0})
     async with await server.connect(token) as writer:
         for version in range(1, 6):
-            await writer.ok("patch", doc=doc["id"], base=version, ops=_replace("/n", version))
+            await writer.ok("patch", doc=doc["id"], base=version, ops=replace("/n", version))
     everything = await _all_events(server, token)
     async with server.http(token) as http:
         first: list[Any] = []
@@ -183,7 +179,7 @@ async def test_sse_stream_resumes_with_last_event_id(server: RunningServer) -> N
                 rest.append(item)
                 if len(rest) == 3:
                     async with await server.connect(token) as writer:
-                        await writer.ok("patch", doc=doc["id"], base=6, ops=_replace("/n", 6))
+                        await writer.ok("patch", doc=doc["id"], base=6, ops=replace("/n", 6))
         seqs = [int(i) for i, _ in first + rest]
         assert seqs == sorted(set(seqs)) and len(seqs) == 7
         assert rest[-1][1]["version"] == 7

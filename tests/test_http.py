@@ -11,16 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import RunningServer
+from tests.support import RunningServer, replace
 
 DOCUMENT_FIELDS = {"id", "kind", "title", "version", "state", "created_at", "updated_at",
                    "updated_by"}
 EVENT_FIELDS = {"seq", "id", "tenant", "type", "doc", "kind", "version", "actor", "source",
                 "correlation_id", "ts", "data", "prev_hash", "hash"}
-
-
-def _replace(path: str, value: Any) -> list[dict[str, Any]]:
-    return [{"op": "replace", "path": path, "value": value}]
 
 
 def _error_body(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -204,7 +200,7 @@ async def test_get_carries_the_version_as_etag(server: RunningServer) -> None:
         assert response.status_code == 200
         assert response.headers["ETag"] == '"1"'
         assert response.json() == doc
-        assert (await _patch(http, doc["id"], 1, _replace("/a", 2))).status_code == 200
+        assert (await _patch(http, doc["id"], 1, replace("/a", 2))).status_code == 200
         response = await http.get(f"/api/documents/{doc['id']}")
         assert response.headers["ETag"] == '"2"'
         assert response.json()["version"] == 2 and response.json()["state"] == {"a": 2}
@@ -217,7 +213,7 @@ async def test_get_of_unknown_document_is_404(server: RunningServer) -> None:
         for doc in (str(uuid.uuid4()), "no-such-doc"):
             _error_body(await http.get(f"/api/documents/{doc}"), 404, "not_found")
             _error_body(await http.get(f"/api/documents/{doc}/history"), 404, "not_found")
-            _error_body(await _patch(http, doc, 1, _replace("/a", 1)), 404, "not_found")
+            _error_body(await _patch(http, doc, 1, replace("/a", 1)), 404, "not_found")
 
 
 async def test_get_at_a_version_or_time_returns_the_past_state(server: RunningServer) -> None:
@@ -227,7 +223,7 @@ async def test_get_at_a_version_or_time_returns_the_past_state(server: RunningSe
     async with server.http(token) as http:
         times = [doc["updated_at"]]
         for base in (1, 2):
-            assert (await _patch(http, doc["id"], base, _replace("/n", base))).status_code == 200
+            assert (await _patch(http, doc["id"], base, replace("/n", base))).status_code == 200
             times.append((await http.get(f"/api/documents/{doc['id']}")).json()["updated_at"])
         for version in (1, 2, 3):
             response = await http.get(f"/api/documents/{doc['id']}",
@@ -285,7 +281,7 @@ async def test_patch_with_if_match_applies_and_answers_the_version(server: Runni
     doc = await server.create(token, state={"a": 0})
     async with server.http(token) as http:
         for base in (1, 2):
-            response = await _patch(http, doc["id"], base, _replace("/a", base))
+            response = await _patch(http, doc["id"], base, replace("/a", base))
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["version"] == base + 1
@@ -299,7 +295,7 @@ async def test_patch_without_if_match_is_428(server: RunningServer) -> None:
     token = server.token()
     doc = await server.create(token, state={"a": 0})
     async with server.http(token) as http:
-        response = await _patch(http, doc["id"], None, _replace("/a", 1))
+        response = await _patch(http, doc["id"], None, replace("/a", 1))
         _error_body(response, 428, "precondition_required")
         document = (await http.get(f"/api/documents/{doc['id']}")).json()
     assert document["version"] == 1 and document["state"] == {"a": 0}
@@ -312,10 +308,10 @@ async def test_patch_refuses_bad_input_with_400(server: RunningServer) -> None:
     async with server.http(token) as http:
         url = f"/api/documents/{doc['id']}"
         for if_match in ('"abc"', '"1.5"', '"-1"', "garbage"):
-            response = await http.patch(url, json=_replace("/a", 1),
+            response = await http.patch(url, json=replace("/a", 1),
                                         headers={"If-Match": if_match})
             _error_body(response, 400, "bad_request")
-        _error_body(await _patch(http, doc["id"], 2, _replace("/a", 1)), 400, "bad_request")
+        _error_body(await _patch(http, doc["id"], 2, replace("/a", 1)), 400, "bad_request")
         for ops in ({"op": "replace", "path": "/a", "value": 1}, [],
                     [{"op": "nope", "path": "/a"}], [{"op": "remove", "path": "/missing"}]):
             _error_body(await _patch(http, doc["id"], 1, ops), 400, "bad_request")
@@ -331,8 +327,8 @@ async def test_stale_patch_without_overlap_is_rebased(server: RunningServer) -> 
     token = server.token()
     doc = await server.create(token, state={"a": 0, "b": 0})
     async with server.http(token) as http:
-        assert (await _patch(http, doc["id"], 1, _replace("/a", 1))).status_code == 200
-        response = await _patch(http, doc["id"], 1, _replace("/b", 1))
+        assert (await _patch(http, doc["id"], 1, replace("/a", 1))).status_code == 200
+        response = await _patch(http, doc["id"], 1, replace("/b", 1))
         assert response.status_code == 200, response.text
         assert response.json()["version"] == 3 and response.json()["rebased"] is True
         document = (await http.get(f"/api/documents/{doc['id']}")).json()
@@ -346,7 +342,7 @@ async def test_stale_overlapping_patch_is_409_with_the_conflict_body(
     token = server.token()
     doc = await server.create(token, state={"items": [1, 2], "note": ""})
     async with server.http(token) as http:
-        writes = [[{"op": "add", "path": "/items/-", "value": 3}], _replace("/note", "x")]
+        writes = [[{"op": "add", "path": "/items/-", "value": 3}], replace("/note", "x")]
         for base, ops in enumerate(writes, start=1):
             assert (await _patch(http, doc["id"], base, ops)).status_code == 200
         response = await _patch(http, doc["id"], 1, [
@@ -368,18 +364,18 @@ async def test_idempotency_key_replays_the_first_reply(server: RunningServer) ->
     token = server.token()
     doc = await server.create(token, state={"n": 0})
     async with server.http(token) as http:
-        first = await _patch(http, doc["id"], 1, _replace("/n", 1), **{"Idempotency-Key": "abc"})
+        first = await _patch(http, doc["id"], 1, replace("/n", 1), **{"Idempotency-Key": "abc"})
         assert first.status_code == 200, first.text
-        again = await _patch(http, doc["id"], 1, _replace("/n", 1), **{"Idempotency-Key": "abc"})
+        again = await _patch(http, doc["id"], 1, replace("/n", 1), **{"Idempotency-Key": "abc"})
         assert again.status_code == 200, again.text
         assert again.json() == {**first.json(), "duplicate": True}
         document = (await http.get(f"/api/documents/{doc['id']}")).json()
         assert document["version"] == 2 and document["state"] == {"n": 1}
         events = (await _history(http, doc["id"]))["events"]
         assert [e["type"] for e in events].count("patch.applied") == 1
-        other = await _patch(http, doc["id"], 2, _replace("/n", 2), **{"Idempotency-Key": "abd"})
+        other = await _patch(http, doc["id"], 2, replace("/n", 2), **{"Idempotency-Key": "abd"})
         assert other.status_code == 200 and other.json()["version"] == 3
-        too_long = await _patch(http, doc["id"], 3, _replace("/n", 3),
+        too_long = await _patch(http, doc["id"], 3, replace("/n", 3),
                                 **{"Idempotency-Key": "k" * 129})
         _error_body(too_long, 400, "bad_request")
 
@@ -391,9 +387,9 @@ async def test_idempotency_key_is_shared_between_websocket_and_http(
     token = server.token(user="retrier")
     doc = await server.create(token, state={"n": 0})
     async with await server.connect(token) as client:
-        first = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1), key="x1")
+        first = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1), key="x1")
     async with server.http(token) as http:
-        again = await _patch(http, doc["id"], 1, _replace("/n", 1), **{"Idempotency-Key": "x1"})
+        again = await _patch(http, doc["id"], 1, replace("/n", 1), **{"Idempotency-Key": "x1"})
         assert again.status_code == 200, again.text
         assert again.json()["duplicate"] is True
         assert again.json()["version"] == first["version"] == 2
@@ -428,8 +424,8 @@ async def test_history_lists_the_document_events_in_seq_order(server: RunningSer
     other = await server.create(token, state={"n": 0})
     async with server.http(token) as http:
         for base in range(1, 5):
-            assert (await _patch(http, doc["id"], base, _replace("/n", base))).status_code == 200
-            assert (await _patch(http, other["id"], base, _replace("/n", 0))).status_code == 200
+            assert (await _patch(http, doc["id"], base, replace("/n", base))).status_code == 200
+            assert (await _patch(http, other["id"], base, replace("/n", 0))).status_code == 200
         page = await _history(http, doc["id"])
     events = page["events"]
     assert page["next"] is None
@@ -445,7 +441,7 @@ async def test_history_lists_the_document_events_in_seq_order(server: RunningSer
     assert events[0]["prev_hash"] is None
     for previous, event in itertools.pairwise(events):
         assert event["prev_hash"] == previous["hash"]
-    assert events[2]["data"]["ops"] == _replace("/n", 2)
+    assert events[2]["data"]["ops"] == replace("/n", 2)
 
 
 async def test_history_pages_with_since_limit_and_cursor(server: RunningServer) -> None:
@@ -454,7 +450,7 @@ async def test_history_pages_with_since_limit_and_cursor(server: RunningServer) 
     doc = await server.create(token, state={"n": 0})
     async with server.http(token) as http:
         for base in range(1, 7):
-            assert (await _patch(http, doc["id"], base, _replace("/n", base))).status_code == 200
+            assert (await _patch(http, doc["id"], base, replace("/n", base))).status_code == 200
         everything = (await _history(http, doc["id"]))["events"]
         assert len(everything) == 7
         seqs = [e["seq"] for e in everything]
@@ -533,10 +529,10 @@ async def test_metrics_expose_coedit_names_and_count_writes(server: RunningServe
         before = _samples(response.text)
     assert any(name.startswith("coedit_") for name in before)
     async with await server.connect(token) as client:
-        await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1))
-        await client.ok("patch", doc=doc["id"], base=2, ops=_replace("/n", 2))
+        await client.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1))
+        await client.ok("patch", doc=doc["id"], base=2, ops=replace("/n", 2))
     async with server.http(token) as http:
-        assert (await _patch(http, doc["id"], 3, _replace("/n", 3))).status_code == 200
+        assert (await _patch(http, doc["id"], 3, replace("/n", 3))).status_code == 200
         after = _samples((await http.get("/metrics")).text)
     grown = {name for name, value in after.items()
              if name.startswith("coedit_") and "write" in name
@@ -558,7 +554,7 @@ async def test_documents_of_another_tenant_are_invisible(server: RunningServer) 
         _error_body(await http.get(url), 404, "not_found")
         _error_body(await http.get(url, params={"version": 1}), 404, "not_found")
         _error_body(await http.get(url, params={"at": secret["created_at"]}), 404, "not_found")
-        _error_body(await _patch(http, secret["id"], 1, _replace("/x", 2)), 404, "not_found")
+        _error_body(await _patch(http, secret["id"], 1, replace("/x", 2)), 404, "not_found")
         _error_body(await http.get(f"{url}/history"), 404, "not_found")
         _error_body(await http.get(f"{url}/verify"), 404, "not_found")
         for params in ({}, {"q": "Secret"}, {"kind": "memo"}):

@@ -15,13 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import TIMEOUT, RunningServer, WsClient
+from tests.support import TIMEOUT, RunningServer, WsClient, replace
 
 LOCK_FIELDS = {"doc", "path", "holder", "token", "expires_at"}
-
-
-def _replace(path: str, value: Any) -> list[dict[str, Any]]:
-    return [{"op": "replace", "path": path, "value": value}]
 
 
 def _when(ts: str) -> datetime:
@@ -137,9 +133,9 @@ async def test_empty_path_locks_the_whole_document(server: RunningServer) -> Non
             refused = await _refused(other, "lock", "locked", doc=doc["id"], path=path)
             assert _same_lock(refused["lock"], lock)
         refused = await _refused(other, "patch", "locked", doc=doc["id"], base=1,
-                                 ops=_replace("/x", 2))
+                                 ops=replace("/x", 2))
         assert _same_lock(refused["lock"], lock)
-        await holder.ok("patch", doc=doc["id"], base=1, ops=_replace("/x", 3))
+        await holder.ok("patch", doc=doc["id"], base=1, ops=replace("/x", 3))
 
 
 async def test_overlapping_paths_are_refused_and_disjoint_ones_granted(
@@ -233,8 +229,8 @@ async def test_writes_inside_another_holders_lock_are_refused(server: RunningSer
             await server.connect(other_token) as other:
         lock = await _lock(holder, doc["id"], "/a/b")
         for ops in (
-            _replace("/a/b", 2),
-            _replace("/a", {"b": 2}),
+            replace("/a/b", 2),
+            replace("/a", {"b": 2}),
             [{"op": "replace", "path": "/d", "value": 2},
              {"op": "replace", "path": "/a/b", "value": 2}],
             [{"op": "remove", "path": "/a/b"}],
@@ -246,9 +242,9 @@ async def test_writes_inside_another_holders_lock_are_refused(server: RunningSer
         assert document["version"] == 1
         assert document["state"] == {"a": {"b": 1, "c": 1}, "d": 1}
 
-        outside = await other.ok("patch", doc=doc["id"], base=1, ops=_replace("/a/c", 2))
+        outside = await other.ok("patch", doc=doc["id"], base=1, ops=replace("/a/c", 2))
         assert outside["version"] == 2
-        inside = await holder.ok("patch", doc=doc["id"], base=2, ops=_replace("/a/b", 3))
+        inside = await holder.ok("patch", doc=doc["id"], base=2, ops=replace("/a/b", 3))
         assert inside["version"] == 3
         document = await _document(server, holder_token, doc["id"])
         assert document["state"] == {"a": {"b": 3, "c": 2}, "d": 1}
@@ -261,9 +257,9 @@ async def test_released_lock_no_longer_blocks_writes(server: RunningServer) -> N
     async with await server.connect(holder_token) as holder, \
             await server.connect(other_token) as other:
         await _lock(holder, doc["id"], "/a")
-        await _refused(other, "patch", "locked", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        await _refused(other, "patch", "locked", doc=doc["id"], base=1, ops=replace("/a", 2))
         await holder.ok("unlock", doc=doc["id"], path="/a")
-        reply = await other.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        reply = await other.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 2))
         assert reply["version"] == 2
 
 
@@ -293,7 +289,7 @@ async def test_admin_force_steals_the_lock_and_tells_the_old_holder(
         listed = await _live_locks(server, analyst_token, doc["id"])
         assert len(listed) == 1 and _same_lock(listed[0], new)
         refused = await _refused(analyst, "patch", "locked", doc=doc["id"], base=1,
-                                 ops=_replace("/a", 2))
+                                 ops=replace("/a", 2))
         assert _same_lock(refused["lock"], new)
     assert "lock.stolen" in await _event_types(server, analyst_token, doc["id"])
 
@@ -432,7 +428,7 @@ async def test_http_writes_need_the_lock_token(server: RunningServer) -> None:
         for headers in ({"If-Match": '"1"'},
                         {"If-Match": '"1"', "Lock-Token": str(lock["token"] + 1000)}):
             refused = await asyncio.wait_for(
-                http.patch(url, json=_replace("/a", 2), headers=headers), TIMEOUT)
+                http.patch(url, json=replace("/a", 2), headers=headers), TIMEOUT)
             assert refused.status_code == 423, refused.text
             error = refused.json()["error"]
             assert error["code"] == "locked" and isinstance(error["message"], str)
@@ -441,10 +437,10 @@ async def test_http_writes_need_the_lock_token(server: RunningServer) -> None:
         assert document["version"] == 1 and document["state"] == {"a": 1, "b": 1}
 
         outside = await asyncio.wait_for(
-            http.patch(url, json=_replace("/b", 2), headers={"If-Match": '"1"'}), TIMEOUT)
+            http.patch(url, json=replace("/b", 2), headers={"If-Match": '"1"'}), TIMEOUT)
         assert outside.status_code == 200, outside.text
         inside = await asyncio.wait_for(
-            http.patch(url, json=_replace("/a", 3),
+            http.patch(url, json=replace("/a", 3),
                        headers={"If-Match": '"2"', "Lock-Token": lock_token}), TIMEOUT)
         assert inside.status_code == 200, inside.text
         assert inside.json()["version"] == 3
@@ -468,7 +464,7 @@ async def test_http_lock_blocks_websocket_writers_and_delete_releases_it(
         lock = response.json()["lock"]
         refused = await _refused(client, "lock", "locked", doc=doc["id"], path="/a")
         assert _same_lock(refused["lock"], lock)
-        await _refused(client, "patch", "locked", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        await _refused(client, "patch", "locked", doc=doc["id"], base=1, ops=replace("/a", 2))
 
         released = await asyncio.wait_for(
             http.delete(f"/api/documents/{doc['id']}/locks", params={"path": "/a"}), TIMEOUT)
@@ -482,7 +478,7 @@ async def test_http_lock_blocks_websocket_writers_and_delete_releases_it(
         assert again.json()["error"]["code"] == "not_found"
 
         await _lock(client, doc["id"], "/a")
-        await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 2))
 
 
 async def test_live_locks_are_listed_over_http_and_in_the_subscribe_reply(

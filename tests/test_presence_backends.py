@@ -1,4 +1,4 @@
-"""One conformance suite for every :class:`~channels.presence.PresenceBackend`.
+"""One conformance suite for every :class:`~channels.presence_backend.PresenceBackend`.
 
 Both backends run the same tests through one parametrized fixture (``"memory"``,
 ``"redis"``). Node liveness and reaping only mean something where nodes can die apart from
@@ -18,7 +18,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from channels.presence import MemoryPresence, PresenceBackend, PresenceEntry, RedisPresence
+from channels.presence_backend import MemoryPresence, PresenceBackend, PresenceEntry
+from channels.redis_presence import RedisPresence
 from tests.redis_server import redis_url_fixture  # noqa: F401  (registers ``redis_url``)
 
 TIMEOUT = 5.0

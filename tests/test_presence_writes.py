@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 from channels.broker import MemoryBroker
 from channels.frames import Frame
 from channels.hub import Hub
-from channels.presence import Presence, PresenceEntry, RedisPresence
+from channels.presence import Presence
+from channels.presence_backend import PresenceEntry
+from channels.redis_presence import RedisPresence
 from tests.redis_server import redis_url_fixture  # noqa: F401  (registers ``redis_url``)
 
 TIMEOUT = 10.0

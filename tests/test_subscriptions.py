@@ -10,15 +10,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support import TIMEOUT, RunningServer, WsClient
-
-
-def _replace(path: str, value: Any) -> list[dict[str, Any]]:
-    return [{"op": "replace", "path": path, "value": value}]
+from tests.support import TIMEOUT, RunningServer, WsClient, replace
 
 
 async def _write(client: WsClient, doc: str, base: int, path: str, value: Any) -> int:
-    reply = await client.ok("patch", doc=doc, base=base, ops=_replace(path, value))
+    reply = await client.ok("patch", doc=doc, base=base, ops=replace(path, value))
     return int(reply["version"])
 
 
@@ -37,7 +33,7 @@ async def test_subscribe_without_since_returns_state_and_then_live_deltas(
         await _write(client, doc["id"], 1, "/n", 1)
         (delta,) = await client.deltas(doc["id"], 1)
         assert delta["version"] == 2
-        assert delta["ops"] == _replace("/n", 1)
+        assert delta["ops"] == replace("/n", 1)
         assert delta["actor"]["id"] == client.welcome["user"]["id"]
         assert isinstance(delta["event"], int) and delta["ts"].endswith("Z")
 
@@ -100,7 +96,7 @@ async def test_concurrent_writers_deltas_arrive_exactly_once_in_order(
             base = 1
             for n in range(per_writer):
                 reply = await client.ok("patch", doc=doc["id"], base=base,
-                                        ops=_replace(f"/w{index}", n + 1))
+                                        ops=replace(f"/w{index}", n + 1))
                 base = reply["version"]
 
         await asyncio.wait_for(
@@ -123,11 +119,11 @@ async def test_http_writes_reach_websocket_subscribers(server: RunningServer) ->
     async with await server.connect(token) as client:
         await client.ok("subscribe", doc=doc["id"])
         async with server.http(token) as http:
-            response = await http.patch(f"/api/documents/{doc['id']}", json=_replace("/n", 9),
+            response = await http.patch(f"/api/documents/{doc['id']}", json=replace("/n", 9),
                                         headers={"If-Match": '"1"'})
             assert response.status_code == 200
         (delta,) = await client.deltas(doc["id"], 1)
-        assert delta["version"] == 2 and delta["ops"] == _replace("/n", 9)
+        assert delta["version"] == 2 and delta["ops"] == replace("/n", 9)
 
 
 async def test_unsubscribe_stops_the_deltas(server: RunningServer) -> None:

@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import RunningServer, WsClient
+from tests.support import RunningServer, WsClient, replace
 
 BUDGET = 60.0  # seconds for a whole concurrent scenario
-
-
-def _replace(path: str, value: Any) -> list[dict[str, Any]]:
-    return [{"op": "replace", "path": path, "value": value}]
 
 
 async def _document(server: RunningServer, token: str, doc: str) -> dict[str, Any]:
@@ -67,7 +63,7 @@ async def test_patch_at_current_version_bumps_the_version_by_exactly_one(
     async with await server.connect(token) as client:
         for base in range(1, 6):
             reply = await client.request("patch", doc=doc["id"], base=base,
-                                         ops=_replace("/n", base))
+                                         ops=replace("/n", base))
             assert reply["type"] == "ok" and reply["re"] is not None
             assert reply["version"] == base + 1
             assert reply.get("rebased") is not True and reply.get("duplicate") is not True
@@ -83,9 +79,9 @@ async def test_stale_base_without_overlap_is_rebased_onto_the_current_state(
     token = server.token()
     doc = await server.create(token, state={"a": 0, "b": 0})
     async with await server.connect(token) as first, await server.connect(token) as second:
-        await first.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 1))
-        await first.ok("patch", doc=doc["id"], base=2, ops=_replace("/a", 2))
-        reply = await second.ok("patch", doc=doc["id"], base=1, ops=_replace("/b", 9))
+        await first.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 1))
+        await first.ok("patch", doc=doc["id"], base=2, ops=replace("/a", 2))
+        reply = await second.ok("patch", doc=doc["id"], base=1, ops=replace("/b", 9))
         assert reply["version"] == 4 and reply["rebased"] is True
     document = await _document(server, token, doc["id"])
     assert document["version"] == 4
@@ -99,7 +95,7 @@ async def test_stale_base_with_overlap_is_a_conflict_that_applies_nothing(
     later delta, and changes nothing."""
     token = server.token()
     doc = await server.create(token, state={"a": 0, "b": 0, "c": 0})
-    later = [_replace("/a", 1), _replace("/c", 1), _replace("/a", 2)]
+    later = [replace("/a", 1), replace("/c", 1), replace("/a", 2)]
     async with await server.connect(token) as writer, await server.connect(token) as stale:
         for base, ops in enumerate(later, start=1):
             await writer.ok("patch", doc=doc["id"], base=base, ops=ops)
@@ -131,10 +127,10 @@ async def test_conflict_deltas_include_non_overlapping_versions_in_order(
     token = server.token()
     doc = await server.create(token, state={"x": 0, "y": 0})
     async with await server.connect(token) as client:
-        writes = [_replace("/y", 1), _replace("/y", 2), _replace("/x", 3), _replace("/y", 4)]
+        writes = [replace("/y", 1), replace("/y", 2), replace("/x", 3), replace("/y", 4)]
         for base, ops in enumerate(writes, start=1):
             await client.ok("patch", doc=doc["id"], base=base, ops=ops)
-        reply = await _error(client, "conflict", doc=doc["id"], base=1, ops=_replace("/x", 9))
+        reply = await _error(client, "conflict", doc=doc["id"], base=1, ops=replace("/x", 9))
     assert reply["paths"] == ["/x"]
     assert [d["version"] for d in reply["deltas"]] == [2, 3, 4, 5]
     assert [d["ops"] for d in reply["deltas"]] == writes
@@ -149,44 +145,44 @@ OVERLAPPING: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[dict[str
                         list[str]]] = [
     # An array element's unit is the array: any two writes into one array overlap.
     ("array-elements", {"items": [{"x": 0}, {"x": 1}, {"x": 2}, {"x": 3}]},
-     _replace("/items/0", {"x": 9}), _replace("/items/3/x", 9), ["/items"]),
+     replace("/items/0", {"x": 9}), replace("/items/3/x", 9), ["/items"]),
     ("array-append-remove", {"items": [1, 2, 3]},
      [{"op": "add", "path": "/items/-", "value": 4}],
      [{"op": "remove", "path": "/items/0"}], ["/items"]),
     ("nested-array", {"a": {"rows": [[1], [2]]}},
-     _replace("/a/rows/0/0", 5), [{"op": "add", "path": "/a/rows/1/-", "value": 3}],
+     replace("/a/rows/0/0", 5), [{"op": "add", "path": "/a/rows/1/-", "value": 3}],
      ["/a/rows"]),
     # A parent and its child overlap, whichever was written first.
-    ("parent-then-child", {"a": {"b": 0}}, _replace("/a", {"b": 1}), _replace("/a/b", 2),
+    ("parent-then-child", {"a": {"b": 0}}, replace("/a", {"b": 1}), replace("/a/b", 2),
      ["/a/b"]),
-    ("child-then-parent", {"a": {"b": 0}}, _replace("/a/b", 1), _replace("/a", {"b": 2}),
+    ("child-then-parent", {"a": {"b": 0}}, replace("/a/b", 1), replace("/a", {"b": 2}),
      ["/a"]),
     # The root overlaps everything, in both directions.
-    ("root-later", {"a": 0}, _replace("/a", 1), _replace("", {"a": 2}), [""]),
-    ("root-earlier", {"a": 0}, _replace("", {"a": 1}), _replace("/a", 2), ["/a"]),
+    ("root-later", {"a": 0}, replace("/a", 1), replace("", {"a": 2}), [""]),
+    ("root-earlier", {"a": 0}, replace("", {"a": 1}), replace("/a", 2), ["/a"]),
     # Only this patch's overlapping units are listed, once each.
-    ("only-overlapping-listed", {"a": 0, "b": 0, "c": 0}, _replace("/b", 1),
+    ("only-overlapping-listed", {"a": 0, "b": 0, "c": 0}, replace("/b", 1),
      [{"op": "replace", "path": "/a", "value": 1}, {"op": "replace", "path": "/b", "value": 2},
       {"op": "replace", "path": "/b", "value": 3}, {"op": "replace", "path": "/c", "value": 1}],
      ["/b"]),
     # Pointer escapes are compared as segments.
-    ("escaped-segment", {"a/b": 0}, _replace("/a~1b", 1), _replace("/a~1b", 2), ["/a~1b"]),
+    ("escaped-segment", {"a/b": 0}, replace("/a~1b", 1), replace("/a~1b", 2), ["/a~1b"]),
 ]
 
 # (name, initial state, earlier write at base 1, later write at base 1, final state)
 DISJOINT: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[dict[str, Any]],
                      dict[str, Any]]] = [
     # Siblings in an object are separate units.
-    ("object-siblings", {"a": {"b": 0, "c": 0}}, _replace("/a/b", 1), _replace("/a/c", 2),
+    ("object-siblings", {"a": {"b": 0, "c": 0}}, replace("/a/b", 1), replace("/a/c", 2),
      {"a": {"b": 1, "c": 2}}),
     # "/a" is not a prefix of "/ab": prefixes are compared segment by segment.
-    ("a-vs-ab", {"a": 0, "ab": 0}, _replace("/a", 1), _replace("/ab", 2), {"a": 1, "ab": 2}),
-    ("ab-vs-a", {"a": 0, "ab": 0}, _replace("/ab", 1), _replace("/a", 2), {"a": 2, "ab": 1}),
+    ("a-vs-ab", {"a": 0, "ab": 0}, replace("/a", 1), replace("/ab", 2), {"a": 1, "ab": 2}),
+    ("ab-vs-a", {"a": 0, "ab": 0}, replace("/ab", 1), replace("/a", 2), {"a": 2, "ab": 1}),
     # Different arrays are different units.
     ("two-arrays", {"xs": [1], "ys": [1]}, [{"op": "add", "path": "/xs/-", "value": 2}],
      [{"op": "add", "path": "/ys/0", "value": 0}], {"xs": [1, 2], "ys": [0, 1]}),
     # A new key beside an existing one.
-    ("new-sibling-key", {"a": {"b": 0}}, _replace("/a/b", 1),
+    ("new-sibling-key", {"a": {"b": 0}}, replace("/a/b", 1),
      [{"op": "add", "path": "/a/n", "value": 1}], {"a": {"b": 1, "n": 1}}),
 ]
 
@@ -225,7 +221,7 @@ async def test_move_source_is_a_write_unit(server: RunningServer) -> None:
     token = server.token()
     doc = await server.create(token, state={"a": 1, "z": 0})
     async with await server.connect(token) as client:
-        await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 2))
         reply = await _error(client, "conflict", doc=doc["id"], base=1,
                              ops=[{"op": "move", "from": "/a", "path": "/b"}])
         assert reply["paths"] == ["/a"]
@@ -250,7 +246,7 @@ async def test_copy_source_is_not_a_write_unit(server: RunningServer) -> None:
     token = server.token()
     doc = await server.create(token, state={"a": 1})
     async with await server.connect(token) as client:
-        await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 2))
         reply = await client.ok("patch", doc=doc["id"], base=1,
                                 ops=[{"op": "copy", "from": "/a", "path": "/b"}])
     assert reply["rebased"] is True and reply["version"] == 3
@@ -279,7 +275,7 @@ async def test_test_ops_are_checked_against_the_state_the_patch_is_applied_to(
     token = server.token()
     doc = await server.create(token, state={"a": 1, "b": 1})
     async with await server.connect(token) as client:
-        await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 2))
+        await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 2))
         # True at the base version, false now: conflict.
         await _error(client, "conflict", doc=doc["id"], base=1, ops=[
             {"op": "test", "path": "/a", "value": 1},
@@ -315,7 +311,7 @@ async def test_patch_is_all_or_nothing(server: RunningServer) -> None:
     async with await server.connect(token) as client:
         for ops in failing:
             await _error(client, "bad_request", doc=doc["id"], base=1, ops=ops)
-        reply = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 3))
+        reply = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 3))
         assert reply["version"] == 2
     await _unchanged(server, token, doc["id"], 2, {"a": 3, "list": [1]}, 1)
 
@@ -353,7 +349,7 @@ async def test_invalid_ops_are_bad_request(server: RunningServer) -> None:
             reply = await client.request("patch", doc=doc["id"], base=1, ops=ops)
             assert reply["type"] == "error" and reply["code"] == "bad_request", (name, reply)
         await _unchanged(server, token, doc["id"], 1, {"a": 0}, 0)
-        reply = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 1))
+        reply = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 1))
         assert reply["version"] == 2
     await _unchanged(server, token, doc["id"], 2, {"a": 1}, 1)
 
@@ -381,7 +377,7 @@ async def test_bad_base_is_bad_request(server: RunningServer) -> None:
     ]
     async with await server.connect(token) as client:
         for name, fields in cases:
-            reply = await client.request("patch", doc=doc["id"], ops=_replace("/a", 1), **fields)
+            reply = await client.request("patch", doc=doc["id"], ops=replace("/a", 1), **fields)
             assert reply["type"] == "error" and reply["code"] == "bad_request", (name, reply)
     await _unchanged(server, token, doc["id"], 1, {"a": 0}, 0)
 
@@ -392,8 +388,8 @@ async def test_patch_of_unknown_or_foreign_document_is_not_found(server: Running
     foreign_token = server.token(tenant="globex")
     foreign = await server.create(foreign_token, state={"a": 0})
     async with await server.connect(token) as client:
-        await _error(client, "not_found", doc=str(uuid.uuid4()), base=1, ops=_replace("/a", 1))
-        await _error(client, "not_found", doc=foreign["id"], base=1, ops=_replace("/a", 1))
+        await _error(client, "not_found", doc=str(uuid.uuid4()), base=1, ops=replace("/a", 1))
+        await _error(client, "not_found", doc=foreign["id"], base=1, ops=replace("/a", 1))
     await _unchanged(server, foreign_token, foreign["id"], 1, {"a": 0}, 0)
 
 
@@ -407,7 +403,7 @@ async def test_repeated_key_replays_the_first_reply_without_writing(
     duplicate: true, and writes nothing more."""
     token = server.token(user="writer")
     doc = await server.create(token, state={"n": 0})
-    ops = _replace("/n", 1)
+    ops = replace("/n", 1)
     async with await server.connect(token) as client:
         first = await client.ok("patch", doc=doc["id"], base=1, ops=ops, key="k-1")
         assert first["version"] == 2 and first.get("duplicate") is not True
@@ -432,9 +428,9 @@ async def test_duplicate_of_a_rebased_write_repeats_rebased(server: RunningServe
     token = server.token()
     doc = await server.create(token, state={"a": 0, "b": 0})
     async with await server.connect(token) as client:
-        await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/a", 1))
-        first = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/b", 1), key="r")
-        again = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/b", 1), key="r")
+        await client.ok("patch", doc=doc["id"], base=1, ops=replace("/a", 1))
+        first = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/b", 1), key="r")
+        again = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/b", 1), key="r")
     assert first["rebased"] is True and first["version"] == 3
     assert again["rebased"] is True and again["version"] == 3 and again["duplicate"] is True
     assert len(await _applied(server, token, doc["id"])) == 2
@@ -449,9 +445,9 @@ async def test_same_key_from_another_user_or_on_another_document_applies(
     doc = await server.create(alice, state={"n": 0})
     other = await server.create(alice, state={"n": 0})
     async with await server.connect(alice) as a, await server.connect(bob) as b:
-        first = await a.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1), key="same")
-        second = await b.ok("patch", doc=doc["id"], base=2, ops=_replace("/n", 2), key="same")
-        third = await a.ok("patch", doc=other["id"], base=1, ops=_replace("/n", 3), key="same")
+        first = await a.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1), key="same")
+        second = await b.ok("patch", doc=doc["id"], base=2, ops=replace("/n", 2), key="same")
+        third = await a.ok("patch", doc=other["id"], base=1, ops=replace("/n", 3), key="same")
     assert first["version"] == 2 and second["version"] == 3 and third["version"] == 2
     assert second.get("duplicate") is not True and third.get("duplicate") is not True
     assert len(await _applied(server, alice, doc["id"])) == 2
@@ -485,13 +481,13 @@ async def test_key_longer_than_128_characters_is_bad_request(server: RunningServ
     token = server.token()
     doc = await server.create(token, state={"n": 0})
     async with await server.connect(token) as client:
-        await _error(client, "bad_request", doc=doc["id"], base=1, ops=_replace("/n", 1),
+        await _error(client, "bad_request", doc=doc["id"], base=1, ops=replace("/n", 1),
                      key="k" * 129)
         await _unchanged(server, token, doc["id"], 1, {"n": 0}, 0)
-        reply = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1),
+        reply = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1),
                                 key="k" * 128)
         assert reply["version"] == 2
-        again = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1),
+        again = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1),
                                 key="k" * 128)
         assert again["duplicate"] is True and again["version"] == 2
 
@@ -503,7 +499,7 @@ async def test_failed_write_does_not_consume_its_key(server: RunningServer) -> N
     async with await server.connect(token) as client:
         await _error(client, "bad_request", doc=doc["id"], base=1,
                      ops=[{"op": "remove", "path": "/missing"}], key="retry")
-        reply = await client.ok("patch", doc=doc["id"], base=1, ops=_replace("/n", 1),
+        reply = await client.ok("patch", doc=doc["id"], base=1, ops=replace("/n", 1),
                                 key="retry")
     assert reply["version"] == 2 and reply.get("duplicate") is not True
     await _unchanged(server, token, doc["id"], 2, {"n": 1}, 1)

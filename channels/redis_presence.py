@@ -1,0 +1,147 @@
+"""Redis as the presence backend of a cluster, shared by every node.
+
+Unlike memory, Redis outlives any one node, so this is where liveness keys expire and a dead
+node's entries are reaped by the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from channels.presence_backend import PresenceBackend, PresenceEntry
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+    from redis.typing import EncodableT, FieldT
+
+__all__ = ["RedisPresence"]
+
+
+class RedisPresence(PresenceBackend):
+    """Keys (all under ``prefix``): ``presence:doc:{doc}`` and ``presence:kind:{tenant}:{kind}``
+    and ``presence:node:{node}`` hashes of entries, ``nodes`` (set of node ids) and
+    ``alive:{node}`` (a key that expires unless the node refreshes it).
+
+    A write of many entries is one ``MULTI`` pipeline with one ``HSET`` or ``HDEL`` per hash
+    touched, however many entries it carries.
+
+    redis-py's pool raises ``MaxConnectionsError`` at once when all its connections are busy
+    (100 by default), which a burst of subscribes reading presence would hit. At most
+    ``max_in_flight`` round trips (default: the pool's size) are made at once; the others
+    wait for one to finish."""
+
+    def __init__(self, client: Redis, *, prefix: str, max_in_flight: int | None = None) -> None:
+        self._r = client
+        self._p = prefix
+        pool_size = getattr(client.connection_pool, "max_connections", None)
+        if max_in_flight is None:
+            max_in_flight = pool_size if isinstance(pool_size, int) else 100
+        self._slots = asyncio.Semaphore(max(1, min(max_in_flight, 10_000)))
+
+    def _doc(self, doc: str) -> str:
+        return f"{self._p}:presence:doc:{doc}"
+
+    def _kind(self, tenant: str, kind: str) -> str:
+        return f"{self._p}:presence:kind:{tenant}:{kind}"
+
+    def _node(self, node: str) -> str:
+        return f"{self._p}:presence:node:{node}"
+
+    async def write(self, *, put: Sequence[PresenceEntry] = (),
+                    remove: Sequence[PresenceEntry] = ()) -> None:
+        if not put and not remove:
+            return
+        async with self._slots, self._r.pipeline(transaction=True) as pipe:
+            self._queue_put(pipe, put)
+            self._queue_delete(pipe, remove)
+            await pipe.execute()
+
+    def _queue_put(self, pipe: Pipeline, entries: Iterable[PresenceEntry]) -> None:
+        hashes: dict[str, dict[FieldT, EncodableT]] = {}
+        nodes: set[str] = set()
+        for entry in entries:
+            text = entry.dumps()
+            field_name = f"{entry.doc}/{entry.session}"
+            hashes.setdefault(self._doc(entry.doc), {})[entry.session] = text
+            hashes.setdefault(self._kind(entry.tenant, entry.kind), {})[field_name] = text
+            hashes.setdefault(self._node(entry.node), {})[field_name] = text
+            nodes.add(entry.node)
+        for key, mapping in hashes.items():
+            pipe.hset(key, mapping=mapping)
+        if nodes:
+            pipe.sadd(f"{self._p}:nodes", *nodes)
+
+    def _queue_delete(self, pipe: Pipeline, entries: Iterable[PresenceEntry]) -> None:
+        hashes: dict[str, list[str]] = {}
+        for entry in entries:
+            field_name = f"{entry.doc}/{entry.session}"
+            hashes.setdefault(self._doc(entry.doc), []).append(entry.session)
+            hashes.setdefault(self._kind(entry.tenant, entry.kind), []).append(field_name)
+            hashes.setdefault(self._node(entry.node), []).append(field_name)
+        for key, fields in hashes.items():
+            pipe.hdel(key, *fields)
+
+    async def remove(self, doc: str, session: str) -> PresenceEntry | None:
+        async with self._slots:
+            raw = await self._r.hget(self._doc(doc), session)
+        if raw is None:
+            return None
+        entry = PresenceEntry.loads(raw)
+        await self.write(remove=[entry])
+        return entry
+
+    async def for_doc(self, doc: str) -> list[PresenceEntry]:
+        async with self._slots:
+            raw = await self._r.hgetall(self._doc(doc))
+        return [PresenceEntry.loads(v) for v in raw.values()]
+
+    async def for_kind(self, tenant: str, kind: str) -> list[PresenceEntry]:
+        async with self._slots:
+            raw = await self._r.hgetall(self._kind(tenant, kind))
+        return [PresenceEntry.loads(v) for v in raw.values()]
+
+    async def node_alive(self, node: str, ttl_ms: int) -> bool:
+        async with self._slots, self._r.pipeline(transaction=False) as pipe:
+            pipe.set(f"{self._p}:alive:{node}", b"1", px=ttl_ms, get=True)
+            pipe.sadd(f"{self._p}:nodes", node)
+            previous, _ = await pipe.execute()
+        return previous is not None
+
+    async def dead_nodes(self) -> list[str]:
+        async with self._slots:
+            members = await self._r.smembers(f"{self._p}:nodes")
+        nodes = [n.decode() if isinstance(n, bytes) else str(n) for n in members]
+        if not nodes:
+            return []
+        async with self._slots:
+            alive = await self._r.mget([f"{self._p}:alive:{n}" for n in nodes])
+        return [n for n, flag in zip(nodes, alive, strict=True) if flag is None]
+
+    async def reap(self, node: str) -> list[PresenceEntry]:
+        # Several nodes may notice the same death; a short-lived claim lets one of them reap.
+        async with self._slots:
+            claimed = await self._r.set(f"{self._p}:reap:{node}", b"1", nx=True, px=5000)
+        if not claimed:
+            return []
+        return await self._remove_node(node)
+
+    async def withdraw(self, node: str) -> list[PresenceEntry]:
+        return await self._remove_node(node)
+
+    async def _remove_node(self, node: str) -> list[PresenceEntry]:
+        """Two round trips for any number of entries: read the node's hash, delete it all."""
+        async with self._slots:
+            raw = await self._r.hgetall(self._node(node))
+        entries = [PresenceEntry.loads(v) for v in raw.values()]
+        async with self._slots, self._r.pipeline(transaction=True) as pipe:
+            self._queue_delete(pipe, entries)
+            pipe.delete(self._node(node), f"{self._p}:alive:{node}")
+            pipe.srem(f"{self._p}:nodes", node)
+            await pipe.execute()
+        return entries
+
+    async def close(self) -> None:
+        await self._r.aclose()
