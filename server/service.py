@@ -254,6 +254,15 @@ class Coedit:
         future run in commit order too; the one added here counts the write first.
         """
         await self.authorize(identity, Action.WRITE, ctx, doc=doc, what="patch documents")
+        return self.queue_patch(identity, ctx, doc, base=base, ops=ops, key=key,
+                                session=session, lock_token=lock_token)
+
+    def queue_patch(
+        self, identity: Identity, ctx: AuditContext, doc: str, *, base: Any, ops: Any,
+        key: Any = None, session: str | None = None, lock_token: int | None = None,
+    ) -> asyncio.Future[WriteResult]:
+        """:meth:`submit_patch` for a caller that checked the role itself, without waiting:
+        a session's reader hands patches over in its own turn (server/session.py)."""
         started = time.perf_counter()
         try:
             future = self.store.submit_patch(ctx, doc, base=base, ops=ops, key=key,

@@ -1,12 +1,20 @@
 """One WebSocket connection: handshake, the read loop, replies, heartbeats and closing.
 
-A connection costs one task: the ASGI handler's own, which reads requests one at a time so
-a client's writes apply in the order it sent them. Nothing else runs per connection while it
-is idle: frames leave through the connection's :class:`~channels.outbox.Outbox` (flushed at
-the end of each loop turn, with a writer task only while the socket makes it wait), and one
-node-wide sweep (``Coedit.sweep_sessions``) closes connections that fell silent or whose
-token expired. ``close()`` ends the read loop from anywhere; the cleanup in ``run()`` leaves
-every subscription, so the hub never fans out to a dead socket.
+The ASGI handler's task only reads. Every frame counts as a sign of life the moment it is
+read, whatever the session is still doing: a heartbeat is never stuck behind a write that
+waits for a stalled database. What a frame asks is done in arrival order: a frame that needs
+no waiting and has nothing ahead of it (a heartbeat, a patch handed to the group commit, a
+refusal) is handled by the reader at once; anything else (a subscribe, a lock, any request
+while earlier writes are unanswered) goes to a small queue that a worker task drains, and the
+frames after it queue behind it, so replies keep the order of the requests. The worker exists
+only while that queue holds something: an idle connection costs one task.
+
+Frames leave through the connection's :class:`~channels.outbox.Outbox` (flushed at the end of
+each loop turn, with a writer task only while the socket makes it wait), and one node-wide
+sweep (``Coedit.sweep_sessions``) closes connections that fell silent or whose token expired.
+``close()`` ends the session from anywhere; the cleanup in ``run()`` lets the request in hand
+finish (within a grace period), then leaves every subscription, so the hub never fans out to
+a dead socket.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import functools
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -29,11 +39,12 @@ from channels.outbox import Outbox
 from channels.presence import stage_topic
 from channels.presence_backend import PresenceEntry
 from channels.streams import StreamSubscription
+from channels.tasks import cancel_and_wait
 from persistence.documents import KIND_PATTERN, WriteResult
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
 from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
-from server.auth import ANON_COOKIE, Action, Identity
+from server.auth import ANON_COOKIE, Action, Identity, allowed
 from server.service import Coedit, protocol_error
 from server.transport import abort_function, direct_socket
 from server.wire import (
@@ -93,6 +104,23 @@ MAX_WRITES_IN_FLIGHT = 64
 ABUSE_LIMIT = 200
 ABUSE_WINDOW = 10.0
 
+# Requests read but not yet handled, at most (frames, and bytes as read). A client that sends
+# more while earlier requests wait stops being read until the queue has room; its silence then
+# is ours, so the sweep does not count it (see Session.alive).
+QUEUE_FRAMES = 128
+QUEUE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Request:
+    """A frame as read: the decoded message and what to do with it, or the error to answer."""
+
+    message: dict[str, Any]
+    rid: int | str | None
+    kind: str
+    size: int
+    error: CoeditError | None = None
+
 
 def _choose_wire(offered: list[str]) -> WireFormat | None:
     for name in offered:
@@ -103,8 +131,8 @@ def _choose_wire(offered: list[str]) -> WireFormat | None:
 
 
 class Session:
-    __slots__ = ("_busy", "_cancelled", "_done", "_finished", "_settled", "_task",
-                 "_writes_in_flight", "bucket", "close_code",
+    __slots__ = ("_cancelled", "_done", "_finished", "_held", "_queue", "_queued_bytes",
+                 "_settled", "_task", "_worker", "_writes_in_flight", "bucket", "close_code",
                  "coedit", "heartbeat", "holds_locks", "id", "identity", "last_seen", "outbox",
                  "presence_state", "refusals", "since", "stages", "streams", "subprotocol",
                  "subscriptions", "ws")
@@ -133,7 +161,10 @@ class Session:
                              on_overflow=self._on_overflow, on_failure=self._on_send_failure,
                              flusher=coedit.flusher)
         self._task: asyncio.Task[Any] | None = None
-        self._busy = False  # a request is being handled
+        self._queue: deque[_Request] = deque()  # read, waiting for the worker
+        self._queued_bytes = 0
+        self._worker: asyncio.Task[None] | None = None  # runs while the queue holds requests
+        self._held = False  # the reader waits for room in the queue
         self._cancelled = False  # close() cancelled the read loop
         self._finished = False
         self._done: asyncio.Event | None = None  # made only for someone awaiting finished()
@@ -168,6 +199,7 @@ class Session:
         finally:
             self._task = None
             try:
+                await self._stop_worker()
                 await self._leave_everything()
             finally:
                 self.coedit.sessions.pop(self.id, None)
@@ -206,8 +238,12 @@ class Session:
                         exc_info=True)
 
     def alive(self) -> bool:
-        return self.close_code is None and (
-            time.monotonic() - self.last_seen <= 3 * self.heartbeat)
+        return self.close_code is None and not self._silent(time.monotonic())
+
+    def _silent(self, now: float) -> bool:
+        """Three intervals without a frame, while we were reading (not holding the client
+        back because its earlier requests still wait)."""
+        return not self._held and now - self.last_seen > 3 * self.heartbeat
 
     def check_deadlines(self, now: float, wall_now: float) -> None:
         """Close the session if its token expired or it fell silent (the node's sweep)."""
@@ -216,7 +252,7 @@ class Session:
         exp = self.identity.exp
         if exp is not None and wall_now >= exp:
             self.close(CloseCode.TOKEN_EXPIRED)
-        elif now - self.last_seen > 3 * self.heartbeat:
+        elif self._silent(now):
             self.close(CloseCode.HEARTBEAT_TIMEOUT)
 
     async def finished(self) -> None:
@@ -227,7 +263,11 @@ class Session:
         await self._done.wait()
 
     def close(self, code: int) -> None:
-        """End the session from any task; the socket closes with ``code``."""
+        """End the session from any task; the socket closes with ``code``.
+
+        The reader stops at once (it never holds a request half done); a request the worker
+        is handling may finish and be answered, see :meth:`_stop_worker`.
+        """
         if self.close_code is None:
             self.close_code = code
             if code != CloseCode.ABNORMAL:
@@ -235,18 +275,21 @@ class Session:
         task = self._task
         if task is None or self._cancelled or task is asyncio.current_task():
             return  # not started, ending already, or the read loop sees close_code itself
-        if self._busy:
-            # A request mid-flight (a write mid-transaction) may finish and be answered;
-            # the read loop stops after it. One that hangs is cut off after the grace.
-            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._cancel_reader)
-        else:
-            self._cancel_reader()
+        self._cancelled = True
+        task.cancel()
 
-    def _cancel_reader(self) -> None:
-        task = self._task
-        if task is not None and not self._cancelled:
-            self._cancelled = True
-            task.cancel()
+    async def _stop_worker(self) -> None:
+        """Drop what was read and not started; give the request in hand the grace period."""
+        self._queue.clear()
+        self._queued_bytes = 0
+        worker = self._worker
+        if worker is None:
+            return
+        done, _ = await asyncio.wait([worker], timeout=CLOSE_GRACE_SECONDS)
+        if not done:
+            log.info("session %s: a request did not finish within the grace; cancelling it",
+                     self.id)
+            await cancel_and_wait([worker])
 
     async def _close_socket(self) -> None:
         outbox = self.outbox
@@ -300,38 +343,112 @@ class Session:
             if size > limit:
                 self.close(CloseCode.TOO_BIG)
                 return
-            self._busy = True
-            try:
-                await self._handle(text, data)
-            finally:
-                self._busy = False
+            self._take(self._read_request(text, data, size))
+            if len(self._queue) >= QUEUE_FRAMES or self._queued_bytes >= QUEUE_BYTES:
+                await self._wait_for_room()
 
-    async def _handle(self, text: str | None, data: bytes | None) -> None:
+    def _read_request(self, text: str | None, data: bytes | None, size: int) -> _Request:
+        """Decode and check a frame as far as that needs no waiting; refusals become errors."""
+        message: dict[str, Any] = {}
         rid: int | str | None = None
+        kind = ""
         try:
             message = decode_frame(text, data)
             rid = request_id(message)
-            kind = message.get("type")
+            raw_kind = message.get("type")
+            kind = raw_kind if isinstance(raw_kind, str) else ""
             self.coedit.metrics.frames_in.labels(
-                kind if isinstance(kind, str) and kind in REQUEST_TYPES else "other").inc()
+                kind if kind in REQUEST_TYPES else "other").inc()
             if "id" in message and rid is None:
                 raise BadRequest("'id' must be an integer or a string of at most 128 characters")
-            if kind != "patch" and self._writes_in_flight:
-                await self._settle_writes()
             if kind == "heartbeat":
-                if rid is not None:
-                    self.reply(rid, {})
-                return
-            handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-            if handler is None:
-                raise BadRequest(f"unknown message type {kind!r}")
+                return _Request(message, rid, kind, size)
+            if kind not in _HANDLERS:
+                raise BadRequest(f"unknown message type {raw_kind!r}")
             if rid is None:
                 raise BadRequest(f"a {kind} request needs an 'id'")
             wait = self.bucket.take()
             if wait:
                 self._count_refusal()
                 raise RateLimited("too many requests", retry_after_ms=max(1, int(wait * 1000)))
-            await handler(self, message, rid)
+        except CoeditError as exc:
+            return _Request(message, rid, kind, size, error=exc)
+        return _Request(message, rid, kind, size)
+
+    def _take(self, request: _Request) -> None:
+        """Handle ``request`` now if nothing is ahead of it and it needs no waiting, else
+        queue it for the worker."""
+        if request.kind == "heartbeat" and request.rid is None and request.error is None:
+            return  # a sign of life, nothing to answer: counted already, in any order
+        if self._worker is None and not self._handle_now(request):
+            self._queue.append(request)
+            self._queued_bytes += request.size
+            self._worker = asyncio.create_task(self._work(), name=f"session-{self.id}")
+        elif self._worker is not None:
+            self._queue.append(request)
+            self._queued_bytes += request.size
+
+    def _handle_now(self, request: _Request) -> bool:
+        """Answer what needs no waiting, in the reader's own turn; False when it must queue.
+
+        Only patches may overtake unanswered writes (they join the group commit in order);
+        every other reply waits for the writes before it. A patch goes straight to the
+        group commit when the caller may write and the session has room for another write;
+        a refusal (which is recorded in the audit log) waits its turn.
+        """
+        if request.kind != "patch" and self._writes_in_flight:
+            return False
+        if request.error is not None:
+            self.error(request.rid, request.error)
+        elif request.kind == "heartbeat":
+            self.reply(request.rid, {})  # type: ignore[arg-type]  # rid checked by _take
+        elif (request.kind == "patch" and self._writes_in_flight < MAX_WRITES_IN_FLIGHT
+              and allowed(self.identity, Action.WRITE)):
+            try:
+                self._queue_patch(request.message, request.rid)  # type: ignore[arg-type]
+            except Exception as exc:
+                if self._writes_in_flight:
+                    # The refusal must not overtake the answers of earlier writes.
+                    request.error = protocol_error(exc)
+                    return False
+                self.error(request.rid, protocol_error(exc))
+        else:
+            return False
+        return True
+
+    async def _work(self) -> None:
+        """Handle queued requests in order until none is left."""
+        try:
+            while self._queue and self.close_code is None:
+                request = self._queue.popleft()
+                self._queued_bytes -= request.size
+                await self._handle(request)
+        finally:
+            self._worker = None
+
+    async def _wait_for_room(self) -> None:
+        """Stop reading until the worker has handled what is queued (backpressure)."""
+        worker = self._worker
+        if worker is None:
+            return
+        self._held = True
+        try:
+            await asyncio.wait([worker])
+        finally:
+            self._held = False
+            self.last_seen = time.monotonic()  # the silence was ours
+
+    async def _handle(self, request: _Request) -> None:
+        rid = request.rid
+        try:
+            if request.kind != "patch" and self._writes_in_flight:
+                await self._settle_writes()
+            if request.error is not None:
+                raise request.error
+            if request.kind == "heartbeat":
+                self.reply(rid, {})  # type: ignore[arg-type]  # a heartbeat with an id
+                return
+            await _HANDLERS[request.kind](self, request.message, rid)  # type: ignore[arg-type]
         except Exception as exc:
             if self._writes_in_flight:
                 await self._settle_writes()
@@ -503,17 +620,25 @@ class Session:
         self.reply(rid, {"lock": lock})
 
     async def _patch(self, message: dict[str, Any], rid: int | str) -> None:
-        """Queue the write and go on reading: consecutive patches share a group commit.
-
-        The reply and the delta go out from the future's callback, in commit order, even if
-        the connection has gone by then (the delta must reach the other subscribers). Any
-        other request waits until the writes before it are answered (``_settle_writes``).
-        """
+        """A patch that had to wait: for room among the writes in flight, or behind another
+        request, or to have its refusal recorded."""
         doc = require_doc(message)
         if self._writes_in_flight >= MAX_WRITES_IN_FLIGHT:
             await self._settle_writes()
-        future = await self.coedit.submit_patch(
-            self.identity, self._ctx(message), doc,
+        await self.coedit.authorize(self.identity, Action.WRITE, self._ctx(message), doc=doc,
+                                    what="patch documents")
+        self._queue_patch(message, rid)
+
+    def _queue_patch(self, message: dict[str, Any], rid: int | str) -> None:
+        """Hand the write to the group commit and go on: consecutive patches share a commit.
+
+        The caller has checked the role. The reply and the delta go out from the future's
+        callback, in commit order, even if the connection has gone by then (the delta must
+        reach the other subscribers). Any other request waits until the writes before it are
+        answered (``_settle_writes``).
+        """
+        future = self.coedit.queue_patch(
+            self.identity, self._ctx(message), require_doc(message),
             base=message.get("base"), ops=message.get("ops"), key=message.get("key"),
             session=self.id,
         )

@@ -5,18 +5,22 @@ limits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
 import msgpack
 import pytest
 import websockets
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection
 
-from tests.support import TIMEOUT, RunningServer, WsClient
+from tests.support import TIMEOUT, RunningServer, WsClient, replace
 
 JSON = "coedit.v1.json"
 MSGPACK = "coedit.v1.msgpack"
@@ -436,6 +440,59 @@ class TestHeartbeat:
                 await asyncio.sleep(0.1)
             await _answers(client)
             assert await client.closed_with(5) == 4408
+
+
+@contextlib.asynccontextmanager
+async def stalled_writes(database_url: str, doc: str) -> AsyncIterator[None]:
+    """Hold the database so that a write to ``doc`` waits until the block ends: a row lock
+    on PostgreSQL, SQLite's one write lock on SQLite (as a stuck transaction would)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                raw = await conn.get_raw_connection()
+                raw.driver_connection.isolation_level = None  # type: ignore[union-attr]
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await conn.begin()
+                await conn.execute(text("SELECT 1 FROM documents WHERE id = :doc FOR UPDATE"),
+                                   {"doc": doc})
+            try:
+                yield
+            finally:
+                await conn.exec_driver_sql("ROLLBACK")
+    finally:
+        await engine.dispose()
+
+
+class TestHeartbeatWhileWaiting:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"heartbeat_ms": 300}
+
+    async def test_heartbeats_count_while_a_write_waits_for_a_stalled_database(
+        self, server: RunningServer,
+    ) -> None:
+        """A client heartbeating every 0.1 s, with a patch stuck on a database stalled for ten
+        heartbeat intervals and a subscribe queued behind it, stays connected; the answers
+        come once the database moves, in the order of the requests."""
+        token = server.token()
+        doc = (await server.create(token, state={"n": 0}))["id"]
+        async with await server.connect(token) as client:
+            async with stalled_writes(server.settings.database_url, doc):
+                await client.send({"type": "patch", "id": "w", "doc": doc, "base": 1,
+                                   "ops": replace("/n", 1)})
+                await client.send({"type": "subscribe", "id": "s", "doc": doc})
+                until = time.monotonic() + 3.0
+                while time.monotonic() < until:
+                    await client.send({"type": "heartbeat"})
+                    await asyncio.sleep(0.1)
+                assert await client.nothing_more(0) == []  # nothing answered yet
+            replies = [await client.recv() for _ in range(2)]
+            assert [(r["type"], r["re"]) for r in replies] == [("ok", "w"), ("ok", "s")]
+            assert replies[1]["version"] == 2
+            assert (await client.request("heartbeat"))["type"] == "ok"
+            assert client.conn.close_code is None
 
 
 # -- token expiry ---------------------------------------------------------------------------
