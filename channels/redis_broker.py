@@ -28,11 +28,17 @@ from channels.broker import Broker, MessageHandler, ReconnectHandler
 from channels.tasks import cancel_and_wait
 from persistence.errors import Unavailable
 
-__all__ = ["RedisBroker"]
+__all__ = ["RedisBroker", "broker_unavailable"]
 
 log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def broker_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis is out of reach (restarting, unreachable, or a pooled
+    connection it dropped), so the client may retry, rather than a bug of ours."""
+    return isinstance(exc, _CONNECTION_ERRORS) or isinstance(exc.__cause__, _CONNECTION_ERRORS)
 
 
 class RedisBroker(Broker):

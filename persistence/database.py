@@ -6,10 +6,12 @@ when another writer got there first, so every write transaction starts with ``BE
 IMMEDIATE`` and, inside this process, waits its turn on an asyncio lock instead of spinning
 on SQLite's busy handler in a worker thread.
 
-PostgreSQL connections are not pinged before use: a dead connection fails its first statement,
-SQLAlchemy invalidates it, and the caller answers ``unavailable`` (a pre-ping was one more round
-trip on every transaction). ``pool_recycle`` replaces connections before servers or proxies
-that drop idle ones are likely to have done so.
+Read connections are pinged when they leave the pool (``pool_pre_ping``): after PostgreSQL
+restarts or a proxy cuts idle connections, the first read on each old connection would
+otherwise fail instead of quietly opening a fresh one. The ping costs a round trip per read
+transaction; the write path, which runs for every edit, does not use this pool (below) and
+is not pinged. ``pool_recycle`` replaces connections before servers or proxies that drop
+idle ones are likely to have done so.
 
 On PostgreSQL the versioned write, the one statement path that runs for every edit, also has a
 small pool of plain asyncpg connections (:meth:`Database.driver_connection`,
@@ -30,12 +32,13 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from persistence.errors import Unavailable
 
-__all__ = ["Database", "sqlite_path"]
+__all__ = ["Database", "sqlite_path", "storage_unavailable"]
 
 # The connection itself failed (its protocol state is unknown afterwards), as opposed to the
 # server refusing a statement.
@@ -139,7 +142,7 @@ class Database:
                 connect_args["ssl"] = False
             options.update(
                 pool_size=pool_size, max_overflow=max_overflow, pool_recycle=pool_recycle,
-                connect_args=connect_args,
+                pool_pre_ping=True, connect_args=connect_args,
             )
             self._driver_dsn = parsed.set(drivername="postgresql").render_as_string(
                 hide_password=False)
@@ -278,6 +281,32 @@ class Database:
         if pool is not None:
             await pool.close()
         await self.engine.dispose()
+
+
+# SQLAlchemy's ways of saying the same: the database could not be reached, the connection
+# was lost, or no pooled connection came free in time.
+_ENGINE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+                       sa_exc.TimeoutError)
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is out of reach (the client may retry), rather
+    than that it refused a statement or that our code failed.
+
+    SQLAlchemy wraps what the driver raised, sometimes in a plain ``DBAPIError`` (a
+    connection closed in the middle of a statement), so the chain of causes is followed too.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, (*_ENGINE_UNAVAILABLE, *_DRIVER_UNAVAILABLE)):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+        seen += 1
+    return False
 
 
 def _connection_broke(exc: BaseException) -> bool:

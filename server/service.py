@@ -16,15 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from channels.hub import Hub
 from channels.outbox import Flusher
 from channels.presence import Presence
+from channels.redis_broker import broker_unavailable
 from channels.streams import EventStreams
 from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext, EventDraft
-from persistence.database import Database
+from persistence.database import Database, storage_unavailable
 from persistence.documents import DocumentStore, WriteResult
 from persistence.errors import BadRequest, CoeditError, Forbidden, Internal, Unavailable
 from persistence.events import EventLog
@@ -42,13 +41,17 @@ log = logging.getLogger(__name__)
 def protocol_error(exc: Exception) -> CoeditError:
     """The protocol error for an exception that escaped a request handler.
 
-    Storage that cannot be reached is ``unavailable`` (the client may retry, with its
-    idempotency key for writes); anything else is a bug and is logged as one.
+    Storage or a broker that cannot be reached is ``unavailable`` (the client may retry, with
+    its idempotency key for writes), on every path; anything else is a bug and is logged as
+    one. Only the exception's type and its driver's message are logged: SQLAlchemy's own
+    text carries the statement's parameters, which may hold document content.
     """
     if isinstance(exc, CoeditError):
         return exc
-    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)):
-        log.warning("storage unavailable: %s", exc)
+    if storage_unavailable(exc) or broker_unavailable(exc) or isinstance(
+            exc, (ConnectionError, OSError, TimeoutError)):
+        orig = getattr(exc, "orig", None) or exc
+        log.warning("storage or broker unavailable: %s: %.200s", type(exc).__name__, orig)
         return Unavailable("storage is unavailable; retry shortly")
     log.error("request failed", exc_info=exc)
     return Internal("internal error")
