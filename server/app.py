@@ -34,7 +34,8 @@ from persistence.migrate import upgrade
 from persistence.reviews import ReviewStore
 from server.auth import TokenIssuer
 from server.config import DEV_SECRET, Settings
-from server.http_api import error_response, routes
+from server.http import routes
+from server.http.endpoint import error_response
 from server.metrics import Metrics
 from server.service import Coedit, StoreDeltaLog
 from server.session import serve_websocket
