@@ -32,7 +32,10 @@ def error_response(exc: CoeditError, headers: dict[str, str] | None = None) -> J
 
 
 def coedit_of(request: Request) -> Coedit:
-    return request.app.state.coedit  # type: ignore[no-any-return]
+    """The service, from the state the app's lifespan yielded (Starlette gives every request
+    a copy of it)."""
+    coedit: Coedit = request.state.coedit
+    return coedit
 
 
 def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
