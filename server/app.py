@@ -3,11 +3,15 @@
 Start-up order matters: the schema is migrated before anything listens (uvicorn runs the
 lifespan before binding its socket), the broker is started before the first subscription,
 and on shutdown the hub stops before the database goes, so no filler task reads a closed pool.
+Parts are stopped in the reverse order of starting (server/lifecycle.py), also when a start
+fails midway or a stop raises. The service reaches requests and WebSocket connections as
+lifespan state (``request.state.coedit``), not as an attribute of the app.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,10 +40,12 @@ from persistence.migrate import upgrade
 from persistence.reviews import ReviewStore
 from server.auth import TokenIssuer
 from server.config import DEV_SECRET, Settings
-from server.http_api import error_response, routes
+from server.http import routes
+from server.http.endpoint import error_response
+from server.lifecycle import NodeParts
 from server.metrics import Metrics
 from server.service import Coedit, StoreDeltaLog
-from server.session import serve_websocket
+from server.session import CloseCode, serve_websocket
 from server.transport import TransportHandle
 
 __all__ = ["create_app", "make_broker"]
@@ -71,42 +77,43 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         log.warning("COEDIT_SECRET is shorter than 32 bytes; HS256 wants at least 32")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if migrate:
-            await upgrade(settings.database_url)
-        # The write path holds one driver connection per batch in flight, and one spare so a
-        # new batch need not wait for the last one's connection to come back to the pool.
-        db = Database(settings.database_url, pool_size=settings.db_pool,
-                      driver_pool_size=settings.writes_in_flight + 1)
-        store = DocumentStore(db, snapshot_every=settings.snapshot_every,
-                              max_batch=settings.write_batch,
-                              writes_in_flight=settings.writes_in_flight,
-                              max_state_bytes=settings.max_state_bytes, redact=settings.redact)
-        broker, presence_backend = make_broker(settings)
-        hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)
-        presence = Presence(presence_backend, hub, node=settings.node_id,
-                            heartbeat_ms=settings.heartbeat_ms)
-        event_log = EventLog(db)
-        coedit = Coedit(
-            settings=settings, db=db, store=store, locks=LockStore(db),
-            reviews=ReviewStore(db), hub=hub,
-            presence=presence, events=event_log, streams=EventStreams(event_log, hub),
-            tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth), metrics=Metrics(),
-        )
-        app.state.coedit = coedit
-        await hub.start()
-        await presence.start()
-        coedit.start_background()
-        try:
-            yield
-        finally:
-            # Sessions still open (no graceful drain ran) release what they hold first.
-            await coedit.close_sessions(1001, within=5.0)
-            await coedit.stop_background()
-            await coedit.streams.stop()
-            await presence.stop()
-            await hub.stop()
-            await db.dispose()
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Coedit]]:
+        async with NodeParts() as parts:
+            if migrate:
+                await parts.start("migrating the database",
+                                  functools.partial(upgrade, settings.database_url))
+            # The write path holds one driver connection per batch in flight, and one spare so
+            # a new batch need not wait for the last one's connection to come back to the pool.
+            db = Database(settings.database_url, pool_size=settings.db_pool,
+                          driver_pool_size=settings.writes_in_flight + 1)
+            parts.running("database", db.dispose)
+            store = DocumentStore(db, snapshot_every=settings.snapshot_every,
+                                  max_batch=settings.write_batch,
+                                  writes_in_flight=settings.writes_in_flight,
+                                  max_state_bytes=settings.max_state_bytes,
+                                  redact=settings.redact)
+            broker, presence_backend = make_broker(settings)
+            hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)
+            presence = Presence(presence_backend, hub, node=settings.node_id,
+                                heartbeat_ms=settings.heartbeat_ms)
+            event_log = EventLog(db)
+            coedit = Coedit(
+                settings=settings, db=db, store=store, locks=LockStore(db),
+                reviews=ReviewStore(db), hub=hub,
+                presence=presence, events=event_log, streams=EventStreams(event_log, hub),
+                tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth),
+                metrics=Metrics(),
+            )
+            await parts.start("the hub", hub.start, stop=hub.stop)
+            await parts.start("presence", presence.start, stop=presence.stop)
+            parts.running("event streams", coedit.streams.stop)
+            coedit.start_background()
+            parts.running("background jobs", coedit.stop_background)
+            # Stopped first: sessions still open (no graceful drain ran) release what they
+            # hold while everything they release it through still runs.
+            parts.running("open sessions", functools.partial(
+                coedit.close_sessions, CloseCode.GOING_AWAY, within=5.0))
+            yield {"coedit": coedit}
 
     async def index(request: Request) -> Response:
         return FileResponse(WEB_DIR / "index.html")
@@ -132,5 +139,4 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         exception_handlers={HTTPException: http_error},
         middleware=[Middleware(TransportHandle)],
     )
-    app.state.settings = settings
     return app

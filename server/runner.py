@@ -13,17 +13,20 @@ import asyncio
 import logging
 import socket
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
 
 from server.config import Settings
+from server.session import CloseCode
+
+if TYPE_CHECKING:
+    from server.service import Coedit
 
 __all__ = ["GracefulServer", "uvicorn_config"]
 
 log = logging.getLogger(__name__)
-
-GOING_AWAY = 1001
 
 
 def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int,
@@ -66,19 +69,26 @@ class GracefulServer(uvicorn.Server):
             lambda: self._loop.create_task(self._drain_then_exit(sig, frame))  # type: ignore[union-attr]
         )
 
+    @property
+    def coedit(self) -> Coedit | None:
+        """The service the app's lifespan yielded as state; None until start-up completed.
+
+        uvicorn keeps that state on its lifespan object and gives each request a copy of it.
+        """
+        lifespan = getattr(self, "lifespan", None)  # uvicorn sets it once serving begins
+        if lifespan is None:
+            return None
+        coedit: Coedit | None = lifespan.state.get("coedit")
+        return coedit
+
     async def drain(self) -> None:
         """Stop accepting, then close every session with 1001 after it released its state."""
         for server in self.servers:
             server.close()
-        app = self.config.loaded_app
-        coedit = None
-        while app is not None and coedit is None:
-            state = getattr(app, "state", None)
-            coedit = getattr(state, "coedit", None) if state is not None else None
-            app = getattr(app, "app", None)
+        coedit = self.coedit
         if coedit is not None:
             log.info("draining %d sessions before shutdown", len(coedit.sessions))
-            await coedit.close_sessions(GOING_AWAY)
+            await coedit.close_sessions(CloseCode.GOING_AWAY)
 
     async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
         try:

@@ -688,7 +688,7 @@ _HANDLERS: dict[str, Callable[[Session, dict[str, Any], int | str], Awaitable[No
 
 async def serve_websocket(ws: WebSocket) -> None:
     """The ``/ws`` endpoint: authenticate the handshake, then run a :class:`Session`."""
-    coedit: Coedit = ws.app.state.coedit
+    coedit: Coedit = ws.state.coedit
     try:
         identity, fresh_cookie = coedit.tokens.identify(
             authorization=ws.headers.get("authorization"),

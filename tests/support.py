@@ -53,7 +53,7 @@ class RunningServer:
 
     @property
     def coedit(self) -> Any:
-        return self.app.state.coedit
+        return self.server.coedit
 
     def token(self, *, user: str | None = None, name: str | None = None,
               roles: list[str] | None = None, tenant: str = "acme", ttl: int = 3600) -> str:

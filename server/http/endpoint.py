@@ -1,0 +1,93 @@
+"""What every HTTP resource shares: the :func:`endpoint` wrapper, error bodies, and the
+parsers of JSON bodies and query parameters.
+
+Every handler goes through :func:`endpoint`: it resolves the caller, maps a
+:class:`CoeditError` to its status and ``{"error": {...}}`` body, echoes the correlation id
+and sets the anonymous viewer's cookie when one was just issued.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from persistence.audit import AuditContext
+from persistence.errors import BadRequest, CoeditError, TooLarge
+from server.auth import ANON_COOKIE, Identity
+from server.service import Coedit, protocol_error
+
+__all__ = ["Handler", "coedit_of", "endpoint", "error_response", "int_param", "json_body"]
+
+
+Handler = Callable[[Request, Identity, AuditContext, Coedit], Awaitable[Response]]
+
+
+def error_response(exc: CoeditError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": exc.body()}, status_code=exc.http_status, headers=headers)
+
+
+def coedit_of(request: Request) -> Coedit:
+    """The service, from the state the app's lifespan yielded (Starlette gives every request
+    a copy of it)."""
+    coedit: Coedit = request.state.coedit
+    return coedit
+
+
+def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    @functools.wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        coedit = coedit_of(request)
+        correlation = request.headers.get("x-correlation-id")
+        fresh_cookie = None
+        try:
+            identity, fresh_cookie = coedit.tokens.identify(
+                authorization=request.headers.get("authorization"),
+                cookies=request.cookies,
+            )
+            ctx = coedit.context(identity, "http", correlation)
+            response = await handler(request, identity, ctx, coedit)
+            response.headers["X-Correlation-ID"] = ctx.correlation_id
+        except Exception as exc:
+            error = protocol_error(exc)
+            coedit.metrics.errors.labels(error.code).inc()
+            response = error_response(error)
+        if fresh_cookie:
+            response.set_cookie(ANON_COOKIE, fresh_cookie, httponly=True, samesite="lax",
+                                max_age=365 * 24 * 3600)
+        return response
+
+    return wrapper
+
+
+async def json_body(request: Request, coedit: Coedit) -> Any:
+    limit = coedit.settings.max_state_bytes + 64 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body larger than {limit} bytes", limit=limit)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"request body larger than {limit} bytes", limit=limit)
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer") from None
+    if value < minimum:
+        raise BadRequest(f"query parameter {name!r} must be at least {minimum}")
+    return value

@@ -1,0 +1,57 @@
+"""Edit locks over HTTP: take, release, list the live ones of a document."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from persistence.audit import AuditContext
+from persistence.errors import BadRequest
+from server.auth import Identity
+from server.http.endpoint import endpoint, json_body
+from server.service import Coedit
+
+__all__ = ["list_locks", "release_lock", "take_lock"]
+
+
+def _http_holder(identity: Identity) -> str:
+    """HTTP clients have no connection to hold a lock: the user holds it for its ttl."""
+    return f"http:{identity.id}"
+
+
+@endpoint
+async def take_lock(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    await coedit.store.kind_of(identity.tenant, doc)
+    body = await json_body(request, coedit)
+    if not isinstance(body, dict):
+        raise BadRequest('body must be {"path": ..., "ttl_ms": ...}')
+    lock = await coedit.lock(identity, ctx, _http_holder(identity), doc, path=body.get("path"),
+                             ttl_ms=body.get("ttl_ms"), force=body.get("force", False))
+    return JSONResponse({"lock": lock}, status_code=201,
+                        headers={"Lock-Token": str(lock["token"])})
+
+
+@endpoint
+async def release_lock(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.path_params["doc"]
+    path = request.query_params.get("path")
+    if path is None:
+        raise BadRequest("give the locked path as ?path= ('' for the whole document)")
+    lock = await coedit.unlock(identity, ctx, _http_holder(identity), doc, path=path)
+    return JSONResponse({"lock": lock})
+
+
+@endpoint
+async def list_locks(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    doc = request.query_params.get("doc")
+    if not doc:
+        raise BadRequest("give ?doc=<document id>")
+    await coedit.store.kind_of(identity.tenant, doc)
+    return JSONResponse({"locks": await coedit.locks.live(identity.tenant, doc)})
