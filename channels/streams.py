@@ -88,9 +88,16 @@ class EventStreams:
         return f"events:{tenant}"
 
     async def stop(self) -> None:
+        """Stop every pump, then send the wake notices still due: they must leave before
+        the hub closes the broker, not race it (or reopen a connection after it)."""
         for pump in list(self._pumps.values()):
             await self._stop_pump(pump)
         self._pumps.clear()
+        if self._notice_flush is not None:
+            self._notice_flush.cancel()
+            self._flush_notices()
+        if self._sending:
+            await asyncio.wait(list(self._sending), timeout=5.0)
 
     # -- readers --------------------------------------------------------------------------
 
