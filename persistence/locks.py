@@ -35,7 +35,6 @@ __all__ = [
     "Holder",
     "LockChange",
     "LockStore",
-    "check_write_locks",
     "lock_from_row",
     "refuse_locked_paths",
 ]
@@ -107,21 +106,6 @@ def refuse_locked_paths(
         if any(_paths_overlap(row.path, path) for path in paths):
             raise Locked(f"{row.path or 'the document'} is locked by {row.holder_user_name}",
                          lock=lock_from_row(row))
-
-
-async def check_write_locks(
-    conn: AsyncConnection, doc: str, paths: list[str], *, session: str | None,
-    lock_token: int | None, now: datetime,
-) -> None:
-    """Refuse (``locked``) a write that touches a live lock of another holder.
-
-    Runs inside the versioned write's transaction, after the document row was locked, so no
-    lock can be granted or stolen between this check and the commit.
-    """
-    rows = (
-        await conn.execute(select(locks).where(locks.c.doc == doc, locks.c.expires_at > now))
-    ).all()
-    refuse_locked_paths(rows, paths, session=session, lock_token=lock_token, now=now)
 
 
 class LockStore:
