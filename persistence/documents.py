@@ -15,8 +15,6 @@ the reply it would have got alone.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import re
 import uuid
 from datetime import datetime
@@ -30,6 +28,7 @@ from persistence.batching import CommitFailed, GroupCommit
 from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError, NotFound
 from persistence.jsonutil import dumps, loads
+from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
 from persistence.patching import apply_ops, redact_value, validate_ops
 from persistence.schema import documents, events, idempotency_keys, revisions, snapshots
 from persistence.timeutil import format_ts, utcnow
@@ -58,21 +57,6 @@ MAX_WRITE_BATCH = 64
 OPTIMISTIC_ATTEMPTS = 3
 
 
-def _encode_cursor(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(dumps(list(parts)).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, arity: int) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error) as exc:
-        raise BadRequest("cursor is not one this server issued") from exc
-    if not isinstance(parts, list) or len(parts) != arity:
-        raise BadRequest("cursor is not one this server issued")
-    return parts
-
-
 def _document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -88,14 +72,6 @@ def _document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
 
 def _document_of(request: PatchRequest) -> str:
     return request.doc_id
-
-
-def _clamp_limit(limit: int | None, default: int = 100, maximum: int = 1000) -> int:
-    if limit is None:
-        return default
-    if limit < 1 or limit > maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}")
-    return limit
 
 
 class DocumentStore:
@@ -311,7 +287,7 @@ class DocumentStore:
         limit: int | None = None, cursor: str | None = None,
     ) -> dict[str, Any]:
         """Newest first, keyset-paginated on (created_at, id) so pages never shift."""
-        limit = _clamp_limit(limit, default=50, maximum=500)
+        limit = page_limit(limit, default=50, maximum=500)
         query = select(documents).where(documents.c.tenant == tenant)
         if kind:
             query = query.where(documents.c.kind == kind)
@@ -319,11 +295,11 @@ class DocumentStore:
             escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(func.lower(documents.c.title).like(f"%{escaped}%", escape="\\"))
         if cursor:
-            created_text, last_id = _decode_cursor(cursor, 2)
+            created_text, last_id = decode_cursor(cursor, 2)
             try:
                 created = datetime.fromisoformat(str(created_text).replace("Z", "+00:00"))
             except ValueError as exc:
-                raise BadRequest("cursor is not one this server issued") from exc
+                raise BadRequest(FOREIGN_CURSOR) from exc
             query = query.where(
                 or_(
                     documents.c.created_at < created,
@@ -339,7 +315,7 @@ class DocumentStore:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.created_at.isoformat(), last.id)
+            next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
         return {"items": items, "next": next_cursor}
 
     async def deltas_since(
@@ -443,12 +419,12 @@ class DocumentStore:
     ) -> dict[str, Any]:
         """One document's events in ``seq`` order; ``next`` resumes after the last one."""
         await self.kind_of(tenant, doc_id)
-        limit = _clamp_limit(limit)
+        limit = page_limit(limit)
         after = since or 0
         if cursor:
-            (last_seq,) = _decode_cursor(cursor, 1)
+            (last_seq,) = decode_cursor(cursor, 1)
             if not isinstance(last_seq, int):
-                raise BadRequest("cursor is not one this server issued")
+                raise BadRequest(FOREIGN_CURSOR)
             after = max(after, last_seq)
         query = (
             select(events)
@@ -459,7 +435,7 @@ class DocumentStore:
         async with self.db.reader() as conn:
             rows = (await conn.execute(query)).all()
         items = [event_from_row(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1]["seq"]) if len(rows) > limit else None
+        next_cursor = encode_cursor(items[-1]["seq"]) if len(rows) > limit else None
         return {"events": items, "next": next_cursor}
 
     async def verify(self, tenant: str, doc_id: str) -> dict[str, Any]:
