@@ -133,7 +133,7 @@ class SeqHorizon:
         self._running: asyncio.Future[int] | None = None
 
     async def safe_point(self) -> int:
-        if self.db.is_sqlite:
+        if self.db.traits.one_writer:  # commits come in seq order: what is visible is final
             return EVERYTHING
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._compute())

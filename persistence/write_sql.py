@@ -150,10 +150,15 @@ _REMEMBER_KEYS = idempotency_keys.insert()
 
 
 class CoreWriteStatements:
-    """SQLAlchemy Core, one statement (or executemany) per table."""
+    """SQLAlchemy Core, one statement (or executemany) per table.
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    ``counts_multi_row_updates`` says whether the driver reports the rows an executemany
+    UPDATE changed (:attr:`persistence.database.DatabaseTraits.counts_multi_row_updates`).
+    """
+
+    def __init__(self, conn: AsyncConnection, *, counts_multi_row_updates: bool) -> None:
         self.conn = conn
+        self.counts_multi_row_updates = counts_multi_row_updates
 
     async def read_documents(self, ids: Sequence[str]) -> Sequence[Any]:
         return (await self.conn.execute(_LOCK_DOCUMENTS, {"b_ids": list(ids)})).all()
@@ -178,7 +183,7 @@ class CoreWriteStatements:
             "updated_at": now, "updated_by": a.updated_by, "head_hash": a.head_hash,
         } for a in rows.advances]
         changed = await conn.execute(_ADVANCE_DOCUMENT, params[0] if len(params) == 1 else params)
-        counted = len(params) == 1 or conn.dialect.supports_sane_multi_rowcount
+        counted = len(params) == 1 or self.counts_multi_row_updates
         await conn.execute(_INSERT_REVISIONS, [{
             "doc": r.doc, "version": r.version, "tenant": r.tenant, "ops": r.ops,
             "units": r.units, "actor_id": r.actor_id, "actor_name": r.actor_name, "ts": now,

@@ -347,9 +347,10 @@ async def write_transaction(db: Database, *, optimistic: bool) -> AsyncIterator[
     otherwise a transaction that locks the rows first. An error while committing escapes
     the ``async with`` itself.
     """
-    if db.is_sqlite:
+    if not db.traits.driver_writes:
         async with db.transaction() as conn:
-            yield CoreWriteStatements(conn)
+            yield CoreWriteStatements(
+                conn, counts_multi_row_updates=db.traits.counts_multi_row_updates)
     elif optimistic:
         async with db.driver_connection() as raw:
             yield DriverWriteStatements(raw, optimistic=True)
