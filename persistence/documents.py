@@ -24,7 +24,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Row
 
 from persistence.audit import AuditContext, EventDraft, append_event, event_from_row, verify_rows
-from persistence.batching import CommitFailed, GroupCommit
+from persistence.batch_commit import BatchCommitter
+from persistence.batching import GroupCommit
 from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError, NotFound
 from persistence.jsonutil import dumps, loads
@@ -32,7 +33,6 @@ from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor,
 from persistence.patching import apply_ops, redact_value, validate_ops
 from persistence.schema import documents, events, idempotency_keys, revisions, snapshots
 from persistence.timeutil import format_ts, utcnow
-from persistence.write_sql import HeadMoved
 from persistence.writes import (
     IDEMPOTENCY_WINDOW,
     PatchRequest,
@@ -40,8 +40,6 @@ from persistence.writes import (
     WriteRules,
     delta_from_revision,
     serialize_state,
-    write_patches,
-    write_transaction,
 )
 
 __all__ = ["KIND_PATTERN", "MAX_WRITE_BATCH", "DocumentStore", "WriteResult"]
@@ -52,9 +50,6 @@ MAX_TITLE_LENGTH = 500
 # Patches per write transaction at most: enough to amortize a transaction's round trips,
 # few enough that one batch's rows and statements stay small.
 MAX_WRITE_BATCH = 64
-# Optimistic tries of a batch on PostgreSQL before it takes row locks: another node writing the
-# same documents can overtake a batch between its read and its write, but not forever.
-OPTIMISTIC_ATTEMPTS = 3
 
 
 def _document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
@@ -94,11 +89,16 @@ class DocumentStore:
         self.max_state_bytes = max_state_bytes
         self.redact = redact
         self.max_batch = max_batch
-        # Optimistic batches tried again because a document moved under them (PostgreSQL).
-        self.moved_retries = 0
+        self._committer = BatchCommitter(
+            db, WriteRules(snapshot_every, max_state_bytes, redact))
         self._writes: GroupCommit[PatchRequest, WriteResult] = GroupCommit(
             self._commit_patches, key=_document_of, max_batch=max_batch,
             max_in_flight=writes_in_flight, name="document-writes")
+
+    @property
+    def moved_retries(self) -> int:
+        """Optimistic batches tried again because a document moved under them (PostgreSQL)."""
+        return self._committer.moved_retries
 
     # -- creation -------------------------------------------------------------------------
 
@@ -208,33 +208,8 @@ class DocumentStore:
     async def _commit_patches(
         self, requests: list[PatchRequest]
     ) -> list[WriteResult | CoeditError]:
-        """One transaction for a batch of patches (see ``persistence/writes.py``).
-
-        On PostgreSQL the batch first goes optimistically: read the rows without locking
-        them, write with one statement that checks nothing moved meanwhile. If something
-        did (another node wrote one of the documents), it tries again, and after
-        ``OPTIMISTIC_ATTEMPTS`` it locks the rows first, which cannot be overtaken.
-        """
-        rules = WriteRules(self.snapshot_every, self.max_state_bytes, self.redact)
-        attempt = 0
-        while True:
-            attempt += 1
-            optimistic = attempt <= OPTIMISTIC_ATTEMPTS
-            committing = False
-            try:
-                async with write_transaction(self.db, optimistic=optimistic) as sql:
-                    outcomes = await write_patches(sql, requests, rules=rules, clock=utcnow)
-                    committing = True
-            except HeadMoved:
-                if not optimistic:
-                    raise
-                self.moved_retries += 1
-                continue
-            except Exception as exc:
-                if committing:
-                    raise CommitFailed(exc) from exc
-                raise
-            return outcomes
+        # Read once per batch (by write_patches): every write of a batch has one instant.
+        return await self._committer.commit(requests, clock=utcnow)
 
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the 24-hour window; returns how many went."""

@@ -28,6 +28,7 @@ from persistence.errors import BadRequest, Conflict, Forbidden, Locked, NotFound
 from persistence.patching import parse_pointer, units_overlap
 from persistence.schema import documents, locks
 from persistence.timeutil import format_ts, utcnow
+from persistence.write_statements import LockRow
 
 __all__ = [
     "DEFAULT_TTL_MS",
@@ -70,7 +71,7 @@ class LockChange:
                 "holder": self.lock["holder"], "reason": self.reason, "token": self.lock["token"]}
 
 
-def lock_from_row(row: Row[Any]) -> dict[str, Any]:
+def lock_from_row(row: LockRow | Row[Any]) -> dict[str, Any]:
     return {
         "doc": row.doc,
         "path": row.path,
@@ -86,7 +87,7 @@ def _paths_overlap(a: str, b: str) -> bool:
 
 
 def refuse_locked_paths(
-    live: Iterable[Row[Any]], paths: list[str], *, session: str | None,
+    live: Iterable[LockRow], paths: list[str], *, session: str | None,
     lock_token: int | None, now: datetime,
 ) -> None:
     """Refuse (``locked``) a write to ``paths`` when one of the ``live`` lock rows of its
