@@ -28,10 +28,11 @@ from channels.hub import Subscription
 from channels.outbox import Outbox
 from channels.presence import PresenceEntry, stage_topic
 from channels.streams import StreamSubscription
-from persistence.documents import KIND_PATTERN, WriteResult
+from persistence.document_writes import KIND_PATTERN
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
 from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
+from persistence.writes import WriteResult
 from server.auth import ANON_COOKIE, Action, Identity
 from server.service import Coedit, protocol_error
 from server.transport import abort_function, direct_socket
