@@ -16,12 +16,12 @@ from sqlalchemy.engine import Row
 
 from persistence.audit import event_from_row, verify_rows
 from persistence.database import Database
-from persistence.document_reads import DocumentReads, document_from_row
+from persistence.document_reads import DocumentReads, document_from_row, select_document
 from persistence.errors import BadRequest, NotFound
 from persistence.jsonutil import loads
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
 from persistence.patching import apply_ops
-from persistence.schema import documents, events, revisions, snapshots
+from persistence.schema import events, revisions, snapshots
 from persistence.timeutil import format_ts
 from persistence.writes import delta_from_revision
 
@@ -68,11 +68,7 @@ class DocumentHistory:
         """The document as it was at ``version`` (or at time ``at``), replayed from the nearest
         snapshot at or below it."""
         async with self.db.reader() as conn:
-            head = (
-                await conn.execute(
-                    select(documents).where(documents.c.id == doc_id, documents.c.tenant == tenant)
-                )
-            ).first()
+            head = (await conn.execute(select_document(tenant, doc_id))).first()
             if head is None:
                 raise NotFound(f"no document {doc_id!r}")
             if at is not None:

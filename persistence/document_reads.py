@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Row
 
 from persistence.database import Database
@@ -15,7 +15,12 @@ from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor,
 from persistence.schema import documents
 from persistence.timeutil import format_ts
 
-__all__ = ["DocumentReads", "document_from_row"]
+__all__ = ["DocumentReads", "document_from_row", "select_document"]
+
+
+def select_document(tenant: str, doc_id: str) -> Select[Any]:
+    """The row of a document of ``tenant``; none for another tenant's, as if it did not exist."""
+    return select(documents).where(documents.c.id == doc_id, documents.c.tenant == tenant)
 
 
 def document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
@@ -41,11 +46,7 @@ class DocumentReads:
 
     async def get(self, tenant: str, doc_id: str) -> dict[str, Any]:
         async with self.db.reader() as conn:
-            row = (
-                await conn.execute(
-                    select(documents).where(documents.c.id == doc_id, documents.c.tenant == tenant)
-                )
-            ).first()
+            row = (await conn.execute(select_document(tenant, doc_id))).first()
         if row is None:
             raise NotFound(f"no document {doc_id!r}")
         return document_from_row(row)
