@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,6 +45,10 @@ ACTOR_KINDS = ("user", "bot", "system")
 # With several rows SQLAlchemy sends one INSERT whose RETURNING rows come back in parameter
 # order, so each event gets its own seq (seqs are drawn in that order too).
 _INSERT_EVENTS = events.insert().returning(events.c.seq, sort_by_parameter_order=True)
+# A tenant chain's head row, made by its first event. Both databases take this upsert as it
+# is, so nothing here needs to know which one runs.
+_ENSURE_TENANT_CHAIN = text('INSERT INTO chains ("key", head) VALUES (:key, NULL) '
+                            "ON CONFLICT DO NOTHING")
 SOURCES = ("ws", "http", "bulk", "system")
 
 
@@ -115,8 +118,7 @@ async def _lock_chain_head(conn: AsyncConnection, ctx: AuditContext, doc: str | 
         ).first()
         return None if row is None else row.head_hash
     key = f"tenant:{ctx.tenant}"
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    await conn.execute(insert(chains).values(key=key, head=None).on_conflict_do_nothing())
+    await conn.execute(_ENSURE_TENANT_CHAIN, {"key": key})
     row = (
         await conn.execute(select(chains.c.head).where(chains.c.key == key).with_for_update())
     ).one()

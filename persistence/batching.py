@@ -20,8 +20,9 @@ Guarantees:
   its requests is run again alone, in order, so one request's database error never fails
   another. A lone request's error reaches its caller as it is.
 - A failure while committing is not retried: the batch may have committed, and running its
-  requests again could apply them twice. Every request of the batch gets that error, as a
-  lone request would have.
+  requests again could apply them twice. The batch function says so by raising
+  :class:`CommitFailed`; every request of the batch gets its cause, as a lone request would
+  have.
 - A request whose caller gave up (its future was cancelled) before its batch started is
   dropped; one that was already in flight may still commit, its result unread.
 
@@ -37,8 +38,9 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from persistence.errors import CoeditError
+from persistence.write_failures import CommitFailed
 
-__all__ = ["CommitFailed", "GroupCommit"]
+__all__ = ["GroupCommit"]
 
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
@@ -47,17 +49,6 @@ ResultT = TypeVar("ResultT")
 # result or the request's own refusal.
 CommitBatch = Callable[[list[RequestT]], Awaitable[Sequence[ResultT | CoeditError]]]
 Item = tuple[RequestT, "asyncio.Future[ResultT]"]
-
-
-class CommitFailed(Exception):
-    """Raised by a batch function when COMMIT itself failed: the outcome is unknown.
-
-    ``cause`` is the database's error, which each request of the batch receives.
-    """
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 class GroupCommit(Generic[RequestT, ResultT]):

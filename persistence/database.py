@@ -28,6 +28,7 @@ import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from persistence.errors import Unavailable
 
-__all__ = ["Database", "sqlite_path", "storage_unavailable"]
+__all__ = ["Database", "DatabaseTraits", "sqlite_path", "storage_unavailable", "traits_of"]
 
 # The connection itself failed (its protocol state is unknown afterwards), as opposed to the
 # server refusing a statement.
@@ -59,6 +60,44 @@ _DRIVER_UNAVAILABLE = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTraits:
+    """What differs between the databases coedit runs on, for the modules that must care.
+
+    Which database a URL names is asked here and nowhere else: :class:`Database` looks its
+    traits up once, and other modules ask for the behaviour they depend on, never for the
+    database's name.
+    """
+
+    # One write transaction at a time (BEGIN IMMEDIATE, and the in-process lock), so
+    # transactions commit in the order they drew their event seqs: every visible event is
+    # final, and no write can move a row another write has read.
+    one_writer: bool
+    # The versioned write has a pool of plain asyncpg connections (driver_connection,
+    # driver_transaction) and its own SQL, and tries a batch optimistically first.
+    driver_writes: bool
+    # Nodes migrating at once queue on a session-level advisory lock.
+    advisory_locks: bool
+    # The driver reports how many rows an executemany UPDATE changed.
+    counts_multi_row_updates: bool
+
+
+_TRAITS = {
+    "sqlite": DatabaseTraits(one_writer=True, driver_writes=False, advisory_locks=False,
+                             counts_multi_row_updates=True),
+    "postgresql": DatabaseTraits(one_writer=False, driver_writes=True, advisory_locks=True,
+                                 counts_multi_row_updates=False),
+}
+
+
+def traits_of(url: str) -> DatabaseTraits:
+    """The traits of the database ``url`` names; ``ValueError`` for one coedit cannot use."""
+    backend = make_url(url).get_backend_name()
+    if backend not in _TRAITS:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    return _TRAITS[backend]
 
 
 def sqlite_path(url: str) -> str | None:
@@ -102,7 +141,8 @@ def _local_without_tls_choice(url: URL) -> bool:
 
 
 class Database:
-    """Owns the engine; hands out read connections and write transactions."""
+    """Owns the engine; hands out read connections and write transactions, and says in
+    :attr:`traits` what the other modules may rely on of this database."""
 
     def __init__(
         self,
@@ -165,10 +205,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":
             self._configure_sqlite()
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
+        self.traits = _TRAITS[self.dialect]
 
     def _configure_sqlite(self) -> None:
         sync_engine = self.engine.sync_engine
@@ -255,8 +292,8 @@ class Database:
             self.rollbacks += 1
 
     async def _open_driver_pool(self) -> asyncpg.Pool:
-        if self.dialect != "postgresql":
-            raise RuntimeError("the driver pool is for PostgreSQL; use transaction()")
+        if not self.traits.driver_writes:
+            raise RuntimeError("this database has no driver pool; use transaction()")
         async with self._driver_pool_lock:
             if self._driver_pool is None:
                 self._driver_pool = await asyncpg.create_pool(

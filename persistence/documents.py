@@ -1,101 +1,30 @@
-"""Versioned documents: creation, the versioned write, reads, replay and history.
+"""Versioned documents, as the server uses them: one object over their writes, their current
+state and their past.
 
-The versioned write is one transaction: lock the document row, answer a repeated idempotency
-key, check the base version, rebase or reject by write units, apply the JSON Patch, update the
-row, append the revision and the ``patch.applied`` event (linked into the hash chain), store a
-snapshot every N versions and remember the key, then commit. Only after the commit does the
-caller publish the delta, so no subscriber ever sees a version that could still roll back.
+:class:`DocumentStore` owns no logic of its own. It builds the three parts from one set of
+settings and hands each call to the part whose job it is:
 
-Writes go through a group commit (``persistence/batching.py``): patches submitted while a
-write transaction is in flight share the next one, which ``persistence/writes.py`` runs. Each
-patch still sees every patch submitted before it, committed or earlier in its batch, and gets
-the reply it would have got alone.
+- :class:`persistence.document_writes.DocumentWriter`: creation, the queued versioned write,
+  events without a write, the idempotency-key purge;
+- :class:`persistence.document_reads.DocumentReads`: a document now, and listings;
+- :class:`persistence.document_history.DocumentHistory`: deltas after a version, the state at
+  a version or time, the document's events and their chain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import re
-import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.engine import Row
-
-from persistence.audit import AuditContext, EventDraft, append_event, event_from_row, verify_rows
-from persistence.batching import CommitFailed, GroupCommit
+from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database
-from persistence.errors import BadRequest, CoeditError, NotFound
-from persistence.jsonutil import dumps, loads
-from persistence.patching import apply_ops, redact_value, validate_ops
-from persistence.schema import documents, events, idempotency_keys, revisions, snapshots
-from persistence.timeutil import format_ts, utcnow
-from persistence.write_sql import HeadMoved
-from persistence.writes import (
-    IDEMPOTENCY_WINDOW,
-    PatchRequest,
-    WriteResult,
-    WriteRules,
-    delta_from_revision,
-    serialize_state,
-    write_patches,
-    write_transaction,
-)
+from persistence.document_history import DocumentHistory
+from persistence.document_reads import DocumentReads
+from persistence.document_writes import MAX_WRITE_BATCH, DocumentWriter
+from persistence.writes import WriteResult, WriteRules
 
-__all__ = ["KIND_PATTERN", "MAX_WRITE_BATCH", "DocumentStore", "WriteResult"]
-
-KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
-MAX_KEY_LENGTH = 128
-MAX_TITLE_LENGTH = 500
-# Patches per write transaction at most: enough to amortize a transaction's round trips,
-# few enough that one batch's rows and statements stay small.
-MAX_WRITE_BATCH = 64
-# Optimistic tries of a batch on PostgreSQL before it takes row locks: another node writing the
-# same documents can overtake a batch between its read and its write, but not forever.
-OPTIMISTIC_ATTEMPTS = 3
-
-
-def _encode_cursor(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(dumps(list(parts)).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, arity: int) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error) as exc:
-        raise BadRequest("cursor is not one this server issued") from exc
-    if not isinstance(parts, list) or len(parts) != arity:
-        raise BadRequest("cursor is not one this server issued")
-    return parts
-
-
-def _document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "title": row.title,
-        "version": row.version,
-        "state": loads(row.state) if state is None else state,
-        "created_at": format_ts(row.created_at),
-        "updated_at": format_ts(row.updated_at),
-        "updated_by": row.updated_by,
-    }
-
-
-def _document_of(request: PatchRequest) -> str:
-    return request.doc_id
-
-
-def _clamp_limit(limit: int | None, default: int = 100, maximum: int = 1000) -> int:
-    if limit is None:
-        return default
-    if limit < 1 or limit > maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}")
-    return limit
+__all__ = ["DocumentStore"]
 
 
 class DocumentStore:
@@ -118,69 +47,24 @@ class DocumentStore:
         self.max_state_bytes = max_state_bytes
         self.redact = redact
         self.max_batch = max_batch
-        # Optimistic batches tried again because a document moved under them (PostgreSQL).
-        self.moved_retries = 0
-        self._writes: GroupCommit[PatchRequest, WriteResult] = GroupCommit(
-            self._commit_patches, key=_document_of, max_batch=max_batch,
-            max_in_flight=writes_in_flight, name="document-writes")
+        self.writer = DocumentWriter(
+            db, WriteRules(snapshot_every, max_state_bytes, redact), max_batch=max_batch,
+            writes_in_flight=writes_in_flight)
+        self.reads = DocumentReads(db)
+        self.past = DocumentHistory(db, self.reads)
 
-    # -- creation -------------------------------------------------------------------------
+    @property
+    def moved_retries(self) -> int:
+        """Optimistic batches tried again because a document moved under them (PostgreSQL)."""
+        return self.writer.committer.moved_retries
+
+    # -- writes ---------------------------------------------------------------------------
 
     async def create(
         self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Create a document at version 1; returns (document, its version-1 delta)."""
-        if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
-            raise BadRequest("kind must match [a-z][a-z0-9_]{0,31}")
-        if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE_LENGTH:
-            raise BadRequest(f"title must be a non-empty string of at most {MAX_TITLE_LENGTH}")
-        if state is None:
-            state = {}
-        if not isinstance(state, dict):
-            raise BadRequest("state must be a JSON object")
-        state_text = serialize_state(state, self.max_state_bytes)
-        doc_id = str(uuid.uuid4())
-        now = utcnow()
-        ops = [{"op": "replace", "path": "", "value": state}]
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                documents.insert().values(
-                    id=doc_id, tenant=ctx.tenant, kind=kind, title=title, version=1,
-                    state=state_text, created_at=now, created_by=ctx.actor.id,
-                    updated_at=now, updated_by=ctx.actor.id, head_hash=None,
-                )
-            )
-            event = await append_event(
-                conn, ctx,
-                EventDraft("document.created", doc_id, kind, 1,
-                           {"title": title, "state": redact_value(state, self.redact)}),
-                ts=now, prev_hash=None, head_locked=True,
-            )
-            await conn.execute(
-                update(documents).where(documents.c.id == doc_id).values(head_hash=event["hash"])
-            )
-            await conn.execute(
-                revisions.insert().values(
-                    doc=doc_id, version=1, tenant=ctx.tenant, ops=dumps(ops), units=dumps([""]),
-                    actor_id=ctx.actor.id, actor_name=ctx.actor.name, ts=now,
-                    event_seq=event["seq"],
-                )
-            )
-            await conn.execute(
-                snapshots.insert().values(doc=doc_id, version=1, state=state_text, ts=now)
-            )
-        document = {
-            "id": doc_id, "kind": kind, "title": title, "version": 1, "state": state,
-            "created_at": format_ts(now), "updated_at": format_ts(now),
-            "updated_by": ctx.actor.id,
-        }
-        delta = {
-            "type": "delta", "doc": doc_id, "version": 1, "ops": ops,
-            "actor": ctx.actor.public(), "ts": format_ts(now), "event": event["seq"],
-        }
-        return document, delta
-
-    # -- the versioned write --------------------------------------------------------------
+        return await self.writer.create(ctx, kind=kind, title=title, state=state)
 
     async def apply_patch(
         self,
@@ -199,8 +83,8 @@ class DocumentStore:
         presents) say which edit locks are the writer's own; any other live lock on a written
         path refuses the write with ``locked``. Returns once the write is durable.
         """
-        return await self.submit_patch(ctx, doc_id, base=base, ops=ops, key=key,
-                                       session=session, lock_token=lock_token)
+        return await self.writer.submit_patch(ctx, doc_id, base=base, ops=ops, key=key,
+                                              session=session, lock_token=lock_token)
 
     def submit_patch(
         self,
@@ -213,269 +97,60 @@ class DocumentStore:
         session: str | None = None,
         lock_token: int | None = None,
     ) -> asyncio.Future[WriteResult]:
-        """Check the arguments now (``bad_request`` is raised here) and queue the write.
-
-        The future resolves to what :meth:`apply_patch` returns, or raises what it raises,
-        once the write's transaction is over. Writes submitted earlier commit no later than
-        writes submitted later, so a caller may submit several patches of one document in a
-        row (each based on the version the previous one will make) and await them in order.
-        Cancelling the future before its batch starts drops the write; after, the write may
-        still commit.
-        """
-        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-            raise BadRequest("base must be a positive integer version")
-        if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
-            raise BadRequest(f"key must be a string of 1 to {MAX_KEY_LENGTH} characters")
-        request = PatchRequest(ctx, doc_id, base, validate_ops(ops), key, session, lock_token)
-        return self._writes.submit(request)
-
-    async def _commit_patches(
-        self, requests: list[PatchRequest]
-    ) -> list[WriteResult | CoeditError]:
-        """One transaction for a batch of patches (see ``persistence/writes.py``).
-
-        On PostgreSQL the batch first goes optimistically: read the rows without locking
-        them, write with one statement that checks nothing moved meanwhile. If something
-        did (another node wrote one of the documents), it tries again, and after
-        ``OPTIMISTIC_ATTEMPTS`` it locks the rows first, which cannot be overtaken.
-        """
-        rules = WriteRules(self.snapshot_every, self.max_state_bytes, self.redact)
-        attempt = 0
-        while True:
-            attempt += 1
-            optimistic = attempt <= OPTIMISTIC_ATTEMPTS
-            committing = False
-            try:
-                async with write_transaction(self.db, optimistic=optimistic) as sql:
-                    outcomes = await write_patches(sql, requests, rules=rules, clock=utcnow)
-                    committing = True
-            except HeadMoved:
-                if not optimistic:
-                    raise
-                self.moved_retries += 1
-                continue
-            except Exception as exc:
-                if committing:
-                    raise CommitFailed(exc) from exc
-                raise
-            return outcomes
+        """Queue the write; see :meth:`DocumentWriter.submit_patch`."""
+        return self.writer.submit_patch(ctx, doc_id, base=base, ops=ops, key=key,
+                                        session=session, lock_token=lock_token)
 
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the 24-hour window; returns how many went."""
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.created_at < utcnow() - IDEMPOTENCY_WINDOW
-                )
-            )
-        return int(result.rowcount or 0)
+        return await self.writer.purge_idempotency_keys()
 
-    # -- reads ----------------------------------------------------------------------------
+    async def record(self, ctx: AuditContext, draft: EventDraft) -> dict[str, Any]:
+        """Append an event that comes with no versioned write (a refusal, a lock, a review)."""
+        return await self.writer.record(ctx, draft)
+
+    # -- the documents now ----------------------------------------------------------------
 
     async def get(self, tenant: str, doc_id: str) -> dict[str, Any]:
-        async with self.db.reader() as conn:
-            row = (
-                await conn.execute(
-                    select(documents).where(documents.c.id == doc_id, documents.c.tenant == tenant)
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"no document {doc_id!r}")
-        return _document_from_row(row)
+        return await self.reads.get(tenant, doc_id)
 
     async def tenant_of(self, doc_id: str) -> str:
         """The tenant a document belongs to (operator tools only; the API is tenant-scoped)."""
-        async with self.db.reader() as conn:
-            tenant = (await conn.execute(
-                select(documents.c.tenant).where(documents.c.id == doc_id))).scalar()
-        if tenant is None:
-            raise NotFound(f"no document {doc_id!r}")
-        return str(tenant)
+        return await self.reads.tenant_of(doc_id)
 
     async def kind_of(self, tenant: str, doc_id: str) -> str:
         """The kind of a document of ``tenant``; ``not_found`` for anything else."""
-        async with self.db.reader() as conn:
-            kind = (
-                await conn.execute(
-                    select(documents.c.kind).where(
-                        documents.c.id == doc_id, documents.c.tenant == tenant
-                    )
-                )
-            ).scalar()
-        if kind is None:
-            raise NotFound(f"no document {doc_id!r}")
-        return str(kind)
+        return await self.reads.kind_of(tenant, doc_id)
 
     async def list_documents(
         self, tenant: str, *, kind: str | None = None, q: str | None = None,
         limit: int | None = None, cursor: str | None = None,
     ) -> dict[str, Any]:
         """Newest first, keyset-paginated on (created_at, id) so pages never shift."""
-        limit = _clamp_limit(limit, default=50, maximum=500)
-        query = select(documents).where(documents.c.tenant == tenant)
-        if kind:
-            query = query.where(documents.c.kind == kind)
-        if q:
-            escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(func.lower(documents.c.title).like(f"%{escaped}%", escape="\\"))
-        if cursor:
-            created_text, last_id = _decode_cursor(cursor, 2)
-            try:
-                created = datetime.fromisoformat(str(created_text).replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise BadRequest("cursor is not one this server issued") from exc
-            query = query.where(
-                or_(
-                    documents.c.created_at < created,
-                    and_(documents.c.created_at == created, documents.c.id < last_id),
-                )
-            )
-        query = query.order_by(documents.c.created_at.desc(), documents.c.id.desc()).limit(
-            limit + 1
-        )
-        async with self.db.reader() as conn:
-            rows = (await conn.execute(query)).all()
-        items = [_document_from_row(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.created_at.isoformat(), last.id)
-        return {"items": items, "next": next_cursor}
+        return await self.reads.list_documents(tenant, kind=kind, q=q, limit=limit,
+                                               cursor=cursor)
+
+    # -- their past -----------------------------------------------------------------------
 
     async def deltas_since(
         self, tenant: str, doc_id: str, since: int, until: int | None = None
     ) -> list[dict[str, Any]] | None:
         """Deltas ``since < version <= until`` in order, or None when the log has a hole."""
-        query = select(revisions).where(
-            revisions.c.doc == doc_id, revisions.c.tenant == tenant, revisions.c.version > since
-        )
-        if until is not None:
-            query = query.where(revisions.c.version <= until)
-        async with self.db.reader() as conn:
-            rows = (await conn.execute(query.order_by(revisions.c.version))).all()
-        expected = since + 1
-        for row in rows:
-            if row.version != expected:
-                return None
-            expected += 1
-        if until is not None and expected != until + 1:
-            return None
-        return [delta_from_revision(row) for row in rows]
-
-    # -- time travel ----------------------------------------------------------------------
+        return await self.past.deltas_since(tenant, doc_id, since, until)
 
     async def state_at(
         self, tenant: str, doc_id: str, *, version: int | None = None, at: datetime | None = None
     ) -> dict[str, Any]:
-        """The document as it was at ``version`` (or at time ``at``), replayed from the nearest
-        snapshot at or below it."""
-        async with self.db.reader() as conn:
-            head = (
-                await conn.execute(
-                    select(documents).where(documents.c.id == doc_id, documents.c.tenant == tenant)
-                )
-            ).first()
-            if head is None:
-                raise NotFound(f"no document {doc_id!r}")
-            if at is not None:
-                found = (
-                    await conn.execute(
-                        select(revisions.c.version, revisions.c.ts)
-                        .where(revisions.c.doc == doc_id, revisions.c.ts <= at)
-                        .order_by(revisions.c.version.desc())
-                        .limit(1)
-                    )
-                ).first()
-                if found is None:
-                    raise NotFound(f"document {doc_id!r} did not exist at {format_ts(at)}")
-                version = found.version
-            if version is None:
-                version = head.version
-            if version < 1 or version > head.version:
-                raise NotFound(f"document {doc_id!r} has no version {version}")
-            snap = (
-                await conn.execute(
-                    select(snapshots.c.version, snapshots.c.state)
-                    .where(snapshots.c.doc == doc_id, snapshots.c.version <= version)
-                    .order_by(snapshots.c.version.desc())
-                    .limit(1)
-                )
-            ).first()
-            if snap is None:
-                raise NotFound(f"document {doc_id!r} cannot be replayed to version {version}")
-            steps = (
-                await conn.execute(
-                    select(revisions)
-                    .where(revisions.c.doc == doc_id, revisions.c.version > snap.version,
-                           revisions.c.version <= version)
-                    .order_by(revisions.c.version)
-                )
-            ).all()
-        if len(steps) != version - snap.version:
-            raise NotFound(f"the log of {doc_id!r} cannot serve version {version}")
-        state = loads(snap.state)
-        for step in steps:
-            state = apply_ops(state, loads(step.ops))
-        document = _document_from_row(head, state) | {"version": version}
-        if version != head.version:
-            made = steps[-1] if steps else None
-            if made is None:
-                made = await self._revision_row(doc_id, version)
-            if made is not None:
-                document["updated_at"] = format_ts(made.ts)
-                document["updated_by"] = made.actor_id
-        return document
-
-    async def _revision_row(self, doc_id: str, version: int) -> Row[Any] | None:
-        async with self.db.reader() as conn:
-            return (
-                await conn.execute(
-                    select(revisions).where(revisions.c.doc == doc_id,
-                                            revisions.c.version == version)
-                )
-            ).first()
-
-    # -- audit reads ----------------------------------------------------------------------
+        """The document as it was at ``version`` (or at time ``at``)."""
+        return await self.past.state_at(tenant, doc_id, version=version, at=at)
 
     async def history(
         self, tenant: str, doc_id: str, *, since: int | None = None, limit: int | None = None,
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """One document's events in ``seq`` order; ``next`` resumes after the last one."""
-        await self.kind_of(tenant, doc_id)
-        limit = _clamp_limit(limit)
-        after = since or 0
-        if cursor:
-            (last_seq,) = _decode_cursor(cursor, 1)
-            if not isinstance(last_seq, int):
-                raise BadRequest("cursor is not one this server issued")
-            after = max(after, last_seq)
-        query = (
-            select(events)
-            .where(events.c.doc == doc_id, events.c.tenant == tenant, events.c.seq > after)
-            .order_by(events.c.seq)
-            .limit(limit + 1)
-        )
-        async with self.db.reader() as conn:
-            rows = (await conn.execute(query)).all()
-        items = [event_from_row(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1]["seq"]) if len(rows) > limit else None
-        return {"events": items, "next": next_cursor}
+        return await self.past.history(tenant, doc_id, since=since, limit=limit, cursor=cursor)
 
     async def verify(self, tenant: str, doc_id: str) -> dict[str, Any]:
         """Recompute the document's hash chain from its first event."""
-        await self.kind_of(tenant, doc_id)
-        async with self.db.reader() as conn:
-            rows = (
-                await conn.execute(
-                    select(events).where(events.c.doc == doc_id).order_by(events.c.seq)
-                )
-            ).all()
-        return verify_rows(list(rows))
-
-    async def record(
-        self, ctx: AuditContext, draft: EventDraft
-    ) -> dict[str, Any]:
-        """Append an event that comes with no versioned write (a refusal, a lock, a review)."""
-        async with self.db.transaction() as conn:
-            return await append_event(conn, ctx, draft, ts=utcnow())
+        return await self.past.verify(tenant, doc_id)

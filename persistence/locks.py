@@ -28,6 +28,7 @@ from persistence.errors import BadRequest, Conflict, Forbidden, Locked, NotFound
 from persistence.patching import parse_pointer, units_overlap
 from persistence.schema import documents, locks
 from persistence.timeutil import format_ts, utcnow
+from persistence.write_statements import LockRow
 
 __all__ = [
     "DEFAULT_TTL_MS",
@@ -35,7 +36,6 @@ __all__ = [
     "Holder",
     "LockChange",
     "LockStore",
-    "check_write_locks",
     "lock_from_row",
     "refuse_locked_paths",
 ]
@@ -71,7 +71,7 @@ class LockChange:
                 "holder": self.lock["holder"], "reason": self.reason, "token": self.lock["token"]}
 
 
-def lock_from_row(row: Row[Any]) -> dict[str, Any]:
+def lock_from_row(row: LockRow | Row[Any]) -> dict[str, Any]:
     return {
         "doc": row.doc,
         "path": row.path,
@@ -87,7 +87,7 @@ def _paths_overlap(a: str, b: str) -> bool:
 
 
 def refuse_locked_paths(
-    live: Iterable[Row[Any]], paths: list[str], *, session: str | None,
+    live: Iterable[LockRow], paths: list[str], *, session: str | None,
     lock_token: int | None, now: datetime,
 ) -> None:
     """Refuse (``locked``) a write to ``paths`` when one of the ``live`` lock rows of its
@@ -107,21 +107,6 @@ def refuse_locked_paths(
         if any(_paths_overlap(row.path, path) for path in paths):
             raise Locked(f"{row.path or 'the document'} is locked by {row.holder_user_name}",
                          lock=lock_from_row(row))
-
-
-async def check_write_locks(
-    conn: AsyncConnection, doc: str, paths: list[str], *, session: str | None,
-    lock_token: int | None, now: datetime,
-) -> None:
-    """Refuse (``locked``) a write that touches a live lock of another holder.
-
-    Runs inside the versioned write's transaction, after the document row was locked, so no
-    lock can be granted or stolen between this check and the commit.
-    """
-    rows = (
-        await conn.execute(select(locks).where(locks.c.doc == doc, locks.c.expires_at > now))
-    ).all()
-    refuse_locked_paths(rows, paths, session=session, lock_token=lock_token, now=now)
 
 
 class LockStore:

@@ -22,7 +22,7 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.database import sqlite_path
+from persistence.database import sqlite_path, traits_of
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
@@ -69,6 +69,7 @@ def _file_lock(path: str) -> Iterator[None]:
 
 async def upgrade(url: str) -> str:
     """Migrate ``url`` to the newest revision; returns that revision."""
+    advisory_lock = traits_of(url).advisory_locks
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         path = sqlite_path(url)
@@ -79,7 +80,7 @@ async def upgrade(url: str) -> str:
                     await conn.commit()
         else:
             async with engine.connect() as conn:
-                if conn.dialect.name == "postgresql":
+                if advisory_lock:
                     await conn.execute(
                         text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
                     )
@@ -88,7 +89,7 @@ async def upgrade(url: str) -> str:
                     await conn.run_sync(_upgrade_sync)
                     await conn.commit()
                 finally:
-                    if conn.dialect.name == "postgresql":
+                    if advisory_lock:
                         await conn.execute(
                             text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_LOCK_KEY}
                         )

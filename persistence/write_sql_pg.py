@@ -1,7 +1,8 @@
 """The versioned write's statements in PostgreSQL's own SQL, on a plain asyncpg connection.
 
 The same reads and writes as :class:`persistence.write_sql.CoreWriteStatements`, for the one
-path that runs on every edit. Two things differ besides the driver:
+path that runs on every edit (:mod:`persistence.batch_commit` tells the optimistic path as a
+whole). Three things differ besides the driver:
 
 - Lists travel as arrays (``= ANY($1::varchar[])``, ``unnest``), so each statement has one
   text whatever the batch's size and asyncpg prepares it once per connection.
@@ -26,36 +27,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from persistence.batching import CommitFailed
 from persistence.errors import Unavailable
-from persistence.write_sql import BatchRows, HeadMoved
+from persistence.write_failures import CommitFailed, HeadMoved
+from persistence.write_statements import (
+    BatchRows,
+    DocumentRow,
+    LockRow,
+    RememberedKey,
+    Revision,
+)
 
 __all__ = ["MOVED_MESSAGE", "DriverWriteStatements"]
 
 # What coedit_check_moved (migration 0007) says when a document moved under an optimistic write.
 MOVED_MESSAGE = "coedit: a document changed since the batch read it"
 
-_READ_DOCUMENTS = """
-SELECT id, tenant, kind, title, version, state, created_at, created_by, updated_at,
-       updated_by, head_hash, lock_seq, archived_at
+# Each read lists the columns of the row type it fills, in that type's order.
+_READ_DOCUMENTS = f"""
+SELECT {", ".join(DocumentRow._fields)}
 FROM documents WHERE id = ANY($1::varchar[]) ORDER BY id
 """
 _LOCK_DOCUMENTS = _READ_DOCUMENTS + "FOR UPDATE\n"
-_REMEMBERED_KEYS = """
-SELECT doc, user_id, key, reply, created_at FROM idempotency_keys
+_REMEMBERED_KEYS = f"""
+SELECT {", ".join(RememberedKey._fields)} FROM idempotency_keys
 WHERE doc = ANY($1::varchar[]) AND key = ANY($2::varchar[])
 """
-_LIVE_LOCKS = """
-SELECT doc, path, tenant, holder_session, holder_user_id, holder_user_name, node, token,
-       ttl_ms, acquired_at, expires_at
+_LIVE_LOCKS = f"""
+SELECT {", ".join(LockRow._fields)}
 FROM locks WHERE doc = ANY($1::varchar[]) AND expires_at > $2
 """
-_REVISIONS_AFTER = """
-SELECT doc, version, tenant, ops, units, actor_id, actor_name, ts, event_seq
+_REVISIONS_AFTER = f"""
+SELECT {", ".join(Revision._fields)}
 FROM revisions WHERE doc = $1 AND version > $2 ORDER BY version
 """
 # $1 is the batch's instant; $2-$16 the events' columns; $17-$24 the revisions' (with the id of
@@ -116,25 +121,6 @@ _EVENT_COLUMNS = ("id", "tenant", "type", "doc", "kind", "version", "actor_id", 
                   "actor_kind", "source", "correlation_id", "ts", "data", "prev_hash", "hash")
 
 
-class _Row:
-    """An asyncpg record read by attribute, as the write rules read SQLAlchemy rows."""
-
-    __slots__ = ("_record",)
-
-    def __init__(self, record: asyncpg.Record) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._record[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def _rows(records: Sequence[asyncpg.Record]) -> list[_Row]:
-    return [_Row(record) for record in records]
-
-
 class DriverWriteStatements:
     """The batch's statements on an asyncpg connection.
 
@@ -147,18 +133,21 @@ class DriverWriteStatements:
         self.conn = conn
         self.optimistic = optimistic
 
-    async def read_documents(self, ids: Sequence[str]) -> Sequence[Any]:
+    async def read_documents(self, ids: Sequence[str]) -> list[DocumentRow]:
         query = _READ_DOCUMENTS if self.optimistic else _LOCK_DOCUMENTS
-        return _rows(await self.conn.fetch(query, list(ids)))
+        return [DocumentRow._make(r) for r in await self.conn.fetch(query, list(ids))]
 
-    async def remembered_keys(self, docs: Sequence[str], keys: Sequence[str]) -> Sequence[Any]:
-        return _rows(await self.conn.fetch(_REMEMBERED_KEYS, list(docs), list(keys)))
+    async def remembered_keys(self, docs: Sequence[str],
+                              keys: Sequence[str]) -> list[RememberedKey]:
+        found = await self.conn.fetch(_REMEMBERED_KEYS, list(docs), list(keys))
+        return [RememberedKey._make(r) for r in found]
 
-    async def live_locks(self, docs: Sequence[str], now: datetime) -> Sequence[Any]:
-        return _rows(await self.conn.fetch(_LIVE_LOCKS, list(docs), now))
+    async def live_locks(self, docs: Sequence[str], now: datetime) -> list[LockRow]:
+        return [LockRow._make(r) for r in await self.conn.fetch(_LIVE_LOCKS, list(docs), now)]
 
-    async def revisions_after(self, doc: str, after: int) -> Sequence[Any]:
-        return _rows(await self.conn.fetch(_REVISIONS_AFTER, doc, after))
+    async def revisions_after(self, doc: str, after: int) -> list[Revision]:
+        found = await self.conn.fetch(_REVISIONS_AFTER, doc, after)
+        return [Revision._make(r) for r in found]
 
     async def store(self, rows: BatchRows) -> int | None:
         events = rows.events
@@ -174,8 +163,8 @@ class DriverWriteStatements:
             [m.old_lock_seq for m in moves], [m.version for m in moves],
             [m.state for m in moves], [m.updated_by for m in moves],
             [m.head_hash for m in moves],
-            [s[0] for s in rows.snapshots], [s[1] for s in rows.snapshots],
-            [s[2] for s in rows.snapshots],
+            [s.doc for s in rows.snapshots], [s.version for s in rows.snapshots],
+            [s.state for s in rows.snapshots],
             [k.doc for k in keys], [k.user_id for k in keys], [k.key for k in keys],
             [k.reply for k in keys],
         )

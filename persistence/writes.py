@@ -17,9 +17,11 @@
 4. the events (their seqs drawn in batch order), the document rows, the revisions, the
    snapshots and the idempotency keys: one statement on PostgreSQL, one per table on SQLite.
 
-How each step reaches the database is :mod:`persistence.write_sql`'s business: SQLAlchemy Core
-on SQLite, asyncpg with PostgreSQL's own SQL on PostgreSQL (:func:`write_transaction` chooses),
-so the rules here run unchanged on both.
+How each step reaches the database is the business of a
+:class:`persistence.write_statements.WriteStatements`: SQLAlchemy Core on SQLite, asyncpg with
+PostgreSQL's own SQL on PostgreSQL (:mod:`persistence.batch_commit` chooses, and tries a batch
+again when an optimistic write finds a document moved), so the rules here run unchanged on
+both.
 
 Only after the commit does anyone see a result, so no subscriber ever sees a version that
 could still roll back, and a conflict that lists a delta of the same batch lists a committed
@@ -28,14 +30,14 @@ one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Row
+
 from persistence.audit import AuditContext, EventDraft, PreparedEvent, prepare_event
-from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError, Conflict, NotFound, TooLarge
 from persistence.jsonutil import dumps, loads
 from persistence.locks import refuse_locked_paths
@@ -49,15 +51,18 @@ from persistence.patching import (
     written_paths,
 )
 from persistence.timeutil import format_ts
-from persistence.write_sql import (
+from persistence.write_statements import (
     Advance,
     BatchRows,
-    CoreWriteStatements,
-    KeyRow,
-    RevisionRow,
+    DocumentRow,
+    LockRow,
+    NewKey,
+    NewRevision,
+    NewSnapshot,
+    RememberedKey,
+    Revision,
     WriteStatements,
 )
-from persistence.write_sql_pg import DriverWriteStatements
 
 __all__ = [
     "IDEMPOTENCY_WINDOW",
@@ -67,7 +72,6 @@ __all__ = [
     "delta_from_revision",
     "serialize_state",
     "write_patches",
-    "write_transaction",
 ]
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -119,7 +123,8 @@ def serialize_state(state: dict[str, Any], max_bytes: int) -> str:
     return text
 
 
-def delta_from_revision(row: Any) -> dict[str, Any]:
+def delta_from_revision(row: Revision | Row[Any]) -> dict[str, Any]:
+    """A committed version as subscribers receive it (a ``revisions`` row of any read)."""
     return {
         "type": "delta",
         "doc": row.doc,
@@ -149,28 +154,28 @@ class _Written:
 class _Head:
     """A document as the batch has left it so far: the locked row plus this batch's writes."""
 
-    row: Any
+    row: DocumentRow
     version: int
     state_text: str
     head_hash: str | None
     written: list[_Written] = field(default_factory=list)
 
     @classmethod
-    def of(cls, row: Any) -> _Head:
+    def of(cls, row: DocumentRow) -> _Head:
         return cls(row, row.version, row.state, row.head_hash)
 
 
 class _Batch:
     """The reads, the per-patch rules and the writes of one batch transaction."""
 
-    def __init__(self, rules: WriteRules, now: datetime, rows: Sequence[Any]) -> None:
+    def __init__(self, rules: WriteRules, now: datetime, rows: Sequence[DocumentRow]) -> None:
         self.rules = rules
         self.now = now
         self.heads = {row.id: _Head.of(row) for row in rows}
-        self.stored_keys: dict[KeyOf, Any] = {}  # key rows found, expired or not
+        self.stored_keys: dict[KeyOf, RememberedKey] = {}  # key rows found, expired or not
         self.new_keys: dict[KeyOf, dict[str, Any]] = {}  # replies of this batch's keyed writes
-        self.live_locks: dict[str, list[Any]] = {}
-        self.committed: dict[str, list[Any]] = {}  # revisions after the stalest base
+        self.live_locks: dict[str, list[LockRow]] = {}
+        self.committed: dict[str, list[Revision]] = {}  # revisions after the stalest base
         self.written: list[_Written] = []
         # Conflict deltas of versions this batch wrote: their event seqs come with the insert.
         self.awaiting_seq: list[tuple[dict[str, Any], _Written]] = []
@@ -182,14 +187,14 @@ class _Batch:
             wanted = {r.key_of for r in keyed}
             found = await sql.remembered_keys(sorted({r.doc_id for r in keyed}),
                                               sorted({r.key for r in keyed if r.key is not None}))
-            for row in found:
-                key_of = (row.doc, row.user_id, row.key)
+            for key_row in found:
+                key_of = (key_row.doc, key_row.user_id, key_row.key)
                 if key_of in wanted:
-                    self.stored_keys[key_of] = row
+                    self.stored_keys[key_of] = key_row
         ever_locked = [doc for doc, head in self.heads.items() if head.row.lock_seq]
         if ever_locked:
-            for row in await sql.live_locks(ever_locked, self.now):
-                self.live_locks.setdefault(row.doc, []).append(row)
+            for lock_row in await sql.live_locks(ever_locked, self.now):
+                self.live_locks.setdefault(lock_row.doc, []).append(lock_row)
         stalest: dict[str, int] = {}
         for request in requests:
             head = self.heads.get(request.doc_id)
@@ -313,15 +318,15 @@ class _Batch:
             for head in advanced
         ]
         rows.revisions = [
-            RevisionRow(w.request.doc_id, w.version, w.request.ctx.tenant, w.ops_text,
+            NewRevision(w.request.doc_id, w.version, w.request.ctx.tenant, w.ops_text,
                         dumps(w.units), w.request.ctx.actor.id, w.request.ctx.actor.name,
                         w.event)
             for w in self.written
         ]
-        rows.snapshots = [(w.request.doc_id, w.version, w.state_text) for w in self.written
-                          if w.version % self.rules.snapshot_every == 0]
+        rows.snapshots = [NewSnapshot(w.request.doc_id, w.version, w.state_text)
+                          for w in self.written if w.version % self.rules.snapshot_every == 0]
         rows.keys = [
-            KeyRow(*key_of, dumps(w.reply), replaces_expired=key_of in self.stored_keys)
+            NewKey(*key_of, dumps(w.reply), replaces_expired=key_of in self.stored_keys)
             for w in self.written if (key_of := w.request.key_of) is not None
         ]
         moved = await sql.store(rows)
@@ -335,27 +340,6 @@ class _Batch:
             w.delta["event"] = w.event.seq
         for delta, w in self.awaiting_seq:
             delta["event"] = w.event.seq
-
-
-@asynccontextmanager
-async def write_transaction(db: Database, *, optimistic: bool) -> AsyncIterator[WriteStatements]:
-    """A batch's statements as they suit ``db``.
-
-    SQLite: SQLAlchemy Core in a transaction that holds the database's write lock. PostgreSQL:
-    asyncpg; ``optimistic`` reads without locks and writes with one self-checking statement
-    outside any transaction block (it commits by itself, or raises :class:`HeadMoved`),
-    otherwise a transaction that locks the rows first. An error while committing escapes
-    the ``async with`` itself.
-    """
-    if db.is_sqlite:
-        async with db.transaction() as conn:
-            yield CoreWriteStatements(conn)
-    elif optimistic:
-        async with db.driver_connection() as raw:
-            yield DriverWriteStatements(raw, optimistic=True)
-    else:
-        async with db.driver_transaction() as raw:
-            yield DriverWriteStatements(raw, optimistic=False)
 
 
 async def write_patches(

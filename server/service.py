@@ -24,11 +24,12 @@ from channels.streams import EventStreams
 from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database, storage_unavailable
-from persistence.documents import DocumentStore, WriteResult
+from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, CoeditError, Forbidden, Internal, Unavailable
 from persistence.events import EventLog
 from persistence.locks import MIN_TTL_MS, Holder, LockChange, LockStore
 from persistence.reviews import ReviewStore
+from persistence.writes import WriteResult
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.metrics import Metrics

@@ -40,10 +40,11 @@ from channels.presence import stage_topic
 from channels.presence_backend import PresenceEntry
 from channels.streams import StreamSubscription
 from channels.tasks import cancel_and_wait
-from persistence.documents import KIND_PATTERN, WriteResult
+from persistence.document_writes import KIND_PATTERN
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
 from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
+from persistence.writes import WriteResult
 from server.auth import ANON_COOKIE, Action, Identity, allowed
 from server.service import Coedit, protocol_error
 from server.transport import abort_function, direct_socket

@@ -37,7 +37,7 @@ async def store(database_url: str) -> AsyncIterator[DocumentStore]:
 async def _old_history(store: DocumentStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Two tenants' documents written four months ago (the clock is moved for the writes)."""
     clock = iter(FOUR_MONTHS_AGO + timedelta(seconds=i) for i in range(10_000))
-    monkeypatch.setattr("persistence.documents.utcnow", lambda: next(clock))
+    monkeypatch.setattr("persistence.document_writes.utcnow", lambda: next(clock))
     docs = []
     for ctx in (CTX, OTHER):
         document, _ = await store.create(ctx, kind="memo", title="old", state={"n": 0})

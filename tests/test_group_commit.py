@@ -23,16 +23,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from persistence.audit import Actor, AuditContext
-from persistence.batching import CommitFailed
+from persistence.batch_commit import write_transaction
 from persistence.database import Database
-from persistence.documents import DocumentStore, WriteResult
+from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge, Unavailable
 from persistence.locks import Holder, LockStore
 from persistence.reviews import ReviewStore
 from persistence.schema import idempotency_keys, revisions, snapshots
-from persistence.write_sql import BatchRows, HeadMoved
+from persistence.write_failures import CommitFailed, HeadMoved
 from persistence.write_sql_pg import DriverWriteStatements
-from persistence.writes import PatchRequest, WriteRules, write_patches, write_transaction
+from persistence.write_statements import BatchRows
+from persistence.writes import PatchRequest, WriteResult, WriteRules, write_patches
 from server.config import ConfigError, Settings
 from tests.support import TIMEOUT
 
