@@ -294,6 +294,11 @@ class Hub:
         """
         await self._publish_quietly(self.channel_name(doc), message)
 
+    def publish_notice_soon(self, doc: str, message: dict[str, Any]) -> None:
+        """:meth:`publish_notice` without waiting: queued behind the deltas committed before
+        it, so a document's notices and deltas reach the broker in commit order."""
+        self._queue_outgoing(self.channel_name(doc), encode_msgpack(message))
+
     async def _publish_quietly(self, name: str, message: dict[str, Any]) -> None:
         try:
             await self.broker.publish(name, encode_msgpack(message))
@@ -329,9 +334,11 @@ class Hub:
         channel = self._channels.get(name)
         if channel is not None:
             self._offer(channel, Frame(delta))
-        if not self.broker.reaches_other_nodes:
-            return
-        self._outgoing.append((name, encode_msgpack(delta)))
+        if self.broker.reaches_other_nodes:
+            self._queue_outgoing(name, encode_msgpack(delta))
+
+    def _queue_outgoing(self, name: str, data: bytes) -> None:
+        self._outgoing.append((name, data))
         if self._publisher is None:
             self._publisher = asyncio.create_task(self._send_outgoing(), name="hub-publisher")
 

@@ -18,6 +18,7 @@ from persistence.audit import event_from_row, verify_rows
 from persistence.database import Database
 from persistence.document_reads import DocumentReads, document_from_row, select_document
 from persistence.errors import BadRequest, NotFound
+from persistence.facts import Delta
 from persistence.jsonutil import loads
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
 from persistence.patching import apply_ops
@@ -42,7 +43,7 @@ class DocumentHistory:
 
     async def deltas_since(
         self, tenant: str, doc_id: str, since: int, until: int | None = None
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[Delta] | None:
         """Deltas ``since < version <= until`` in order, or None when the log has a hole."""
         query = select(revisions).where(
             revisions.c.doc == doc_id, revisions.c.tenant == tenant, revisions.c.version > since
@@ -58,7 +59,7 @@ class DocumentHistory:
             expected += 1
         if until is not None and expected != until + 1:
             return None
-        return [delta_from_revision(row) for row in rows]
+        return [delta_from_revision(tenant, row) for row in rows]
 
     # -- time travel ----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from persistence.batch_commit import BatchCommitter
 from persistence.batching import GroupCommit
 from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError
+from persistence.facts import Appended, Committed
 from persistence.jsonutil import dumps
 from persistence.patching import redact_value, validate_ops
 from persistence.schema import documents, idempotency_keys, revisions, snapshots
@@ -72,8 +73,8 @@ class DocumentWriter:
 
     async def create(
         self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Create a document at version 1; returns (document, its version-1 delta)."""
+    ) -> Committed[dict[str, Any]]:
+        """Create a document at version 1."""
         if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
             raise BadRequest("kind must match [a-z][a-z0-9_]{0,31}")
         if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE_LENGTH:
@@ -118,11 +119,9 @@ class DocumentWriter:
             "created_at": format_ts(now), "updated_at": format_ts(now),
             "updated_by": ctx.actor.id,
         }
-        delta = {
-            "type": "delta", "doc": doc_id, "version": 1, "ops": ops,
-            "actor": ctx.actor.public(), "ts": format_ts(now), "event": event["seq"],
-        }
-        return document, delta
+        # Nobody can follow a document before it exists: its creation is news for event
+        # streams only.
+        return Committed(document, (Appended(ctx.tenant),))
 
     # -- the versioned write --------------------------------------------------------------
 
@@ -177,7 +176,8 @@ class DocumentWriter:
 
     async def record(
         self, ctx: AuditContext, draft: EventDraft
-    ) -> dict[str, Any]:
+    ) -> Committed[dict[str, Any]]:
         """Append an event that comes with no versioned write (a refusal, a lock, a review)."""
         async with self.db.transaction() as conn:
-            return await append_event(conn, ctx, draft, ts=utcnow())
+            event = await append_event(conn, ctx, draft, ts=utcnow())
+        return Committed(event, (Appended(ctx.tenant),))

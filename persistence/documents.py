@@ -22,6 +22,7 @@ from persistence.database import Database
 from persistence.document_history import DocumentHistory
 from persistence.document_reads import DocumentReads
 from persistence.document_writes import MAX_WRITE_BATCH, DocumentWriter
+from persistence.facts import Committed, Delta
 from persistence.writes import WriteResult, WriteRules
 
 __all__ = ["DocumentStore"]
@@ -62,8 +63,8 @@ class DocumentStore:
 
     async def create(
         self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Create a document at version 1; returns (document, its version-1 delta)."""
+    ) -> Committed[dict[str, Any]]:
+        """Create a document at version 1."""
         return await self.writer.create(ctx, kind=kind, title=title, state=state)
 
     async def apply_patch(
@@ -105,7 +106,7 @@ class DocumentStore:
         """Forget keys older than the 24-hour window; returns how many went."""
         return await self.writer.purge_idempotency_keys()
 
-    async def record(self, ctx: AuditContext, draft: EventDraft) -> dict[str, Any]:
+    async def record(self, ctx: AuditContext, draft: EventDraft) -> Committed[dict[str, Any]]:
         """Append an event that comes with no versioned write (a refusal, a lock, a review)."""
         return await self.writer.record(ctx, draft)
 
@@ -134,7 +135,7 @@ class DocumentStore:
 
     async def deltas_since(
         self, tenant: str, doc_id: str, since: int, until: int | None = None
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[Delta] | None:
         """Deltas ``since < version <= until`` in order, or None when the log has a hole."""
         return await self.past.deltas_since(tenant, doc_id, since, until)
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.audit import Actor, AuditContext, EventDraft, append_event
 from persistence.database import Database
 from persistence.errors import BadRequest, Conflict, Forbidden, Locked, NotFound
+from persistence.facts import Committed, LockChanged
 from persistence.patching import parse_pointer, units_overlap
 from persistence.schema import documents, locks
 from persistence.timeutil import format_ts, utcnow
@@ -34,7 +35,6 @@ __all__ = [
     "DEFAULT_TTL_MS",
     "MIN_TTL_MS",
     "Holder",
-    "LockChange",
     "LockStore",
     "lock_from_row",
     "refuse_locked_paths",
@@ -53,22 +53,6 @@ class Holder:
     user_id: str
     user_name: str
     node: str
-
-
-@dataclass(frozen=True, slots=True)
-class LockChange:
-    """A lock that was granted or ended, for the caller to broadcast after commit."""
-
-    lock: dict[str, Any]
-    kind: str  # "locked" or "unlocked"
-    reason: str | None = None  # for unlocked: released, disconnected, expired, stolen
-    tenant: str = ""
-
-    def message(self) -> dict[str, Any]:
-        if self.kind == "locked":
-            return {"type": "locked", **self.lock}
-        return {"type": "unlocked", "doc": self.lock["doc"], "path": self.lock["path"],
-                "holder": self.lock["holder"], "reason": self.reason, "token": self.lock["token"]}
 
 
 def lock_from_row(row: LockRow | Row[Any]) -> dict[str, Any]:
@@ -135,7 +119,7 @@ class LockStore:
     async def acquire(
         self, ctx: AuditContext, doc: str, path: Any, holder: Holder, *,
         ttl_ms: Any = None, force: bool = False, may_force: bool = False,
-    ) -> tuple[dict[str, Any], list[LockChange]]:
+    ) -> Committed[dict[str, Any]]:
         """Grant or renew a lock; returns it and the changes to broadcast (grant, steals)."""
         if not isinstance(path, str):
             raise BadRequest("path must be a JSON pointer string ('' is the whole document)")
@@ -145,7 +129,7 @@ class LockStore:
             raise BadRequest(f"ttl_ms must be an integer from {MIN_TTL_MS} to {MAX_TTL_MS}")
         if force and not may_force:
             raise Forbidden("only an admin may take a lock by force")
-        changes: list[LockChange] = []
+        changes: list[LockChanged] = []
         async with self.db.transaction() as conn:
             row = await self._doc_row(conn, ctx.tenant, doc)
             if row.archived_at is not None:
@@ -163,7 +147,7 @@ class LockStore:
                     .values(expires_at=expires, ttl_ms=ttl)
                 )
                 lock = lock_from_row(mine) | {"expires_at": format_ts(expires)}
-                return lock, changes
+                return Committed(lock, tuple(changes))
             blocking = [r for r in live
                         if r.holder_session != holder.session and _paths_overlap(r.path, path)]
             if blocking and not force:
@@ -177,7 +161,7 @@ class LockStore:
                 await self._event(conn, ctx, row.kind, "lock.stolen", doc,
                                   {"path": old.path, "token": int(old.token),
                                    "holder": stolen["holder"]}, now)
-                changes.append(LockChange(stolen, "unlocked", "stolen", ctx.tenant))
+                changes.append(LockChanged(ctx.tenant, stolen, "stolen"))
             # A lock of the same holder on an overlapping path is replaced by the new one.
             for own in live:
                 if (own.holder_session == holder.session and own.path != path
@@ -205,12 +189,12 @@ class LockStore:
                            "user": {"id": holder.user_id, "name": holder.user_name}},
                 "token": token, "expires_at": format_ts(expires),
             }
-        changes.append(LockChange(lock, "locked", None, ctx.tenant))
-        return lock, changes
+        changes.append(LockChanged(ctx.tenant, lock))
+        return Committed(lock, tuple(changes))
 
     async def release(
         self, ctx: AuditContext, doc: str, path: Any, holder_session: str
-    ) -> LockChange:
+    ) -> Committed[dict[str, Any]]:
         if not isinstance(path, str):
             raise BadRequest("path must be a JSON pointer string")
         async with self.db.transaction() as conn:
@@ -227,9 +211,10 @@ class LockStore:
             now = utcnow()
             await self._event(conn, ctx, row.kind, "lock.released", doc,
                               {"path": path, "token": int(held.token), "reason": "released"}, now)
-        return LockChange(lock_from_row(held), "unlocked", "released", ctx.tenant)
+        change = LockChanged(ctx.tenant, lock_from_row(held), "released")
+        return Committed(change.lock, (change,))
 
-    async def release_session(self, ctx: AuditContext, holder_session: str) -> list[LockChange]:
+    async def release_session(self, ctx: AuditContext, holder_session: str) -> list[LockChanged]:
         """Everything a closing connection held ends at once (reason ``disconnected``)."""
         async with self.db.reader() as conn:
             held = (
@@ -237,7 +222,7 @@ class LockStore:
                     select(locks.c.doc).where(locks.c.holder_session == holder_session)
                 )
             ).all()
-        changes: list[LockChange] = []
+        changes: list[LockChanged] = []
         for (doc,) in {(r.doc,) for r in held}:
             async with self.db.transaction() as conn:
                 try:
@@ -256,8 +241,8 @@ class LockStore:
                     await self._event(conn, ctx, row.kind, "lock.released", doc,
                                       {"path": lock_row.path, "token": int(lock_row.token),
                                        "reason": "disconnected"}, now)
-                    changes.append(LockChange(lock_from_row(lock_row), "unlocked",
-                                              "disconnected", ctx.tenant))
+                    changes.append(LockChanged(ctx.tenant, lock_from_row(lock_row),
+                                               "disconnected"))
         return changes
 
     async def renew(self, sessions: list[str], node: str) -> int:
@@ -285,7 +270,7 @@ class LockStore:
                 renewed += int(result.rowcount or 0)
         return renewed
 
-    async def sweep_expired(self) -> list[LockChange]:
+    async def sweep_expired(self) -> list[LockChanged]:
         """Remove locks whose lease ran out (their holder vanished); any node may run this."""
         now = utcnow()
         async with self.db.reader() as conn:
@@ -295,7 +280,7 @@ class LockStore:
                     .where(locks.c.expires_at <= now)
                 )
             ).all()
-        changes: list[LockChange] = []
+        changes: list[LockChanged] = []
         system = Actor("system", "coedit", "system")
         for doc, tenant in docs:
             ctx = AuditContext(system, tenant, "system")
@@ -309,7 +294,7 @@ class LockStore:
 
     async def _expire_doc(
         self, conn: AsyncConnection, ctx: AuditContext, kind: str, doc: str, now: datetime
-    ) -> list[LockChange]:
+    ) -> list[LockChanged]:
         gone = (
             await conn.execute(
                 delete(locks).where(locks.c.doc == doc, locks.c.expires_at <= now)
@@ -323,8 +308,7 @@ class LockStore:
             await self._event(conn, system_ctx, kind, "lock.expired", doc,
                               {"path": lock_row.path, "token": int(lock_row.token),
                                "holder": lock_from_row(lock_row)["holder"]}, now)
-            changes.append(LockChange(lock_from_row(lock_row), "unlocked", "expired",
-                                      ctx.tenant))
+            changes.append(LockChanged(ctx.tenant, lock_from_row(lock_row), "expired"))
         return changes
 
     async def live(self, tenant: str, doc: str) -> list[dict[str, Any]]:

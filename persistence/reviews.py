@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.audit import AuditContext, EventDraft, append_event
 from persistence.database import Database
 from persistence.errors import BadRequest, Conflict, Forbidden, NotFound
+from persistence.facts import Appended, Committed
 from persistence.schema import comments, documents, reviews
 from persistence.timeutil import format_ts, utcnow
 
@@ -74,7 +75,7 @@ class ReviewStore:
     # -- comments -------------------------------------------------------------------------
 
     async def add_comment(self, ctx: AuditContext, doc: str, body: Any,
-                          path: Any = "") -> dict[str, Any]:
+                          path: Any = "") -> Committed[dict[str, Any]]:
         if not isinstance(body, str) or not body.strip() or len(body) > MAX_COMMENT:
             raise BadRequest(f"body must be non-empty text of at most {MAX_COMMENT} characters")
         if not isinstance(path, str) or (path and not path.startswith("/")):
@@ -90,10 +91,10 @@ class ReviewStore:
                               {"comment": comment_id, "path": path, "body": body})
             created = (await conn.execute(
                 select(comments).where(comments.c.id == comment_id))).one()
-        return _comment(created)
+        return Committed(_comment(created), (Appended(ctx.tenant),))
 
     async def resolve_comment(self, ctx: AuditContext, doc: str, comment_id: str, *,
-                              may_resolve_any: bool) -> dict[str, Any]:
+                              may_resolve_any: bool) -> Committed[dict[str, Any]]:
         async with self.db.transaction() as conn:
             row = await self._document(conn, ctx.tenant, doc)
             found = (await conn.execute(select(comments).where(
@@ -109,7 +110,7 @@ class ReviewStore:
             await self._event(conn, ctx, row, "comment.resolved", {"comment": comment_id})
             resolved = (await conn.execute(
                 select(comments).where(comments.c.id == comment_id))).one()
-        return _comment(resolved)
+        return Committed(_comment(resolved), (Appended(ctx.tenant),))
 
     async def comments(self, tenant: str, doc: str) -> list[dict[str, Any]]:
         async with self.db.reader() as conn:
@@ -120,7 +121,9 @@ class ReviewStore:
 
     # -- the review -----------------------------------------------------------------------
 
-    async def assign(self, ctx: AuditContext, doc: str, reviewer: Any) -> dict[str, Any]:
+    async def assign(
+        self, ctx: AuditContext, doc: str, reviewer: Any
+    ) -> Committed[dict[str, Any]]:
         if (not isinstance(reviewer, dict) or not isinstance(reviewer.get("id"), str)
                 or not reviewer["id"] or not isinstance(reviewer.get("name", ""), str)):
             raise BadRequest('reviewer must be {"id": ..., "name": ...}')
@@ -140,10 +143,10 @@ class ReviewStore:
                               {"reviewer": {"id": reviewer["id"], "name": reviewer_name},
                                "previous": existing.reviewer_id if existing else None})
             result = (await conn.execute(select(reviews).where(reviews.c.doc == doc))).one()
-        return _review(result)
+        return Committed(_review(result), (Appended(ctx.tenant),))
 
     async def transition(self, ctx: AuditContext, doc: str, to: Any, *, note: Any = None,
-                         may_act_for_reviewer: bool) -> dict[str, Any]:
+                         may_act_for_reviewer: bool) -> Committed[dict[str, Any]]:
         if to not in REVIEW_STATES:
             raise BadRequest(f"to must be one of {', '.join(REVIEW_STATES)}")
         if note is not None and (not isinstance(note, str) or len(note) > MAX_COMMENT):
@@ -163,7 +166,7 @@ class ReviewStore:
             await self._event(conn, ctx, row, "review.transitioned",
                               {"from": current.state, "to": to, "note": note})
             result = (await conn.execute(select(reviews).where(reviews.c.doc == doc))).one()
-        return _review(result)
+        return Committed(_review(result), (Appended(ctx.tenant),))
 
     async def review(self, tenant: str, doc: str) -> dict[str, Any] | None:
         async with self.db.reader() as conn:
@@ -173,7 +176,9 @@ class ReviewStore:
 
     # -- archiving a document -------------------------------------------------------------
 
-    async def set_archived(self, ctx: AuditContext, doc: str, archived: bool) -> None:
+    async def set_archived(
+        self, ctx: AuditContext, doc: str, archived: bool
+    ) -> Committed[None]:
         """Archive (read-only from then on) or reopen a document."""
         async with self.db.transaction() as conn:
             row = await self._document(conn, ctx.tenant, doc)
@@ -184,3 +189,4 @@ class ReviewStore:
                                .values(archived_at=utcnow() if archived else None))
             await self._event(conn, ctx, row,
                               "document.archived" if archived else "document.reopened", {})
+        return Committed(None, (Appended(ctx.tenant),))

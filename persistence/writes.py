@@ -39,6 +39,7 @@ from sqlalchemy.engine import Row
 
 from persistence.audit import AuditContext, EventDraft, PreparedEvent, prepare_event
 from persistence.errors import BadRequest, CoeditError, Conflict, NotFound, TooLarge
+from persistence.facts import Delta, Fact
 from persistence.jsonutil import dumps, loads
 from persistence.locks import refuse_locked_paths
 from persistence.patching import (
@@ -84,8 +85,12 @@ class WriteResult:
     """What an accepted (or replayed duplicate) write tells its caller."""
 
     reply: dict[str, Any]
-    delta: dict[str, Any] | None  # None for a duplicate: nothing new to publish
+    delta: Delta | None  # None for a duplicate: nothing new happened
     document: dict[str, Any] | None
+
+    @property
+    def facts(self) -> tuple[Fact, ...]:
+        return () if self.delta is None else (self.delta,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +128,10 @@ def serialize_state(state: dict[str, Any], max_bytes: int) -> str:
     return text
 
 
-def delta_from_revision(row: Revision | Row[Any]) -> dict[str, Any]:
-    """A committed version as subscribers receive it (a ``revisions`` row of any read)."""
-    return {
-        "type": "delta",
-        "doc": row.doc,
-        "version": row.version,
-        "ops": loads(row.ops),
-        "actor": {"id": row.actor_id, "name": row.actor_name},
-        "ts": format_ts(row.ts),
-        "event": row.event_seq,
-    }
+def delta_from_revision(tenant: str, row: Revision | Row[Any]) -> Delta:
+    """A committed version of a document of ``tenant`` (a ``revisions`` row of any read)."""
+    return Delta(tenant, row.doc, row.version, loads(row.ops),
+                 {"id": row.actor_id, "name": row.actor_name}, format_ts(row.ts), row.event_seq)
 
 
 @dataclass(slots=True)
@@ -147,7 +145,7 @@ class _Written:
     state_text: str
     event: PreparedEvent
     reply: dict[str, Any]
-    delta: dict[str, Any]  # its "event" is set after the insert
+    delta: Delta  # its event seq is set after the insert
 
 
 @dataclass(slots=True)
@@ -178,7 +176,7 @@ class _Batch:
         self.committed: dict[str, list[Revision]] = {}  # revisions after the stalest base
         self.written: list[_Written] = []
         # Conflict deltas of versions this batch wrote: their event seqs come with the insert.
-        self.awaiting_seq: list[tuple[dict[str, Any], _Written]] = []
+        self.awaiting_seq: list[tuple[Delta, _Written]] = []
 
     async def read(self, sql: WriteStatements, requests: Sequence[PatchRequest]) -> None:
         """Everything the rules need besides the rows: keys, live locks, later revisions."""
@@ -256,10 +254,7 @@ class _Batch:
         if rebased:
             reply["rebased"] = True
         ts = format_ts(self.now)
-        delta = {
-            "type": "delta", "doc": doc_id, "version": version, "ops": ops,
-            "actor": ctx.actor.public(), "ts": ts, "event": None,
-        }
+        delta = Delta(ctx.tenant, doc_id, version, ops, ctx.actor.public(), ts, None)
         written = _Written(request, version, units, dumps(ops), state_text, event, reply, delta)
         head.version, head.state_text, head.head_hash = version, state_text, event.hash
         head.written.append(written)
@@ -291,10 +286,11 @@ class _Batch:
         later_units += [unit for w in ours for unit in w.units]
         overlapping = [u for u in units if any(units_overlap(u, other) for other in later_units)]
         if overlapping or len(committed) + len(ours) != head.version - base:
-            deltas = [delta_from_revision(row) for row in committed]
+            deltas = [delta_from_revision(head.row.tenant, row) for row in committed]
             for w in ours:
                 # Its own copy, as a committed revision would be read back.
-                delta = {**w.delta, "ops": loads(w.ops_text), "actor": dict(w.delta["actor"])}
+                delta = Delta(w.delta.tenant, w.delta.doc, w.delta.version,
+                              loads(w.ops_text), dict(w.delta.actor), w.delta.ts, None)
                 self.awaiting_seq.append((delta, w))
                 deltas.append(delta)
             raise Conflict(
@@ -337,9 +333,9 @@ class _Batch:
             raise Conflict("document changed during the write",
                            current_version=advanced[0].row.version)
         for w in self.written:
-            w.delta["event"] = w.event.seq
+            w.delta.event = w.event.seq
         for delta, w in self.awaiting_seq:
-            delta["event"] = w.event.seq
+            delta.event = w.event.seq
 
 
 async def write_patches(

@@ -1,7 +1,10 @@
-"""What both edges (WebSocket and HTTP) do the same way: role checks, writes, publishing.
+"""What both edges (WebSocket and HTTP) do the same way: role checks, changes, and what
+follows every commit.
 
-A write is acknowledged only after its transaction committed; the delta is published after
-that, once, for every node. A refused action appends ``access.denied`` before answering
+A change is acknowledged only after its transaction committed. Persistence reports what
+committed as typed facts (``persistence.facts``), and :meth:`Coedit.after_commit` is the one
+place that turns them into broadcasts, stream wake-ups and metrics (docs/architecture.md,
+"After a commit"). A refused action appends ``access.denied`` before answering
 ``forbidden``, so the audit log shows attempts, not just successes.
 """
 
@@ -12,9 +15,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from channels.hub import Hub
 from channels.outbox import Flusher
@@ -25,18 +28,29 @@ from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext, EventDraft
 from persistence.database import Database, storage_unavailable
 from persistence.documents import DocumentStore
-from persistence.errors import BadRequest, CoeditError, Forbidden, Internal, Unavailable
+from persistence.errors import (
+    BadRequest,
+    CoeditError,
+    Conflict,
+    Forbidden,
+    Internal,
+    Unavailable,
+)
 from persistence.events import EventLog
-from persistence.locks import MIN_TTL_MS, Holder, LockChange, LockStore
+from persistence.facts import Committed, Delta, Fact, LockChanged
+from persistence.locks import MIN_TTL_MS, Holder, LockStore
 from persistence.reviews import ReviewStore
 from persistence.writes import WriteResult
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
+from server.messages import delta_message, lock_message
 from server.metrics import Metrics
 
 __all__ = ["Coedit", "StoreDeltaLog", "protocol_error"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def protocol_error(exc: Exception) -> CoeditError:
@@ -47,6 +61,10 @@ def protocol_error(exc: Exception) -> CoeditError:
     one. Only the exception's type and its driver's message are logged: SQLAlchemy's own
     text carries the statement's parameters, which may hold document content.
     """
+    if isinstance(exc, Conflict) and "deltas" in exc.extra:
+        # A stale write's refusal lists the versions it missed; here they take wire shape.
+        return Conflict(exc.message, **{**exc.extra, "deltas": [
+            delta_message(d) for d in exc.extra["deltas"]]})
     if isinstance(exc, CoeditError):
         return exc
     if storage_unavailable(exc) or broker_unavailable(exc) or isinstance(
@@ -67,7 +85,8 @@ class StoreDeltaLog:
     async def deltas(
         self, tenant: str, doc: str, since: int, until: int | None
     ) -> list[dict[str, Any]] | None:
-        return await self._store.deltas_since(tenant, doc, since, until)
+        deltas = await self._store.deltas_since(tenant, doc, since, until)
+        return None if deltas is None else [delta_message(d) for d in deltas]
 
     async def document(self, tenant: str, doc: str) -> dict[str, Any]:
         return await self._store.get(tenant, doc)
@@ -154,12 +173,7 @@ class Coedit:
             session.check_deadlines(now, wall_now)
 
     async def _sweep_locks(self) -> None:
-        await self.broadcast_locks(await self.locks.sweep_expired())
-
-    async def broadcast_locks(self, changes: list[LockChange]) -> None:
-        for change in changes:
-            self.streams.committed(change.tenant)
-            await self.hub.publish_notice(change.lock["doc"], change.message())
+        self.after_commit(await self.locks.sweep_expired())
 
     async def close_sessions(self, code: int, *, within: float = 10.0) -> None:
         """Graceful shutdown: the node's presence goes at once, then every session releases
@@ -214,59 +228,71 @@ class Coedit:
         kind = None
         if doc is not None:
             kind = await self.store.kind_of(identity.tenant, doc)  # not_found before forbidden
-        await self.store.record(
+        self.settle(await self.store.record(
             ctx,
             EventDraft("access.denied", doc, kind, None,
                        {"action": what, "needs": needs, "roles": list(identity.roles),
                         "reason": exc.message}),
-        )
-        self.streams.committed(identity.tenant)
+        ))
         self.metrics.denied.inc()
         return exc
+
+    # -- after a commit: the one seam ------------------------------------------------------
+
+    def after_commit(self, facts: Iterable[Fact]) -> None:
+        """Everything that follows a commit, for every kind of change, in one place.
+
+        Persistence reports what committed as facts; here each becomes its broadcast (built
+        by ``server/messages.py``, fanned out here at once and queued for the other nodes in
+        commit order), its tenant's stream wake-up and its metrics. The caller's own reply
+        goes out before this runs (see :meth:`queue_patch`), so a writer that follows the
+        document sees its ``ok`` before its delta. A new kind of change returns a new fact
+        and adds its case here; the edges do not change.
+        """
+        for fact in facts:
+            if isinstance(fact, Delta):
+                self.hub.publish_soon(delta_message(fact))
+                self.metrics.deltas_published.inc()
+            elif isinstance(fact, LockChanged):
+                self.hub.publish_notice_soon(fact.doc, lock_message(fact))
+            self.streams.committed(fact.tenant)
+
+    def settle(self, committed: Committed[T]) -> T:
+        """:meth:`after_commit` for a change the caller awaited; returns its result."""
+        self.after_commit(committed.facts)
+        return committed.value
+
+    # -- writes -----------------------------------------------------------------------------
 
     async def create_document(
         self, identity: Identity, ctx: AuditContext, body: dict[str, Any]
     ) -> dict[str, Any]:
         await self.authorize(identity, Action.WRITE, ctx, what="create documents")
-        document, _delta = await self.store.create(
-            ctx, kind=body.get("kind"), title=body.get("title"), state=body.get("state")
-        )
-        self.streams.committed(identity.tenant)
-        return document
+        return self.settle(await self.store.create(
+            ctx, kind=body.get("kind"), title=body.get("title"), state=body.get("state")))
 
     async def patch(
         self, identity: Identity, ctx: AuditContext, doc: str, *, base: Any, ops: Any,
-        key: Any = None, session: str | None = None, lock_token: int | None = None,
+        key: Any = None, lock_token: int | None = None,
     ) -> WriteResult:
-        """The versioned write of PROTOCOL.md section 4, committed but not yet published.
-
-        The caller queues its reply first and then calls :meth:`publish`, so a writer that
-        follows the document sees the ``ok`` before its own delta.
-        """
-        future = await self.submit_patch(identity, ctx, doc, base=base, ops=ops, key=key,
-                                         session=session, lock_token=lock_token)
-        return await future
-
-    async def submit_patch(
-        self, identity: Identity, ctx: AuditContext, doc: str, *, base: Any, ops: Any,
-        key: Any = None, session: str | None = None, lock_token: int | None = None,
-    ) -> asyncio.Future[WriteResult]:
-        """Authorize and queue a versioned write; the future resolves once it committed.
-
-        Writes queued one after another commit in that order (the store's group commit), so
-        a connection may queue several before the first is done. Callbacks added to the
-        future run in commit order too; the one added here counts the write first.
-        """
+        """The versioned write of docs/protocol.md section 4, committed and announced."""
         await self.authorize(identity, Action.WRITE, ctx, doc=doc, what="patch documents")
-        return self.queue_patch(identity, ctx, doc, base=base, ops=ops, key=key,
-                                session=session, lock_token=lock_token)
+        return await self.queue_patch(identity, ctx, doc, base=base, ops=ops, key=key,
+                                      lock_token=lock_token)
 
     def queue_patch(
         self, identity: Identity, ctx: AuditContext, doc: str, *, base: Any, ops: Any,
         key: Any = None, session: str | None = None, lock_token: int | None = None,
+        answer: Callable[[WriteResult | CoeditError], None] | None = None,
     ) -> asyncio.Future[WriteResult]:
-        """:meth:`submit_patch` for a caller that checked the role itself, without waiting:
-        a session's reader hands patches over in its own turn (server/session.py)."""
+        """Queue a versioned write for the group commit, without waiting; the caller has
+        checked the role (a session's reader hands patches over in its own turn).
+
+        Writes queued one after another commit in that order, so a connection may queue
+        several before the first is done. When one is done, ``answer`` gets its result or
+        its protocol error first, and then what follows the commit runs: replies and deltas
+        leave in commit order, each reply before its delta.
+        """
         started = time.perf_counter()
         try:
             future = self.store.submit_patch(ctx, doc, base=base, ops=ops, key=key,
@@ -274,100 +300,98 @@ class Coedit:
         except Exception as exc:
             self.metrics.writes.labels(getattr(exc, "code", "internal")).inc()
             raise
-        future.add_done_callback(functools.partial(self._count_write, identity.tenant, started))
+        future.add_done_callback(functools.partial(self._write_done, started, answer))
         return future
 
-    def _count_write(
-        self, tenant: str, started: float, future: asyncio.Future[WriteResult]
+    def _write_done(
+        self, started: float, answer: Callable[[WriteResult | CoeditError], None] | None,
+        future: asyncio.Future[WriteResult],
     ) -> None:
+        outcome: WriteResult | CoeditError
         if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
+            outcome = Unavailable("the server stopped before the write finished")
+        elif (exc := future.exception()) is not None:
             self.metrics.writes.labels(getattr(exc, "code", "internal")).inc()
-            return
-        result = future.result()
-        self.metrics.write_seconds.observe(time.perf_counter() - started)
-        self.metrics.writes.labels("duplicate" if result.delta is None else "ok").inc()
-        if result.delta is not None:
-            self.streams.committed(tenant)
+            if answer is None:
+                return  # the awaiting caller gets the exception itself
+            outcome = (protocol_error(exc) if isinstance(exc, Exception)
+                       else Unavailable("the write was interrupted"))
+        else:
+            outcome = future.result()
+            self.metrics.write_seconds.observe(time.perf_counter() - started)
+            self.metrics.writes.labels("duplicate" if outcome.delta is None else "ok").inc()
+        if answer is not None:
+            answer(outcome)
+        if isinstance(outcome, WriteResult):
+            self.after_commit(outcome.facts)
+
+    # -- edit locks -------------------------------------------------------------------------
 
     async def lock(
         self, identity: Identity, ctx: AuditContext, session: str, doc: str, *, path: Any,
         ttl_ms: Any = None, force: Any = False,
     ) -> dict[str, Any]:
-        """Grant or renew an edit lock (PROTOCOL.md section 7) and announce what changed."""
+        """Grant or renew an edit lock (docs/protocol.md section 7) and announce what changed."""
         if not isinstance(force, bool):
             raise BadRequest("force must be true or false")
         await self.authorize(identity, Action.WRITE, ctx, doc=doc, what="lock documents")
         if force:
             await self.authorize(identity, Action.ADMIN, ctx, doc=doc,
                                  what="take locks by force")
-        lock, changes = await self.locks.acquire(
+        return self.settle(await self.locks.acquire(
             ctx, doc, path, self.holder(session, identity), ttl_ms=ttl_ms, force=force,
             may_force=force,
-        )
-        await self.broadcast_locks(changes)
-        return lock
+        ))
 
     async def unlock(
         self, identity: Identity, ctx: AuditContext, session: str, doc: str, *, path: Any
     ) -> dict[str, Any]:
-        change = await self.locks.release(ctx, doc, path, session)
-        await self.broadcast_locks([change])
-        return change.lock
+        return self.settle(await self.locks.release(ctx, doc, path, session))
+
+    async def release_locks(self, identity: Identity, session: str) -> None:
+        """A session closed: its locks end now (``disconnected``), not at their expiry."""
+        self.after_commit(await self.locks.release_session(
+            self.context(identity, "ws"), session))
 
     # -- review workflow ------------------------------------------------------------------
 
     async def add_comment(self, identity: Identity, ctx: AuditContext, doc: str,
                           body: dict[str, Any]) -> dict[str, Any]:
         await self.authorize(identity, Action.COMMENT, ctx, doc=doc, what="comment")
-        comment = await self.reviews.add_comment(ctx, doc, body.get("body"), body.get("path", ""))
-        self.streams.committed(identity.tenant)
-        return comment
+        return self.settle(await self.reviews.add_comment(
+            ctx, doc, body.get("body"), body.get("path", "")))
 
     async def resolve_comment(self, identity: Identity, ctx: AuditContext, doc: str,
                               comment: str) -> dict[str, Any]:
         await self.authorize(identity, Action.COMMENT, ctx, doc=doc, what="resolve comments")
         try:
-            resolved = await self.reviews.resolve_comment(
+            committed = await self.reviews.resolve_comment(
                 ctx, doc, comment, may_resolve_any=allowed(identity, Action.REVIEW))
         except Forbidden as exc:
             raise await self.refusal(identity, ctx, exc, doc=doc, what="resolve comments",
                                      needs="author or review") from None
-        self.streams.committed(identity.tenant)
-        return resolved
+        return self.settle(committed)
 
     async def assign_review(self, identity: Identity, ctx: AuditContext, doc: str,
                             body: dict[str, Any]) -> dict[str, Any]:
         await self.authorize(identity, Action.REVIEW, ctx, doc=doc, what="assign reviews")
-        review = await self.reviews.assign(ctx, doc, body.get("reviewer"))
-        self.streams.committed(identity.tenant)
-        return review
+        return self.settle(await self.reviews.assign(ctx, doc, body.get("reviewer")))
 
     async def transition_review(self, identity: Identity, ctx: AuditContext, doc: str,
                                 body: dict[str, Any]) -> dict[str, Any]:
         await self.authorize(identity, Action.REVIEW, ctx, doc=doc, what="review documents")
         try:
-            review = await self.reviews.transition(
+            committed = await self.reviews.transition(
                 ctx, doc, body.get("to"), note=body.get("note"),
                 may_act_for_reviewer=allowed(identity, Action.ADMIN))
         except Forbidden as exc:
             raise await self.refusal(identity, ctx, exc, doc=doc, what="review documents",
                                      needs="assigned reviewer") from None
-        self.streams.committed(identity.tenant)
-        return review
+        return self.settle(committed)
 
     async def set_archived(self, identity: Identity, ctx: AuditContext, doc: str,
                            archived: bool) -> dict[str, Any]:
         await self.authorize(identity, Action.ADMIN, ctx, doc=doc,
                              what="archive documents" if archived else "reopen documents")
-        await self.reviews.set_archived(ctx, doc, archived)
-        self.streams.committed(identity.tenant)
+        self.settle(await self.reviews.set_archived(ctx, doc, archived))
         return await self.store.get(identity.tenant, doc)
-
-    def publish(self, result: WriteResult) -> None:
-        """Hand a committed write's delta to the hub (never waits; see ``Hub.publish_soon``)."""
-        if result.delta is not None:
-            self.hub.publish_soon(result.delta)
-            self.metrics.deltas_published.inc()

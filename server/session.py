@@ -41,7 +41,7 @@ from channels.presence_backend import PresenceEntry
 from channels.streams import StreamSubscription
 from channels.tasks import cancel_and_wait
 from persistence.document_writes import KIND_PATTERN
-from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
+from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
 from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
 from persistence.writes import WriteResult
@@ -230,9 +230,7 @@ class Session:
             for doc in docs:
                 await self.coedit.presence.leave(doc, self.id)
             if self.holds_locks:
-                ctx = self.coedit.context(self.identity, "ws")
-                await self.coedit.broadcast_locks(
-                    await self.coedit.locks.release_session(ctx, self.id))
+                await self.coedit.release_locks(self.identity, self.id)
         except Exception:
             # The node's sweepers catch up: presence via reaping, locks via expiry.
             log.warning("could not release presence or locks of session %s", self.id,
@@ -633,30 +631,24 @@ class Session:
     def _queue_patch(self, message: dict[str, Any], rid: int | str) -> None:
         """Hand the write to the group commit and go on: consecutive patches share a commit.
 
-        The caller has checked the role. The reply and the delta go out from the future's
-        callback, in commit order, even if the connection has gone by then (the delta must
-        reach the other subscribers). Any other request waits until the writes before it are
-        answered (``_settle_writes``).
+        The caller has checked the role. The service answers through ``_write_done``, in
+        commit order, even if the connection has gone by then, and then sends the delta.
+        Any other request waits until the writes before it are answered
+        (``_settle_writes``).
         """
-        future = self.coedit.queue_patch(
+        self.coedit.queue_patch(
             self.identity, self._ctx(message), require_doc(message),
             base=message.get("base"), ops=message.get("ops"), key=message.get("key"),
-            session=self.id,
+            session=self.id, answer=functools.partial(self._write_done, rid),
         )
         self._writes_in_flight += 1
-        future.add_done_callback(functools.partial(self._write_done, rid))
 
-    def _write_done(self, rid: int | str, future: asyncio.Future[WriteResult]) -> None:
+    def _write_done(self, rid: int | str, outcome: WriteResult | CoeditError) -> None:
         self._writes_in_flight -= 1
-        if future.cancelled():
-            self.error(rid, Unavailable("the server stopped before the write finished"))
-        elif (exc := future.exception()) is not None:
-            self.error(rid, protocol_error(exc) if isinstance(exc, Exception)
-                       else Unavailable("the write was interrupted"))
+        if isinstance(outcome, CoeditError):
+            self.error(rid, outcome)
         else:
-            result = future.result()
-            self.reply(rid, result.reply)
-            self.coedit.publish(result)
+            self.reply(rid, outcome.reply)
         waiter = self._settled
         if self._writes_in_flight == 0 and waiter is not None:
             self._settled = None

@@ -26,6 +26,7 @@ from channels.redis_broker import RedisBroker
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
 from persistence.documents import DocumentStore
+from server.messages import delta_message
 from server.service import StoreDeltaLog
 from tests.redis_server import (  # noqa: F401  (fixtures register under their names)
     RedisServer,
@@ -335,7 +336,7 @@ async def _write_and_publish(node: Node, doc: str, base: int) -> int:
         CTX, doc, base=base, ops=[{"op": "add", "path": f"/k{base}", "value": base}]
     ), TIMEOUT)
     assert result.delta is not None
-    await asyncio.wait_for(node.hub.publish(result.delta), TIMEOUT)
+    await asyncio.wait_for(node.hub.publish(delta_message(result.delta)), TIMEOUT)
     return base + 1
 
 

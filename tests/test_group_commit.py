@@ -27,6 +27,7 @@ from persistence.batch_commit import write_transaction
 from persistence.database import Database
 from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge, Unavailable
+from persistence.facts import Delta
 from persistence.locks import Holder, LockStore
 from persistence.reviews import ReviewStore
 from persistence.schema import idempotency_keys, revisions, snapshots
@@ -101,7 +102,7 @@ def ok(outcome: WriteResult | BaseException) -> WriteResult:
     return outcome
 
 
-async def check_log(store: DocumentStore, doc: str, version: int) -> list[dict[str, Any]]:
+async def check_log(store: DocumentStore, doc: str, version: int) -> list[Delta]:
     """The chain verifies, and events and revisions of versions 1..version line up."""
     assert await bounded(store.verify("acme", doc)) == {"ok": True, "events": version}
     history = (await bounded(store.history("acme", doc, limit=1000)))["events"]
@@ -109,8 +110,8 @@ async def check_log(store: DocumentStore, doc: str, version: int) -> list[dict[s
     assert [e["prev_hash"] for e in history[1:]] == [e["hash"] for e in history[:-1]]
     deltas = await bounded(store.deltas_since("acme", doc, 0))
     assert deltas is not None
-    assert [d["version"] for d in deltas] == list(range(1, version + 1))
-    assert [d["event"] for d in deltas] == [e["seq"] for e in history]
+    assert [d.version for d in deltas] == list(range(1, version + 1))
+    assert [d.event for d in deltas] == [e["seq"] for e in history]
     return deltas
 
 

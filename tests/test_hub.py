@@ -22,6 +22,7 @@ from channels.hub import Hub, Subscription
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
 from persistence.documents import DocumentStore
+from server.messages import delta_message
 from server.service import StoreDeltaLog
 
 CTX = AuditContext(Actor("u1", "Ann"), "acme")
@@ -79,7 +80,7 @@ async def _writes(store: DocumentStore, doc: str, count: int) -> list[dict[str, 
             CTX, doc, base=version, ops=[{"op": "add", "path": f"/k{version}", "value": version}]
         )
         assert result.delta is not None
-        deltas.append(result.delta)
+        deltas.append(delta_message(result.delta))
     return deltas
 
 
@@ -422,7 +423,7 @@ async def test_many_sessions_joining_together_under_writes_see_no_gap(
                 CTX, doc, base=version, ops=[{"op": "add", "path": "/n", "value": version}])
             assert result.delta is not None
             version += 1
-            hub.publish_soon(result.delta)
+            hub.publish_soon(delta_message(result.delta))
             await asyncio.sleep(rng.random() * 0.004)
 
     async def session(since_lag: int | None) -> tuple[Collector, Subscription, int]:
@@ -482,5 +483,5 @@ async def _writes_from(
             CTX, doc, base=version, ops=[{"op": "add", "path": f"/m{version}", "value": version}]
         )
         assert result.delta is not None
-        deltas.append(result.delta)
+        deltas.append(delta_message(result.delta))
     return deltas

@@ -111,7 +111,6 @@ async def patch_document(
     key = request.headers.get("idempotency-key")
     result = await coedit.patch(identity, ctx, doc, base=base, ops=ops, key=key,
                                 lock_token=_lock_token(request.headers.get("lock-token")))
-    coedit.publish(result)
     return JSONResponse(result.reply, headers={"ETag": _etag(result.reply["version"])})
 
 
