@@ -14,6 +14,7 @@ __all__ = [
     "decode_msgpack",
     "encode_json",
     "encode_msgpack",
+    "server_sent_event",
     "websocket_frame",
 ]
 
@@ -54,6 +55,16 @@ def websocket_frame(payload: bytes, *, text: bool) -> bytes:
     else:
         header = bytes((first, 127)) + size.to_bytes(8, "big")
     return header + payload
+
+
+def server_sent_event(frame: Frame) -> str:
+    """A stream frame as a Server-Sent Event: an audit event with its ``seq`` as ``id`` (so
+    ``Last-Event-ID`` resumes exactly), or a ``comment`` (a notice, or a keepalive)."""
+    message = frame.message
+    if message.get("type") == "comment":
+        return f": {message['text']}\n\n"
+    event = message["event"]
+    return f"id: {event['seq']}\ndata: {encode_json(event)}\n\n"
 
 
 class Frame:

@@ -32,6 +32,7 @@ __all__ = ["DirectSocket", "Flusher", "Outbox"]
 log = logging.getLogger(__name__)
 
 SendFn = Callable[[str | bytes], Awaitable[None]]
+EncodeFn = Callable[[Frame], str | bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +74,8 @@ class Flusher:
 class Outbox:
     """Queue frames for one socket; they leave in the order queued until ``finish()``."""
 
-    __slots__ = ("_direct", "_flusher", "_limit", "_on_failure", "_on_overflow", "_pending",
-                 "_scheduled", "_send", "_writer", "closed", "overflowed", "wire")
+    __slots__ = ("_direct", "_encode", "_flusher", "_limit", "_on_failure", "_on_overflow",
+                 "_pending", "_scheduled", "_send", "_writer", "closed", "overflowed", "wire")
 
     def __init__(
         self,
@@ -85,9 +86,13 @@ class Outbox:
         on_overflow: Callable[[], None],
         on_failure: Callable[[], None] | None = None,
         flusher: Flusher | None = None,
+        encode: EncodeFn | None = None,
     ) -> None:
+        """``encode`` turns a frame into what ``send`` takes; by default its payload in
+        ``wire``'s format (another framing, such as Server-Sent Events, brings its own)."""
         self._send = send
         self.wire = wire
+        self._encode: EncodeFn = encode or (lambda frame: frame.encoded(wire))
         self._limit = limit
         self._pending: deque[Frame] = deque()
         self._on_overflow = on_overflow
@@ -161,7 +166,7 @@ class Outbox:
                     self._write_direct(direct)
                 else:
                     frame = self._pending.popleft()
-                    await self._send(frame.encoded(self.wire))
+                    await self._send(self._encode(frame))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -26,7 +26,7 @@ from channels.hub import Hub
 from channels.tasks import cancel_and_wait
 from persistence.events import EventFilter
 
-__all__ = ["EventReader", "EventStreams", "StreamSubscription"]
+__all__ = ["EventReader", "EventSink", "EventStreams", "StreamSubscription"]
 
 log = logging.getLogger(__name__)
 

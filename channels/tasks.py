@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["cancel_and_wait"]
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[None] | None]) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None]) -> None:
     """Cancel every task and await it, so no task outlives the object that started it.
 
     A task that is the caller itself is left alone: cancelling it would end the cleanup.

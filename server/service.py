@@ -45,6 +45,7 @@ from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.messages import delta_message, lock_message
 from server.metrics import Metrics
+from server.reads import Reads
 
 __all__ = ["Coedit", "StoreDeltaLog", "protocol_error"]
 
@@ -126,6 +127,10 @@ class Coedit:
     # One flush per loop turn for every connection's outbox (channels/outbox.py).
     flusher: Flusher = field(default_factory=Flusher)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    reads: Reads = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = Reads(self)
 
     # -- background work of the node ------------------------------------------------------
 

@@ -492,23 +492,23 @@ class Session:
         since = optional_int(message, "since", minimum=0)
         ctx = self._ctx(message)
         await self.coedit.authorize(self.identity, Action.READ, ctx, doc=doc,
-                                    what="read documents")
+                                    what="read documents")  # before leaving the old one
         previous = self.subscriptions.pop(doc, None)
         if previous is not None:
             await self.coedit.hub.leave(previous)
         hub = self.coedit.hub
         sub = await hub.join(self.outbox, self.identity.tenant, doc)
         try:
-            document = await self.coedit.store.get(self.identity.tenant, doc)
+            view = await self.coedit.reads.subscription(self.identity, ctx, doc)
+            document = view.document
             version = document["version"]
             if since is not None and since > version:
                 raise BadRequest(f"since {since} is ahead of the current version {version}",
                                  current_version=version)
-            present = await self.coedit.presence.backend.for_doc(doc)
             fields: dict[str, Any] = {
                 "doc": doc, "version": version,
-                "presence": [e.public() for e in present if e.session != self.id],
-                "locks": await self.coedit.locks.live(self.identity.tenant, doc),
+                "presence": [e.public() for e in view.presence if e.session != self.id],
+                "locks": view.locks,
             }
             if since is None:
                 fields["state"] = document["state"]
@@ -546,7 +546,7 @@ class Session:
         if topic not in self.stages:
             await self.coedit.hub.join_topic(self.outbox, topic)
             self.stages.add(topic)
-        present = await self.coedit.presence.backend.for_kind(self.identity.tenant, kind)
+        present = await self.coedit.reads.presence(self.identity, self._ctx(message), kind=kind)
         self.reply(rid, {"stage": kind, "presence": [e.public() for e in present]})
 
     async def _subscribe_stream(self, message: dict[str, Any], rid: int | str) -> None:
@@ -559,7 +559,8 @@ class Session:
         flt = EventFilter.parse(**spec)
         since = optional_int(message, "since", minimum=0)
         streams = self.coedit.streams
-        sub = await streams.subscribe(self.outbox, self.identity.tenant, flt)
+        sub = await self.coedit.reads.follow_events(self.identity, self._ctx(message),
+                                                    self.outbox, flt)
         self.streams[sub.id] = sub
         try:
             self.reply(rid, {"stream": sub.id, "seq": sub.start})
@@ -598,7 +599,7 @@ class Session:
         if doc not in self.subscriptions:
             raise BadRequest("subscribe to the document before setting presence on it")
         state = validate_presence_state(message.get("state"))
-        kind = await self.coedit.store.kind_of(self.identity.tenant, doc)
+        kind = await self.coedit.reads.kind_of(self.identity, self._ctx(message), doc)
         self.presence_state[doc] = state
         await self.coedit.presence.update(self._entry(doc, kind, state))
         self.reply(rid, {"doc": doc})

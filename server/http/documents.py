@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from persistence.audit import AuditContext
 from persistence.errors import BadRequest, PreconditionRequired
 from persistence.timeutil import parse_ts
-from server.auth import Action, Identity
+from server.auth import Identity
 from server.http.endpoint import endpoint, int_param, json_body
 from server.service import Coedit
 
@@ -68,8 +68,8 @@ async def list_documents(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
     params = request.query_params
-    page = await coedit.store.list_documents(
-        identity.tenant, kind=params.get("kind") or None, q=params.get("q") or None,
+    page = await coedit.reads.documents(
+        identity, ctx, kind=params.get("kind") or None, q=params.get("q") or None,
         limit=int_param(request, "limit", minimum=1), cursor=params.get("cursor") or None,
     )
     return JSONResponse(page)
@@ -90,10 +90,7 @@ async def get_document(
             at = parse_ts(at_raw)
         except ValueError:
             raise BadRequest("at must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
-    if version is None and at is None:
-        document = await coedit.store.get(identity.tenant, doc)
-    else:
-        document = await coedit.store.state_at(identity.tenant, doc, version=version, at=at)
+    document = await coedit.reads.document(identity, ctx, doc, version=version, at=at)
     etag = _etag(document["version"])
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
@@ -105,12 +102,12 @@ async def patch_document(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
     doc = request.path_params["doc"]
-    await coedit.store.kind_of(identity.tenant, doc)  # not_found before anything else
-    base = _if_match_version(request.headers.get("if-match"))
-    ops = await json_body(request, coedit)
-    key = request.headers.get("idempotency-key")
-    result = await coedit.patch(identity, ctx, doc, base=base, ops=ops, key=key,
-                                lock_token=_lock_token(request.headers.get("lock-token")))
+    async with coedit.reads.not_found_first(identity, ctx, doc):
+        base = _if_match_version(request.headers.get("if-match"))
+        ops = await json_body(request, coedit)
+        result = await coedit.patch(identity, ctx, doc, base=base, ops=ops,
+                                    key=request.headers.get("idempotency-key"),
+                                    lock_token=_lock_token(request.headers.get("lock-token")))
     return JSONResponse(result.reply, headers={"ETag": _etag(result.reply["version"])})
 
 
@@ -118,5 +115,4 @@ async def patch_document(
 async def verify_document(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    await coedit.authorize(identity, Action.READ, ctx, what="verify documents")
-    return JSONResponse(await coedit.store.verify(identity.tenant, request.path_params["doc"]))
+    return JSONResponse(await coedit.reads.verify(identity, ctx, request.path_params["doc"]))

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from channels.frames import Frame, encode_json
+from channels.frames import Frame, WireFormat, server_sent_event
+from channels.outbox import Outbox
+from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext
 from persistence.errors import BadRequest
 from persistence.events import EventFilter
@@ -27,8 +29,8 @@ __all__ = ["document_history", "list_events", "stream_events"]
 async def document_history(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    page = await coedit.store.history(
-        identity.tenant, request.path_params["doc"],
+    page = await coedit.reads.history(
+        identity, ctx, request.path_params["doc"],
         since=int_param(request, "since"), limit=int_param(request, "limit", minimum=1),
         cursor=request.query_params.get("cursor") or None,
     )
@@ -63,32 +65,11 @@ async def list_events(
     limit = int_param(request, "limit", minimum=1) or 100
     if limit > 1000:
         raise BadRequest("limit must be between 1 and 1000")
-    page = await coedit.events.page(
-        identity.tenant, flt=_event_filter(request), since=int_param(request, "since"),
+    page = await coedit.reads.events(
+        identity, ctx, flt=_event_filter(request), since=int_param(request, "since"),
         until=_until(request), limit=limit, cursor=request.query_params.get("cursor") or None,
     )
     return JSONResponse(page)
-
-
-class _SseSink:
-    """A bounded queue between the stream pump and one SSE response; overflow ends it."""
-
-    def __init__(self, limit: int) -> None:
-        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=limit)
-        self.overflowed = False
-
-    def put(self, frame: Frame) -> bool:
-        if self.overflowed:
-            return False
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()  # make room for the end-of-stream marker
-            self.queue.put_nowait(None)
-            return False
-        return True
 
 
 SSE_KEEPALIVE_SECONDS = 15.0
@@ -106,29 +87,67 @@ async def stream_events(
         if not last_id.strip().isdigit():
             raise BadRequest("Last-Event-ID must be the seq of the last event received")
         since = int(last_id)
-    sink = _SseSink(coedit.settings.send_queue)
-    streams = coedit.streams
-    sub = await streams.subscribe(sink, identity.tenant, flt)
+    return EventStreamResponse(coedit, identity, ctx, flt, since)
 
-    async def body() -> AsyncIterator[str]:
+
+class EventStreamResponse(Response):
+    """The tenant's events after ``since`` as they commit, until the client goes.
+
+    The stream is followed exactly as a WebSocket session follows one: a reader registered
+    with the node's event pump (``Reads.follow_events``) whose frames queue in an
+    :class:`~channels.outbox.Outbox`, here framed as Server-Sent Events. A client that reads
+    too slowly overflows the queue and the response ends; it resumes with ``Last-Event-ID``.
+    """
+
+    def __init__(self, coedit: Coedit, identity: Identity, ctx: AuditContext,
+                 flt: EventFilter, since: int | None) -> None:
+        # No Response.__init__: it would declare a Content-Length for an empty body.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                            (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        self.coedit, self.identity, self.ctx = coedit, identity, ctx
+        self.flt, self.since = flt, since
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        coedit = self.coedit
+        ended = asyncio.Event()
+
+        async def send_text(text: str | bytes) -> None:
+            body = text.encode() if isinstance(text, str) else text
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+        outbox = Outbox(send_text, WireFormat.JSON, limit=coedit.settings.send_queue,
+                        on_overflow=ended.set, on_failure=ended.set, flusher=coedit.flusher,
+                        encode=server_sent_event)
+        sub = await coedit.reads.follow_events(self.identity, self.ctx, outbox, self.flt)
+        disconnected = asyncio.create_task(_disconnect(receive), name="sse-disconnect")
         try:
-            yield f": stream {sub.id} from seq {since if since is not None else sub.start}\n\n"
-            await streams.activate(sub, since)
-            while True:
-                try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows the
-                    # cancellation of a disconnect that lands as a frame arrives.
-                    async with asyncio.timeout(SSE_KEEPALIVE_SECONDS):
-                        frame = await sink.queue.get()
-                except TimeoutError:
-                    yield ": keepalive\n\n"
-                    continue
-                if frame is None:
-                    return  # too slow: the client reconnects with Last-Event-ID
-                event = frame.message["event"]
-                yield f"id: {event['seq']}\ndata: {encode_json(event)}\n\n"
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            start = self.since if self.since is not None else sub.start
+            outbox.put(Frame({"type": "comment", "text": f"stream {sub.id} from seq {start}"}))
+            await coedit.streams.activate(sub, self.since)
+            while not ended.is_set() and not disconnected.done():
+                overflow = asyncio.ensure_future(ended.wait())
+                done, _ = await asyncio.wait([overflow, disconnected],
+                                             timeout=SSE_KEEPALIVE_SECONDS,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                await cancel_and_wait([overflow])
+                if not done:
+                    outbox.put(Frame({"type": "comment", "text": "keepalive"}))
+            if not disconnected.done():
+                with contextlib.suppress(OSError):
+                    async with asyncio.timeout(5.0):
+                        await outbox.finish()
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            await streams.unsubscribe(sub)
+            await coedit.streams.unsubscribe(sub)
+            await outbox.stop()
+            await cancel_and_wait([disconnected])
 
-    return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+async def _disconnect(receive: Receive) -> None:
+    """Return when the client has gone (the request body, if any, is read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

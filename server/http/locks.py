@@ -24,12 +24,13 @@ async def take_lock(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
     doc = request.path_params["doc"]
-    await coedit.store.kind_of(identity.tenant, doc)
-    body = await json_body(request, coedit)
-    if not isinstance(body, dict):
-        raise BadRequest('body must be {"path": ..., "ttl_ms": ...}')
-    lock = await coedit.lock(identity, ctx, _http_holder(identity), doc, path=body.get("path"),
-                             ttl_ms=body.get("ttl_ms"), force=body.get("force", False))
+    async with coedit.reads.not_found_first(identity, ctx, doc):
+        body = await json_body(request, coedit)
+        if not isinstance(body, dict):
+            raise BadRequest('body must be {"path": ..., "ttl_ms": ...}')
+        lock = await coedit.lock(identity, ctx, _http_holder(identity), doc,
+                                 path=body.get("path"), ttl_ms=body.get("ttl_ms"),
+                                 force=body.get("force", False))
     return JSONResponse({"lock": lock}, status_code=201,
                         headers={"Lock-Token": str(lock["token"])})
 
@@ -53,5 +54,4 @@ async def list_locks(
     doc = request.query_params.get("doc")
     if not doc:
         raise BadRequest("give ?doc=<document id>")
-    await coedit.store.kind_of(identity.tenant, doc)
-    return JSONResponse({"locks": await coedit.locks.live(identity.tenant, doc)})
+    return JSONResponse({"locks": await coedit.reads.locks(identity, ctx, doc)})

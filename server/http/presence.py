@@ -20,13 +20,7 @@ async def list_presence(
 ) -> Response:
     doc = request.query_params.get("doc")
     kind = request.query_params.get("kind")
-    backend = coedit.presence.backend
-    if doc:
-        await coedit.store.kind_of(identity.tenant, doc)
-        entries = await backend.for_doc(doc)
-    elif kind:
-        entries = await backend.for_kind(identity.tenant, kind)
-    else:
+    if not doc and not kind:
         raise BadRequest("give ?doc=<document id> or ?kind=<kind>")
-    return JSONResponse({"presence": [e.public() for e in entries
-                                      if e.tenant == identity.tenant]})
+    entries = await coedit.reads.presence(identity, ctx, doc=doc or None, kind=kind or None)
+    return JSONResponse({"presence": [e.public() for e in entries]})

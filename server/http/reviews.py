@@ -45,9 +45,8 @@ async def add_comment(
 async def list_comments(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    doc = request.path_params["doc"]
-    await coedit.store.kind_of(identity.tenant, doc)
-    return JSONResponse({"comments": await coedit.reviews.comments(identity.tenant, doc)})
+    return JSONResponse({"comments": await coedit.reads.comments(
+        identity, ctx, request.path_params["doc"])})
 
 
 @endpoint
@@ -63,9 +62,8 @@ async def resolve_comment(
 async def get_review(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    doc = request.path_params["doc"]
-    await coedit.store.kind_of(identity.tenant, doc)
-    return JSONResponse({"review": await coedit.reviews.review(identity.tenant, doc)})
+    return JSONResponse({"review": await coedit.reads.review(
+        identity, ctx, request.path_params["doc"])})
 
 
 @endpoint
