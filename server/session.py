@@ -25,7 +25,6 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -36,27 +35,23 @@ from starlette.websockets import WebSocket, WebSocketState
 from channels.frames import Frame, WireFormat
 from channels.hub import Subscription
 from channels.outbox import Outbox
-from channels.presence import stage_topic
-from channels.presence_backend import PresenceEntry
 from channels.streams import StreamSubscription
 from channels.tasks import cancel_and_wait
-from persistence.document_writes import KIND_PATTERN
+from persistence.audit import AuditContext
 from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
-from persistence.events import EventFilter
 from persistence.timeutil import format_ts, utcnow
 from persistence.writes import WriteResult
 from server.auth import ANON_COOKIE, Action, Identity, allowed
+from server.ratelimit import TokenBucket
 from server.service import Coedit, protocol_error
 from server.transport import abort_function, direct_socket
 from server.wire import (
     REQUEST_TYPES,
     decode_frame,
-    optional_int,
     request_id,
     require_doc,
-    require_str,
-    validate_presence_state,
 )
+from server.ws_requests import HANDLERS
 
 __all__ = ["CloseCode", "serve_websocket"]
 
@@ -72,28 +67,6 @@ class CloseCode(IntEnum):
     ABNORMAL = 1006
     TOKEN_EXPIRED = 4401
     HEARTBEAT_TIMEOUT = 4408
-
-
-class TokenBucket:
-    """``rate`` requests a second with bursts of twice that; rate 0 means unlimited."""
-
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self.capacity = 2.0 * rate
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self) -> float:
-        """0 when a request may go ahead, else the seconds until one may."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
 
 
 CLOSE_GRACE_SECONDS = 5.0
@@ -362,7 +335,7 @@ class Session:
                 raise BadRequest("'id' must be an integer or a string of at most 128 characters")
             if kind == "heartbeat":
                 return _Request(message, rid, kind, size)
-            if kind not in _HANDLERS:
+            if kind not in HANDLERS:
                 raise BadRequest(f"unknown message type {raw_kind!r}")
             if rid is None:
                 raise BadRequest(f"a {kind} request needs an 'id'")
@@ -404,7 +377,7 @@ class Session:
         elif (request.kind == "patch" and self._writes_in_flight < MAX_WRITES_IN_FLIGHT
               and allowed(self.identity, Action.WRITE)):
             try:
-                self._queue_patch(request.message, request.rid)  # type: ignore[arg-type]
+                self.queue_patch(request.message, request.rid)  # type: ignore[arg-type]
             except Exception as exc:
                 if self._writes_in_flight:
                     # The refusal must not overtake the answers of earlier writes.
@@ -441,16 +414,16 @@ class Session:
         rid = request.rid
         try:
             if request.kind != "patch" and self._writes_in_flight:
-                await self._settle_writes()
+                await self.settle_writes()
             if request.error is not None:
                 raise request.error
             if request.kind == "heartbeat":
                 self.reply(rid, {})  # type: ignore[arg-type]  # a heartbeat with an id
                 return
-            await _HANDLERS[request.kind](self, request.message, rid)  # type: ignore[arg-type]
+            await HANDLERS[request.kind](self, request.message, rid)  # type: ignore[arg-type]
         except Exception as exc:
             if self._writes_in_flight:
-                await self._settle_writes()
+                await self.settle_writes()
             self.error(rid, protocol_error(exc))
 
     def _count_refusal(self) -> None:
@@ -475,170 +448,22 @@ class Session:
 
     # -- requests -------------------------------------------------------------------------
 
-    def _ctx(self, message: dict[str, Any]) -> Any:
+    def context(self, message: dict[str, Any]) -> AuditContext:
         correlation = message.get("correlation_id")
         return self.coedit.context(
             self.identity, "ws", correlation if isinstance(correlation, str) else None
         )
 
-    async def _subscribe(self, message: dict[str, Any], rid: int | str) -> None:
-        if "stream" in message:
-            await self._subscribe_stream(message, rid)
-            return
-        if "stage" in message:
-            await self._subscribe_stage(message, rid)
-            return
-        doc = require_doc(message)
-        since = optional_int(message, "since", minimum=0)
-        ctx = self._ctx(message)
-        await self.coedit.authorize(self.identity, Action.READ, ctx, doc=doc,
-                                    what="read documents")  # before leaving the old one
-        previous = self.subscriptions.pop(doc, None)
-        if previous is not None:
-            await self.coedit.hub.leave(previous)
-        hub = self.coedit.hub
-        sub = await hub.join(self.outbox, self.identity.tenant, doc)
-        try:
-            view = await self.coedit.reads.subscription(self.identity, ctx, doc)
-            document = view.document
-            version = document["version"]
-            if since is not None and since > version:
-                raise BadRequest(f"since {since} is ahead of the current version {version}",
-                                 current_version=version)
-            fields: dict[str, Any] = {
-                "doc": doc, "version": version,
-                "presence": [e.public() for e in view.presence if e.session != self.id],
-                "locks": view.locks,
-            }
-            if since is None:
-                fields["state"] = document["state"]
-            self.reply(rid, fields)
-            await hub.activate(sub, current=version, since=since)
-        except BaseException:
-            await hub.leave(sub)
-            raise
-        self.subscriptions[doc] = sub
-        if previous is None:
-            state = {"status": "viewing"}
-            self.presence_state[doc] = state
-            # The reply is out already: a presence hiccup must not become a second reply.
-            await self._presence_quietly(
-                self.coedit.presence.join(self._entry(doc, document["kind"], state)))
-
-    async def _presence_quietly(self, change: Awaitable[None]) -> None:
-        try:
-            await change
-        except Exception:
-            log.warning("presence change of session %s failed", self.id, exc_info=True)
-
-    def _entry(self, doc: str, kind: str, state: dict[str, Any]) -> PresenceEntry:
-        return PresenceEntry(
-            session=self.id, user={"id": self.identity.id, "name": self.identity.name},
-            doc=doc, kind=kind, node=self.coedit.settings.node_id, state=state,
-            since=self.since, tenant=self.identity.tenant,
-        )
-
-    async def _subscribe_stage(self, message: dict[str, Any], rid: int | str) -> None:
-        kind = require_str(message, "stage", maximum=32)
-        if not KIND_PATTERN.fullmatch(kind):
-            raise BadRequest("stage must be a document kind: [a-z][a-z0-9_]{0,31}")
-        topic = stage_topic(self.identity.tenant, kind)
-        if topic not in self.stages:
-            await self.coedit.hub.join_topic(self.outbox, topic)
-            self.stages.add(topic)
-        present = await self.coedit.reads.presence(self.identity, self._ctx(message), kind=kind)
-        self.reply(rid, {"stage": kind, "presence": [e.public() for e in present]})
-
-    async def _subscribe_stream(self, message: dict[str, Any], rid: int | str) -> None:
-        spec = message.get("stream")
-        if not isinstance(spec, dict):
-            raise BadRequest("stream must be a map of kinds, types, docs and actors")
-        unknown = set(spec) - {"kinds", "types", "docs", "actors"}
-        if unknown:
-            raise BadRequest(f"unknown stream filter fields: {', '.join(sorted(unknown))}")
-        flt = EventFilter.parse(**spec)
-        since = optional_int(message, "since", minimum=0)
-        streams = self.coedit.streams
-        sub = await self.coedit.reads.follow_events(self.identity, self._ctx(message),
-                                                    self.outbox, flt)
-        self.streams[sub.id] = sub
-        try:
-            self.reply(rid, {"stream": sub.id, "seq": sub.start})
-            await streams.activate(sub, since)
-        except BaseException:
-            self.streams.pop(sub.id, None)
-            await streams.unsubscribe(sub)
-            raise
-
-    async def _unsubscribe(self, message: dict[str, Any], rid: int | str) -> None:
-        if "stream" in message:
-            stream_id = require_str(message, "stream", maximum=64)
-            stream = self.streams.pop(stream_id, None)
-            if stream is not None:
-                await self.coedit.streams.unsubscribe(stream)
-            self.reply(rid, {"stream": stream_id})
-            return
-        if "stage" in message:
-            kind = require_str(message, "stage", maximum=32)
-            topic = stage_topic(self.identity.tenant, kind)
-            if topic in self.stages:
-                self.stages.discard(topic)
-                await self.coedit.hub.leave_topic(self.outbox, topic)
-            self.reply(rid, {"stage": kind})
-            return
-        doc = require_doc(message)
-        sub = self.subscriptions.pop(doc, None)
-        if sub is not None:
-            await self.coedit.hub.leave(sub)
-            self.presence_state.pop(doc, None)
-            await self._presence_quietly(self.coedit.presence.leave(doc, self.id))
-        self.reply(rid, {"doc": doc})
-
-    async def _presence(self, message: dict[str, Any], rid: int | str) -> None:
-        doc = require_doc(message)
-        if doc not in self.subscriptions:
-            raise BadRequest("subscribe to the document before setting presence on it")
-        state = validate_presence_state(message.get("state"))
-        kind = await self.coedit.reads.kind_of(self.identity, self._ctx(message), doc)
-        self.presence_state[doc] = state
-        await self.coedit.presence.update(self._entry(doc, kind, state))
-        self.reply(rid, {"doc": doc})
-
-    async def _lock(self, message: dict[str, Any], rid: int | str) -> None:
-        doc = require_doc(message)
-        lock = await self.coedit.lock(
-            self.identity, self._ctx(message), self.id, doc, path=message.get("path"),
-            ttl_ms=message.get("ttl_ms"), force=message.get("force", False),
-        )
-        self.holds_locks = True
-        self.reply(rid, {"lock": lock})
-
-    async def _unlock(self, message: dict[str, Any], rid: int | str) -> None:
-        doc = require_doc(message)
-        lock = await self.coedit.unlock(self.identity, self._ctx(message), self.id, doc,
-                                        path=message.get("path"))
-        self.reply(rid, {"lock": lock})
-
-    async def _patch(self, message: dict[str, Any], rid: int | str) -> None:
-        """A patch that had to wait: for room among the writes in flight, or behind another
-        request, or to have its refusal recorded."""
-        doc = require_doc(message)
-        if self._writes_in_flight >= MAX_WRITES_IN_FLIGHT:
-            await self._settle_writes()
-        await self.coedit.authorize(self.identity, Action.WRITE, self._ctx(message), doc=doc,
-                                    what="patch documents")
-        self._queue_patch(message, rid)
-
-    def _queue_patch(self, message: dict[str, Any], rid: int | str) -> None:
+    def queue_patch(self, message: dict[str, Any], rid: int | str) -> None:
         """Hand the write to the group commit and go on: consecutive patches share a commit.
 
         The caller has checked the role. The service answers through ``_write_done``, in
         commit order, even if the connection has gone by then, and then sends the delta.
         Any other request waits until the writes before it are answered
-        (``_settle_writes``).
+        (``settle_writes``).
         """
         self.coedit.queue_patch(
-            self.identity, self._ctx(message), require_doc(message),
+            self.identity, self.context(message), require_doc(message),
             base=message.get("base"), ops=message.get("ops"), key=message.get("key"),
             session=self.id, answer=functools.partial(self._write_done, rid),
         )
@@ -656,29 +481,17 @@ class Session:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _settle_writes(self) -> None:
+    async def wait_for_write_room(self) -> None:
+        """Return once this session may queue another write (at most 64 unanswered)."""
+        if self._writes_in_flight >= MAX_WRITES_IN_FLIGHT:
+            await self.settle_writes()
+
+    async def settle_writes(self) -> None:
         """Return once every write queued so far is answered (the reply order is kept)."""
         while self._writes_in_flight:
             if self._settled is None:
                 self._settled = asyncio.get_running_loop().create_future()
             await self._settled
-
-    async def _create(self, message: dict[str, Any], rid: int | str) -> None:
-        require_str(message, "kind", maximum=32)
-        document = await self.coedit.create_document(self.identity, self._ctx(message), message)
-        self.reply(rid, {"document": document})
-
-
-_HANDLERS: dict[str, Callable[[Session, dict[str, Any], int | str], Awaitable[None]]] = {
-    "subscribe": Session._subscribe,
-    "unsubscribe": Session._unsubscribe,
-    "patch": Session._patch,
-    "create": Session._create,
-    "presence": Session._presence,
-    "lock": Session._lock,
-    "unlock": Session._unlock,
-}
-
 
 async def serve_websocket(ws: WebSocket) -> None:
     """The ``/ws`` endpoint: authenticate the handshake, then run a :class:`Session`."""
