@@ -20,7 +20,7 @@ __all__ = [
 
 
 class WireFormat(Enum):
-    """The two subprotocols of PROTOCOL.md section 3."""
+    """The two subprotocols of docs/protocol.md section 3."""
 
     JSON = "coedit.v1.json"
     MSGPACK = "coedit.v1.msgpack"

@@ -137,7 +137,7 @@ class DocumentWriter:
         lock_token: int | None = None,
     ) -> asyncio.Future[WriteResult]:
         """Check the arguments now (``bad_request`` is raised here) and queue the write of
-        ``ops`` made against version ``base`` (PROTOCOL.md section 4).
+        ``ops`` made against version ``base`` (docs/protocol.md section 4).
 
         ``session`` (the writer's connection) and ``lock_token`` (a token an HTTP writer
         presents) say which edit locks are the writer's own; any other live lock on a written

@@ -78,7 +78,7 @@ class DocumentStore:
         session: str | None = None,
         lock_token: int | None = None,
     ) -> WriteResult:
-        """Apply ``ops`` made against version ``base``; see PROTOCOL.md section 4.
+        """Apply ``ops`` made against version ``base``; see docs/protocol.md section 4.
 
         ``session`` (the writer's connection) and ``lock_token`` (a token an HTTP writer
         presents) say which edit locks are the writer's own; any other live lock on a written

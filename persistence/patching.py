@@ -1,6 +1,6 @@
 """JSON Patch rules of the versioned write: validation, write units, application, redaction.
 
-Everything here is pure (no I/O) so the rules of PROTOCOL.md section 4 can be tested on their
+Everything here is pure (no I/O) so the rules of docs/protocol.md section 4 can be tested on their
 own and reused by the replay code. A *write unit* is the part of a document an op may change,
 cut before the first array element it reaches: two concurrent patches that touch the same
 array always overlap, so a rebase never has to shift array indices.

@@ -1,31 +1,17 @@
-"""The versioned write of PROTOCOL.md section 4, for a batch of patches in one transaction.
+"""The rules of the versioned write (docs/protocol.md section 4) for a batch of patches.
 
-``DocumentStore`` hands each batch of its group commit (``persistence/batching.py``) to
-:func:`write_patches`, which uses one transaction whatever the batch's size:
+The path of one write, from the socket to the broker, is told once, in docs/architecture.md
+("The path of one write"); this module is its step 4: :func:`write_patches` reads what a
+batch needs, applies every patch in submission order against the document as the patches
+before it in the batch left it (so a patch sees an earlier one of its batch exactly as if
+that one had committed alone first), and writes what they made. A refused patch changes
+nothing and gets its own error.
 
-1. read every document of the batch: with ``SELECT ... FOR UPDATE``, ordered by id so the
-   batches of two nodes lock in the same order and cannot deadlock on each other, or, on
-   PostgreSQL's optimistic path, without locks (the write then checks that no document moved
-   since, and the batch is tried again if one did);
-2. one read for the batch's idempotency keys, one for the live edit locks of its documents
-   that were ever locked, and, per document written from a stale base, one for the revisions
-   after the stalest base;
-3. every patch in submission order, in Python, against the document as the patches before it
-   in the batch left it (version, state, chain head and the write units of its new
-   revisions), so a patch sees an earlier one of its batch exactly as if that one had
-   committed alone first. A refused patch changes nothing and gets its own error;
-4. the events (their seqs drawn in batch order), the document rows, the revisions, the
-   snapshots and the idempotency keys: one statement on PostgreSQL, one per table on SQLite.
-
-How each step reaches the database is the business of a
-:class:`persistence.write_statements.WriteStatements`: SQLAlchemy Core on SQLite, asyncpg with
-PostgreSQL's own SQL on PostgreSQL (:mod:`persistence.batch_commit` chooses, and tries a batch
-again when an optimistic write finds a document moved), so the rules here run unchanged on
-both.
-
-Only after the commit does anyone see a result, so no subscriber ever sees a version that
-could still roll back, and a conflict that lists a delta of the same batch lists a committed
-one.
+How each read and write reaches the database is the business of a
+:class:`persistence.write_statements.WriteStatements` (:mod:`persistence.batch_commit` picks
+it and tries a batch again when an optimistic write finds a document moved), so these rules
+run unchanged on both databases. Nothing here is seen by anyone before the commit, so a
+conflict that lists a delta of the same batch lists a committed one.
 """
 
 from __future__ import annotations

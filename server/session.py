@@ -15,6 +15,11 @@ sweep (``Coedit.sweep_sessions``) closes connections that fell silent or whose t
 ``close()`` ends the session from anywhere; the cleanup in ``run()`` lets the request in hand
 finish (within a grace period), then leaves every subscription, so the hub never fans out to
 a dead socket.
+
+What each request does lives in ``server/ws_requests.py``. This module stays one piece
+(about 500 lines) because the read loop, the worker, ``close()`` and the teardown in
+``run()`` race with one another, and the comments that explain those races need them side by
+side.
 """
 
 from __future__ import annotations

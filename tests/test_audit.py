@@ -1,4 +1,4 @@
-"""The audit log (PROTOCOL.md section 8): what every mutation appends, append-only storage,
+"""The audit log (docs/protocol.md section 8): what every mutation appends, append-only storage,
 the hash chain, redaction, and the per-document history."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Identity over real connections (PROTOCOL.md section 2): tokens, dev login, the anonymous
+"""Identity over real connections (docs/protocol.md section 2): tokens, dev login, the anonymous
 viewer, the role table with its audit trail, tenant isolation and the ``coedit token`` CLI."""
 
 from __future__ import annotations

@@ -306,7 +306,7 @@ async def _committed(cluster: Cluster, node: int, token: str,
 
 def _matches(event: dict[str, Any], *, types: tuple[str, ...] = (),
              docs: tuple[str, ...] = (), actors: tuple[str, ...] = ()) -> bool:
-    """The stream filter of PROTOCOL.md section 8, computed on the client's side."""
+    """The stream filter of docs/protocol.md section 8, computed on the client's side."""
     if docs and event["doc"] not in docs:
         return False
     if actors and event["actor"]["id"] not in actors:

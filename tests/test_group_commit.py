@@ -36,7 +36,7 @@ from persistence.write_sql_pg import DriverWriteStatements
 from persistence.write_statements import BatchRows
 from persistence.writes import PatchRequest, WriteResult, WriteRules, write_patches
 from server.config import ConfigError, Settings
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, replace
 
 # The driver's own connection handling is what is under test: PostgreSQL only.
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -91,10 +91,6 @@ async def settle(futures: list[asyncio.Future[WriteResult]]) -> list[WriteResult
 async def create(store: DocumentStore, state: dict[str, Any], ctx: AuditContext = ANN) -> str:
     document, _ = await bounded(store.create(ctx, kind="memo", title="t", state=state))
     return str(document["id"])
-
-
-def replace(path: str, value: Any) -> list[dict[str, Any]]:
-    return [{"op": "replace", "path": path, "value": value}]
 
 
 def ok(outcome: WriteResult | BaseException) -> WriteResult:

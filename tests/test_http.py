@@ -1,4 +1,5 @@
-"""The HTTP resources (PROTOCOL.md section 9), health, OpenAPI and metrics, over real sockets."""
+"""The HTTP resources (docs/protocol.md section 9), health, OpenAPI and metrics, over real
+sockets."""
 
 from __future__ import annotations
 

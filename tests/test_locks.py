@@ -1,4 +1,4 @@
-"""Edit locks (PROTOCOL.md section 7) over real WebSocket and HTTP connections.
+"""Edit locks (docs/protocol.md section 7) over real WebSocket and HTTP connections.
 
 Locks are taken by WebSocket sessions (renewed while they heartbeat) and by HTTP clients
 (never renewed, which is how expiry is tested without killing a node). What the server holds

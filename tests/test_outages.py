@@ -1,4 +1,4 @@
-"""Outages answer ``unavailable``, never ``internal`` (PROTOCOL.md section 3), on every path:
+"""Outages answer ``unavailable``, never ``internal`` (docs/protocol.md section 3), on every path:
 Redis stopped or restarted under a node, PostgreSQL connections cut while idle or in the
 middle of a read. The read pool recovers by itself, so the first read after a cut succeeds."""
 

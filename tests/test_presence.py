@@ -1,4 +1,4 @@
-"""Presence (PROTOCOL.md section 6) over real WebSocket connections.
+"""Presence (docs/protocol.md section 6) over real WebSocket connections.
 
 Presence diffs arrive as ``presence`` pushes with ``joins``, ``updates`` and ``leaves``; a
 client may also see diffs about itself, so every wait below looks for the one diff it expects

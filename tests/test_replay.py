@@ -1,4 +1,4 @@
-"""Time travel (PROTOCOL.md section 9): ``GET /api/documents/{id}?version=N`` and ``?at=T``
+"""Time travel (docs/protocol.md section 9): ``GET /api/documents/{id}?version=N`` and ``?at=T``
 replay a document from its nearest snapshot and the revisions after it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Single-node subscriptions (PROTOCOL.md section 5) over real WebSocket connections."""
+"""Single-node subscriptions (docs/protocol.md section 5) over real WebSocket connections."""
 
 from __future__ import annotations
 

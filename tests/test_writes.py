@@ -1,4 +1,4 @@
-"""Versioned writes (PROTOCOL.md section 4) over real WebSocket connections.
+"""Versioned writes (docs/protocol.md section 4) over real WebSocket connections.
 
 Every write goes through a ``patch`` request; what the server ended up storing is read back
 over HTTP (the document, and its audit history), so a test sees the state a client would.

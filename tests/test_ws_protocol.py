@@ -1,4 +1,4 @@
-"""Frames over real WebSocket connections (PROTOCOL.md section 3): the welcome, subprotocols,
+"""Frames over real WebSocket connections (docs/protocol.md section 3): the welcome, subprotocols,
 malformed input, request/reply pairing, the frame limit, heartbeats, token expiry and rate
 limits."""
 

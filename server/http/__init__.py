@@ -1,4 +1,4 @@
-"""The HTTP resources of PROTOCOL.md section 9, plus dev login, health and metrics: one
+"""The HTTP resources of docs/protocol.md section 9, plus dev login, health and metrics: one
 module per family of resources, and here the one route table that serves them all."""
 
 from __future__ import annotations
