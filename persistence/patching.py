@@ -16,6 +16,7 @@ import jsonpatch
 import jsonpointer
 
 from persistence.errors import BadRequest, Conflict
+from persistence.splices import Splice, apply_splice, check_splice_fields
 
 __all__ = [
     "MAX_OPS",
@@ -27,6 +28,7 @@ __all__ = [
     "redact_value",
     "units_overlap",
     "validate_ops",
+    "value_at",
     "values_at",
     "write_units",
     "written_paths",
@@ -42,6 +44,7 @@ _OP_FIELDS: dict[str, tuple[str, ...]] = {
     "move": ("from", "path"),
     "copy": ("from", "path"),
     "test": ("path", "value"),
+    "splice": ("path", "at", "remove", "insert"),
 }
 
 
@@ -83,6 +86,8 @@ def validate_ops(ops: Any) -> list[dict[str, Any]]:
                 if not isinstance(op[field], str):
                     raise BadRequest(f"op {index}: {field!r} must be a string")
                 parse_pointer(op[field])
+        if name == "splice":
+            check_splice_fields(index, op)
     return ops
 
 
@@ -113,8 +118,17 @@ def written_paths(ops: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def write_units(ops: Iterable[dict[str, Any]], state: Any) -> list[str]:
-    """The write units of ``ops`` against the state they are applied to, without repeats."""
-    units = (_join_pointer(_unit_of(path, state)) for path in written_paths(ops))
+    """The write units of ``ops`` against the state they are applied to, without repeats.
+
+    A splice's unit is its path itself, array elements included: a later splice of the same
+    string merges with it, and anything that moves the array still overlaps it.
+    """
+    units: list[str] = []
+    for op in ops:
+        if op["op"] == "splice":
+            units.append(op["path"])
+        else:
+            units.extend(_join_pointer(_unit_of(path, state)) for path in written_paths([op]))
     return list(dict.fromkeys(units))
 
 
@@ -131,17 +145,48 @@ def apply_ops(state: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any
     A failed ``test`` is a ``conflict`` (the client's view of the document was wrong);
     every other failure is a ``bad_request``.
     """
+    result: Any = state
+    start = 0
+    for index, op in enumerate(ops):
+        if op["op"] == "splice":
+            result = _apply_standard(result, ops[start:index])
+            result = _splice_at(result, op)
+            start = index + 1
+    result = _apply_standard(result, ops[start:])
+    if not isinstance(result, dict):
+        raise BadRequest("a document state must stay a JSON object")
+    return result
+
+
+def _apply_standard(state: Any, ops: list[dict[str, Any]]) -> Any:
+    """RFC 6902 ops, by jsonpatch; failures as protocol errors."""
+    if not ops:
+        return state
     try:
-        result = jsonpatch.apply_patch(state, ops, in_place=True)
+        return jsonpatch.apply_patch(state, ops, in_place=True)
     except jsonpatch.JsonPatchTestFailed as exc:
         raise Conflict(f"test failed: {exc}") from exc
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
         raise BadRequest(f"patch cannot be applied: {exc}") from exc
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise BadRequest(f"patch cannot be applied: {exc}") from exc
-    if not isinstance(result, dict):
-        raise BadRequest("a document state must stay a JSON object")
-    return result
+
+
+def _splice_at(state: Any, op: dict[str, Any]) -> Any:
+    """Apply one splice in place: the string at its path must exist."""
+    path = op["path"]
+    segments = parse_pointer(path)
+    if not segments:
+        raise BadRequest("splice: the path must address a string inside the document")
+    parent = _value_at(state, _join_pointer(segments[:-1]), False)
+    last = segments[-1]
+    if isinstance(parent, dict) and last in parent:
+        parent[last] = apply_splice(parent[last], Splice.of(op), path)
+    elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        parent[int(last)] = apply_splice(parent[int(last)], Splice.of(op), path)
+    else:
+        raise BadRequest(f"splice: {path!r} does not address a string")
+    return state
 
 
 _MISSING = object()
@@ -164,6 +209,12 @@ def _value_at(state: Any, pointer: str, dash_is_last: bool) -> Any:
         else:
             return _MISSING
     return node
+
+
+def value_at(state: Any, pointer: str) -> Any:
+    """The value at ``pointer``, or None where there is none."""
+    value = _value_at(state, pointer, False)
+    return None if value is _MISSING else value
 
 
 def values_at(state: Any, paths: Iterable[str], *, dash_is_last: bool = False) -> dict[str, Any]:
@@ -221,5 +272,7 @@ def redact_ops(ops: list[dict[str, Any]], names: frozenset[str]) -> list[dict[st
                 copy_op["value"] = REDACTED
             else:
                 copy_op["value"] = redact_value(copy_op["value"], names)
+        elif copy_op.get("op") == "splice" and _last_segment(copy_op["path"]) in names:
+            copy_op["insert"] = REDACTED  # inserted text is a value like any other
         masked.append(copy_op)
     return masked

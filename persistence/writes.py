@@ -32,11 +32,11 @@ from persistence.patching import (
     apply_ops,
     redact_at_paths,
     redact_ops,
-    units_overlap,
     values_at,
     write_units,
     written_paths,
 )
+from persistence.rebase import LaterVersion, rebase_patch
 from persistence.timeutil import format_ts
 from persistence.write_statements import (
     Advance,
@@ -214,11 +214,10 @@ class _Batch:
                                 session=request.session, lock_token=request.lock_token,
                                 now=self.now)
         state = loads(head.state_text)  # a private copy: a failing patch leaves no trace
+        rebased = base < head.version
+        if rebased:
+            ops = self._rebase(head, base, ops, state)
         units = write_units(ops, state)
-        rebased = False
-        if base < head.version:
-            self._check_rebase(head, base, units)
-            rebased = True
         before = values_at(state, paths)
         new_state = apply_ops(state, ops)
         state_text = serialize_state(new_state, self.rules.max_state_bytes)
@@ -263,15 +262,18 @@ class _Batch:
             return None
         return loads(row.reply)  # type: ignore[no-any-return]
 
-    def _check_rebase(self, head: _Head, base: int, units: list[str]) -> None:
-        """Refuse with ``conflict`` when a version after ``base`` (committed, or written
-        earlier in this batch) wrote a unit that overlaps ``units``."""
+    def _rebase(
+        self, head: _Head, base: int, ops: list[dict[str, Any]], state: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The patch as it applies after every version since ``base`` (committed, or written
+        earlier in this batch): as it is, or with its splices carried past theirs. Refuses
+        with ``conflict`` where its units overlap theirs otherwise."""
         committed = [row for row in self.committed.get(head.row.id, ()) if row.version > base]
         ours = [w for w in head.written if w.version > base]
-        later_units = [unit for row in committed for unit in loads(row.units)]
-        later_units += [unit for w in ours for unit in w.units]
-        overlapping = [u for u in units if any(units_overlap(u, other) for other in later_units)]
-        if overlapping or len(committed) + len(ours) != head.version - base:
+        later = [LaterVersion(loads(row.ops), loads(row.units)) for row in committed]
+        later += [LaterVersion(loads(w.ops_text), w.units) for w in ours]
+        rebased = rebase_patch(ops, state, later)
+        if rebased.overlapping or len(committed) + len(ours) != head.version - base:
             deltas = [delta_from_revision(head.row.tenant, row) for row in committed]
             for w in ours:
                 # Its own copy, as a committed revision would be read back.
@@ -283,9 +285,10 @@ class _Batch:
                 f"the patch overlaps writes made after version {base}",
                 current_version=head.version,
                 your_version=base,
-                paths=overlapping,
+                paths=rebased.overlapping,
                 deltas=deltas,
             )
+        return rebased.ops
 
     async def flush(self, sql: WriteStatements) -> None:
         """Write what the accepted patches made, in as few statements as the batch allows."""

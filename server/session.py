@@ -140,7 +140,8 @@ class Session:
                              on_overflow=self._on_overflow, on_failure=self._on_send_failure,
                              flusher=coedit.flusher)
         self._task: asyncio.Task[Any] | None = None
-        self._queue: deque[_Request] = deque()  # read, waiting for the worker
+        # Read, waiting for the worker; made with the worker, so an idle session holds none.
+        self._queue: deque[_Request] | None = None
         self._queued_bytes = 0
         self._worker: asyncio.Task[None] | None = None  # runs while the queue holds requests
         self._held = False  # the reader waits for room in the queue
@@ -257,7 +258,8 @@ class Session:
 
     async def _stop_worker(self) -> None:
         """Drop what was read and not started; give the request in hand the grace period."""
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         self._queued_bytes = 0
         worker = self._worker
         if worker is None:
@@ -321,7 +323,9 @@ class Session:
                 self.close(CloseCode.TOO_BIG)
                 return
             self._take(self._read_request(text, data, size))
-            if len(self._queue) >= QUEUE_FRAMES or self._queued_bytes >= QUEUE_BYTES:
+            queue = self._queue
+            if queue is not None and (len(queue) >= QUEUE_FRAMES
+                                      or self._queued_bytes >= QUEUE_BYTES):
                 await self._wait_for_room()
 
     def _read_request(self, text: str | None, data: bytes | None, size: int) -> _Request:
@@ -357,13 +361,14 @@ class Session:
         queue it for the worker."""
         if request.kind == "heartbeat" and request.rid is None and request.error is None:
             return  # a sign of life, nothing to answer: counted already, in any order
-        if self._worker is None and not self._handle_now(request):
-            self._queue.append(request)
-            self._queued_bytes += request.size
-            self._worker = asyncio.create_task(self._work(), name=f"session-{self.id}")
-        elif self._worker is not None:
-            self._queue.append(request)
-            self._queued_bytes += request.size
+        queue = self._queue
+        if queue is None:
+            if self._handle_now(request):
+                return
+            queue = self._queue = deque()
+            self._worker = asyncio.create_task(self._work(queue), name=f"session-{self.id}")
+        queue.append(request)
+        self._queued_bytes += request.size
 
     def _handle_now(self, request: _Request) -> bool:
         """Answer what needs no waiting, in the reader's own turn; False when it must queue.
@@ -393,15 +398,17 @@ class Session:
             return False
         return True
 
-    async def _work(self) -> None:
-        """Handle queued requests in order until none is left."""
+    async def _work(self, queue: deque[_Request]) -> None:
+        """Handle queued requests in order until none is left; the queue goes with us."""
         try:
-            while self._queue and self.close_code is None:
-                request = self._queue.popleft()
+            while queue and self.close_code is None:
+                request = queue.popleft()
                 self._queued_bytes -= request.size
                 await self._handle(request)
         finally:
             self._worker = None
+            self._queue = None
+            self._queued_bytes = 0
 
     async def _wait_for_room(self) -> None:
         """Stop reading until the worker has handled what is queued (backpressure)."""
