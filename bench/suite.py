@@ -123,6 +123,8 @@ async def scenario_3(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
     try:
         out["distinct"] = await writes.coedit_writes(ctx, cluster, nodes[0], hot=False)
         out["hot"] = await writes.coedit_writes(ctx, cluster, nodes[0], hot=True)
+        out["hot_splices"] = await writes.coedit_writes(ctx, cluster, nodes[0], hot=True,
+                                                        splices=True)
     finally:
         await cluster.stop()
     nodes = await cluster.start(1, redis=False, tag="-s3-nobatch", extra=NO_GROUP_COMMIT)
@@ -142,6 +144,13 @@ async def scenario_3(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
     rows.append(Row("3 writes, PostgreSQL", "16 writers, 1 hot document", hot["commits_per_s"],
                     "writes/s", "pgbench", pg["full-hot"]["commits_per_s"], "report",
                     "reported", f"{100 * hot['rebased_share']:.0f}% rebased"))
+    spliced = out["hot_splices"]
+    rows.append(Row("3 writes, PostgreSQL", "16 writers typing into 1 string (splices merged)",
+                    spliced["commits_per_s"], "writes/s", "1 hot document, fields",
+                    hot["commits_per_s"], "report", "reported",
+                    f"{100 * spliced['rebased_share']:.0f}% carried past later splices; node "
+                    f"CPU {spliced['node_cpu_ms_per_commit'] or 0:.2f} against "
+                    f"{hot['node_cpu_ms_per_commit'] or 0:.2f} ms per write"))
     rows.append(Row("3 writes, PostgreSQL", "node CPU per acknowledged write (16 documents)",
                     out["distinct"]["node_cpu_ms_per_commit"] or float("nan"), "ms",
                     notes=f"PostgreSQL {out['distinct']['postgres_cpu_ms_per_commit'] or 0:.2f}"

@@ -7,7 +7,9 @@
   ``window`` versions ahead of the slowest pacer writes as fast as the fan-out delivers.
 * :class:`AckWriter` (commits/s): closed loop, one patch in flight per writer, like a client
   that waits for ``ok`` before its next edit. On one hot document each writer writes its
-  own field and bases its patch on the last version it knows, so the server rebases.
+  own field and bases its patch on the last version it knows, so the server rebases; with
+  ``splice`` they all type into one string instead, so the server carries every splice past
+  the ones committed since its base.
 * :class:`RateWriter` (latency): open loop at a fixed rate, every patch carrying the
   monotonic time it was sent (``t=<ns>``) so subscribers in other processes can time it.
   Open loop means a slow server shows up as latency, not as a lower send rate.
@@ -54,6 +56,12 @@ def patch(doc: str, base: int, path: str, value: str) -> dict[str, Any]:
             "ops": [{"op": "replace", "path": path, "value": value}]}
 
 
+def splice(doc: str, base: int, path: str, text: str) -> dict[str, Any]:
+    """Type ``text`` at the start of the string at ``path`` (valid from any base)."""
+    return {"type": "patch", "doc": doc, "base": base,
+            "ops": [{"op": "splice", "path": path, "at": 0, "remove": 0, "insert": text}]}
+
+
 class PacedWriter:
     """Patches ``doc`` as fast as the slowest pacer receives the deltas."""
 
@@ -89,8 +97,9 @@ class AckWriter:
     """One patch in flight; the next goes when the ``ok`` came back."""
 
     def __init__(self, client: CoeditClient, doc: str, version: int, path: str,
-                 value: str) -> None:
+                 value: str, *, splices: bool = False) -> None:
         self.client = client
+        self.make = splice if splices else patch
         self.doc = doc
         self.version = version
         self.path = path
@@ -104,8 +113,8 @@ class AckWriter:
         while not self.stopped:
             self.stats.sent += 1
             try:
-                reply = await self.client.request(patch(self.doc, self.version, self.path,
-                                                        self.value))
+                reply = await self.client.request(self.make(self.doc, self.version, self.path,
+                                                            self.value))
             except Exception as exc:
                 self.stats.errors += 1
                 self.stats.first_error = self.stats.first_error or str(exc)[:300]

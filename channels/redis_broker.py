@@ -80,12 +80,13 @@ class RedisBroker(Broker):
     async def subscribe(self, channel: str) -> None:
         self._handler()
         self._channels.add(channel)
-        if self._pubsub is None:
+        pubsub = self._pubsub
+        if pubsub is None:
             raise RuntimeError("RedisBroker not started. Did you forget to call start()?")
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(channel, []).append(confirmed)
         try:
-            await self._pubsub.subscribe(channel)
+            await pubsub.subscribe(channel)
             self._wake.set()
             async with asyncio.timeout(self._confirm_timeout):
                 await asyncio.shield(confirmed)
@@ -94,7 +95,10 @@ class RedisBroker(Broker):
             if confirmed in waiting:
                 waiting.remove(confirmed)
             self._channels.discard(channel)
-            if isinstance(exc, (*_CONNECTION_ERRORS, TimeoutError)):
+            # The reader replaced the connection under us (a reconnect closed the old one
+            # mid-command; redis-py then fails in ways of its own, e.g. AttributeError).
+            replaced = pubsub is not self._pubsub and isinstance(exc, Exception)
+            if replaced or isinstance(exc, (*_CONNECTION_ERRORS, TimeoutError)):
                 raise Unavailable("the broker (Redis) is unavailable; retry shortly") from exc
             raise
 

@@ -43,7 +43,7 @@ from channels.outbox import Outbox
 from channels.streams import StreamSubscription
 from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext
-from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized
+from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
 from persistence.timeutil import format_ts, utcnow
 from persistence.writes import WriteResult
 from server.auth import ANON_COOKIE, Action, Identity, allowed
@@ -437,6 +437,15 @@ class Session:
             if self._writes_in_flight:
                 await self.settle_writes()
             self.error(rid, protocol_error(exc))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the session is stopping this worker
+            # Something the request awaited was cancelled under it (a broker subscription
+            # abandoned mid-reconnect, a driver's own timeout): the request still gets its one
+            # reply, and the requests behind it still run.
+            log.warning("session %s: a %s request was interrupted", self.id, request.kind)
+            self.error(rid, Unavailable("the request was interrupted; retry shortly"))
 
     def _count_refusal(self) -> None:
         now = time.monotonic()

@@ -59,7 +59,9 @@ async def test_subscribes_while_redis_is_down_or_restarting_answer_unavailable(
         assert presence["type"] == "ok" or presence["code"] == "unavailable", presence
         await private_redis.astart()
         codes: list[str] = []
-        async with asyncio.timeout(TIMEOUT * 2):
+        # Generous: under CPU load the broker's reconnect has taken over 20 s (see the
+        # issue 17 note); what this test pins down is that no answer meanwhile is internal.
+        async with asyncio.timeout(TIMEOUT * 6):
             while True:
                 reply = await client.request("subscribe", doc=docs[2])
                 if reply["type"] == "ok":

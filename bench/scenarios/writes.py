@@ -49,20 +49,23 @@ async def pgbench_ceiling(ctx: RunContext) -> dict[str, Any]:
 
 
 async def coedit_writes(ctx: RunContext, cluster: BenchCluster, node: Node,
-                        *, hot: bool) -> dict[str, Any]:
-    """Commits a second of 16 closed-loop writers on distinct documents or one hot one."""
+                        *, hot: bool, splices: bool = False) -> dict[str, Any]:
+    """Commits a second of 16 closed-loop writers on distinct documents or one hot one;
+    with ``splices``, all typing into one string of the hot document."""
     clients = [await CoeditClient.open(node.ws_url(cluster.token(f"writer{i}")))
                for i in range(WRITERS)]
     tasks: list[asyncio.Task[None]] = []
     writers: list[AckWriter] = []
     try:
-        state = {f"w{i}": "" for i in range(WRITERS)}
+        state: dict[str, str] = {f"w{i}": "" for i in range(WRITERS)}
+        state["text"] = ""
         if hot:
             doc = await clients[0].create(state)
             docs = [doc] * WRITERS
         else:
             docs = [await c.create(state) for c in clients]
-        writers = [AckWriter(c, d, 1, f"/w{i}", VALUE)
+        writers = [AckWriter(c, d, 1, "/text" if splices else f"/w{i}",
+                             "x" if splices else VALUE, splices=splices)
                    for i, (c, d) in enumerate(zip(clients, docs, strict=True))]
         tasks = [asyncio.create_task(w.run()) for w in writers]
         await asyncio.sleep(ctx.warmup)
@@ -74,7 +77,8 @@ async def coedit_writes(ctx: RunContext, cluster: BenchCluster, node: Node,
             end = start + ctx.window
             jobs: list[Any] = [usage_during(pids, start, end, database=database)]
             if ctx.profile and index == 0:
-                jobs.append(profile_during(ctx, f"writes-{'hot' if hot else 'distinct'}",
+                jobs.append(profile_during(ctx, f"writes-{'hot' if hot else 'distinct'}"
+                                                f"{'-splices' if splices else ''}",
                                            node.pid, start, end))
             usage, *_ = await asyncio.gather(*jobs)
             windows.append((start, end, usage))
