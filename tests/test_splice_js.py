@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from persistence.splices import Splice, transform
+from tests.chromium import launch_chromium, needs_chromium
 from tests.support import TIMEOUT, RunningServer
 
-CHROMIUM = os.environ.get("COEDIT_TEST_CHROMIUM", "/usr/bin/chromium")
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "splice.json").read_text())
 
 pytestmark = [
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason=f"Chromium is not installed at {CHROMIUM} (scripts/test installs Debian's chromium)",
-    ),
+    needs_chromium,
     # The module runs in the page alone; one database backend is enough to serve it.
     pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
 ]
@@ -64,16 +60,8 @@ const randomCases = (seed, count) => {
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await asyncio.wait_for(playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        ), 30)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with launch_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
