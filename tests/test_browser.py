@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
+from tests.chromium import launch_chromium, needs_chromium
 from tests.support import RunningServer
 
-CHROMIUM = os.environ.get("COEDIT_TEST_CHROMIUM", "/usr/bin/chromium")
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"Chromium is not installed at {CHROMIUM} (scripts/test installs Debian's chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await asyncio.wait_for(playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        ), 30)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with launch_chromium() as launched:
+        yield launched
 
 
 async def _signed_in(browser: Browser, server: RunningServer, name: str) -> Page:
