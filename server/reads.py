@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,16 +33,13 @@ if TYPE_CHECKING:
 __all__ = ["Reads", "SubscriptionView"]
 
 
+@dataclass(frozen=True, slots=True)
 class SubscriptionView:
     """What a new subscriber of a document is told: the document, who is there, its locks."""
 
-    __slots__ = ("document", "locks", "presence")
-
-    def __init__(self, document: dict[str, Any], presence: list[PresenceEntry],
-                 locks: list[dict[str, Any]]) -> None:
-        self.document = document
-        self.presence = presence
-        self.locks = locks
+    document: dict[str, Any]
+    presence: list[PresenceEntry]
+    locks: list[dict[str, Any]]
 
 
 class Reads:
