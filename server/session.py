@@ -378,8 +378,8 @@ class Session:
         group commit when the caller may write and the session has room for another write;
         a refusal (which is recorded in the audit log) waits its turn.
         """
-        if request.kind != "patch" and self._writes_in_flight:
-            return False
+        if self._writes_in_flight and (request.kind != "patch" or request.error is not None):
+            return False  # an answer, even a refusal, waits for the writes before it
         if request.error is not None:
             self.error(request.rid, request.error)
         elif request.kind == "heartbeat":

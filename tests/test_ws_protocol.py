@@ -494,6 +494,25 @@ class TestHeartbeatWhileWaiting:
             assert (await client.request("heartbeat"))["type"] == "ok"
             assert client.conn.close_code is None
 
+    async def test_a_refused_patch_is_answered_after_the_writes_before_it(
+        self, server: RunningServer,
+    ) -> None:
+        """A patch refused on arrival (here: an id that is not an id) while an earlier write
+        waits for the database is answered after that write, not before it."""
+        token = server.token()
+        doc = (await server.create(token, state={"n": 0}))["id"]
+        async with await server.connect(token) as client:
+            async with stalled_writes(server.settings.database_url, doc):
+                await client.send({"type": "patch", "id": "w", "doc": doc, "base": 1,
+                                   "ops": replace("/n", 1)})
+                await client.send({"type": "patch", "id": [1], "doc": doc, "base": 1,
+                                   "ops": replace("/n", 2)})
+                await asyncio.sleep(0.3)
+                assert await client.nothing_more(0) == []
+            first, second = [await client.recv() for _ in range(2)]
+            assert (first["type"], first["re"]) == ("ok", "w")
+            assert (second["type"], second["code"]) == ("error", "bad_request")
+
 
 # -- token expiry ---------------------------------------------------------------------------
 
