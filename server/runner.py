@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -24,13 +25,40 @@ from server.session import CloseCode
 if TYPE_CHECKING:
     from server.service import Coedit
 
-__all__ = ["GracefulServer", "uvicorn_config"]
+__all__ = ["GracefulServer", "TokenRedaction", "uvicorn_config"]
 
 log = logging.getLogger(__name__)
+
+# A query parameter that carries a credential: its value never reaches a log line.
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])(?:access_)?token=)[^&\s\"]*", re.IGNORECASE)
+
+
+class TokenRedaction(logging.Filter):
+    """Masks ``?token=`` in uvicorn's request lines.
+
+    Browsers cannot set headers on a WebSocket handshake, so clients may pass their token in
+    the URL (docs/protocol.md section 2), and uvicorn logs every handshake and request with
+    its query string. The token would then sit in every log store the lines reach.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+                isinstance(arg, str) and "token=" in arg.lower() for arg in record.args):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1[redacted]", arg)
+                                if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def _redact_tokens_in_uvicorn_logs() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TokenRedaction) for f in logger.filters):
+            logger.addFilter(TokenRedaction())
 
 
 def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int,
                    log_level: str = "info") -> uvicorn.Config:
+    _redact_tokens_in_uvicorn_logs()
     return uvicorn.Config(
         app,
         host=host,
