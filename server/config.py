@@ -62,6 +62,21 @@ def _database_url(raw: str | None) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _origins(raw: str | None) -> frozenset[str]:
+    """``COEDIT_ALLOWED_ORIGINS``: ``scheme://host[:port]`` entries, comma separated."""
+    origins = set()
+    for item in (raw or "").split(","):
+        origin = item.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        scheme, sep, host = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not host or "/" in host:
+            raise ConfigError("COEDIT_ALLOWED_ORIGINS takes origins such as "
+                              f"https://app.example.com, comma separated; got {item.strip()!r}")
+        origins.add(origin)
+    return frozenset(origins)
+
+
 def _redis_url(raw: str | None) -> str | None:
     if raw is None or raw.strip() == "":
         return None
@@ -81,6 +96,9 @@ class Settings:
     dev_auth: bool = True
     heartbeat_ms: int = 10_000
     redact: frozenset[str] = frozenset()
+    # Pages of these origins may open a WebSocket that a session cookie authenticates; the
+    # server's own origin always may.
+    allowed_origins: frozenset[str] = frozenset()
     snapshot_every: int = 50
     max_frame_bytes: int = 1024 * 1024
     max_state_bytes: int = 1024 * 1024
@@ -117,6 +135,7 @@ class Settings:
             dev_auth=dev_auth,
             heartbeat_ms=_int(env, "COEDIT_HEARTBEAT_MS", 10_000, minimum=50, maximum=3_600_000),
             redact=redact,
+            allowed_origins=_origins(env.get("COEDIT_ALLOWED_ORIGINS")),
             snapshot_every=_int(env, "COEDIT_SNAPSHOT_EVERY", 50, minimum=1, maximum=1_000_000),
             max_frame_bytes=_int(env, "COEDIT_MAX_FRAME_BYTES", 1024 * 1024,
                                  minimum=1024, maximum=64 * 1024 * 1024),

@@ -43,10 +43,17 @@ from channels.outbox import Outbox
 from channels.streams import StreamSubscription
 from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext
-from persistence.errors import BadRequest, CoeditError, RateLimited, Unauthorized, Unavailable
+from persistence.errors import (
+    BadRequest,
+    CoeditError,
+    Forbidden,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from persistence.timeutil import format_ts, utcnow
 from persistence.writes import WriteResult
-from server.auth import ANON_COOKIE, Action, Identity, allowed
+from server.auth import ANON_COOKIE, SESSION_COOKIE, Action, Identity, allowed
 from server.ratelimit import TokenBucket
 from server.service import Coedit, protocol_error
 from server.transport import abort_function, direct_socket
@@ -526,6 +533,11 @@ async def serve_websocket(ws: WebSocket) -> None:
     except Unauthorized as exc:
         await _refuse(ws, exc)
         return
+    ambient = not ws.headers.get("authorization") and (
+        SESSION_COOKIE in ws.cookies or not ws.query_params.get("token"))
+    if ambient and not _same_or_allowed_origin(ws, coedit.settings.allowed_origins):
+        await _refuse(ws, await _foreign_origin(coedit, identity, ws.headers["origin"]))
+        return
     headers: list[tuple[bytes, bytes]] = []
     if fresh_cookie:
         headers.append((b"set-cookie",
@@ -533,6 +545,37 @@ async def serve_websocket(ws: WebSocket) -> None:
     offered = ws.scope.get("subprotocols") or []
     session = Session(ws, coedit, identity, _choose_wire(offered))
     await session.run(headers=headers)
+
+
+def _same_or_allowed_origin(ws: WebSocket, allowed: frozenset[str]) -> bool:
+    """Whether the page that opens this socket may ride the caller's cookies.
+
+    A browser sends cookies with a WebSocket handshake from any page, including one on a
+    sibling subdomain (the same *site*, so SameSite does not stop it), and the handshake is
+    not subject to CORS: the server must look at ``Origin`` itself. A client without one is
+    not a browser page, and nothing rides its cookies but itself.
+    """
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if origin in allowed:
+        return True
+    scheme = "https" if ws.url.scheme in ("wss", "https") else "http"
+    return origin == f"{scheme}://{ws.headers.get('host', '').strip().lower()}"
+
+
+async def _foreign_origin(coedit: Coedit, identity: Identity, origin: str) -> CoeditError:
+    """The refusal of a cookie-authenticated handshake from another origin, recorded."""
+    refusal = Forbidden(f"pages of {origin[:200]!r} may not open a WebSocket with your session "
+                        "cookie (COEDIT_ALLOWED_ORIGINS lists the origins that may)")
+    try:
+        return await coedit.refusal(identity, coedit.context(identity, "ws"), refusal,
+                                    doc=None, what="open a WebSocket from another origin",
+                                    needs="same origin")
+    except Exception:
+        log.warning("could not record a refused handshake", exc_info=True)
+        return refusal
 
 
 async def _refuse(ws: WebSocket, exc: CoeditError) -> None:
