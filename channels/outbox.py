@@ -92,7 +92,7 @@ class Outbox:
         ``wire``'s format (another framing, such as Server-Sent Events, brings its own)."""
         self._send = send
         self.wire = wire
-        self._encode: EncodeFn = encode or (lambda frame: frame.encoded(wire))
+        self._encode = encode  # None: the payload in ``wire``'s format (no closure per socket)
         self._limit = limit
         self._pending: deque[Frame] = deque()
         self._on_overflow = on_overflow
@@ -166,7 +166,9 @@ class Outbox:
                     self._write_direct(direct)
                 else:
                     frame = self._pending.popleft()
-                    await self._send(self._encode(frame))
+                    encode = self._encode
+                    await self._send(frame.encoded(self.wire) if encode is None
+                                     else encode(frame))
         except asyncio.CancelledError:
             raise
         except Exception:

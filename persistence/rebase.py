@@ -15,18 +15,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from persistence.jsonutil import loads
 from persistence.patching import units_overlap, value_at, write_units, written_paths
 from persistence.splices import Splice, rebase_splices
 
 __all__ = ["LaterVersion", "Rebased", "rebase_patch"]
 
 
-@dataclass(frozen=True, slots=True)
 class LaterVersion:
-    """A version committed after the patch's base: its ops as applied and its write units."""
+    """A version committed after the patch's base: its write units, and its ops as applied,
+    decoded only when a splice of the patch needs them (most stale patches have none)."""
 
-    ops: list[dict[str, Any]]
-    units: list[str]
+    __slots__ = ("_ops", "_ops_text", "units")
+
+    def __init__(self, ops_text: str, units: list[str]) -> None:
+        self._ops_text = ops_text
+        self._ops: list[dict[str, Any]] | None = None
+        self.units = units
+
+    @property
+    def ops(self) -> list[dict[str, Any]]:
+        if self._ops is None:
+            self._ops = loads(self._ops_text)
+        return self._ops
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +49,17 @@ class Rebased:
 
 
 def rebase_patch(
-    ops: list[dict[str, Any]], state: dict[str, Any], later: Sequence[LaterVersion]
+    ops: list[dict[str, Any]], units: list[str], state: dict[str, Any],
+    later: Sequence[LaterVersion],
 ) -> Rebased:
-    """Check ``ops`` (made at an old version) against the ``later`` versions, in version
-    order, and carry its splices past theirs; ``state`` is the current state."""
-    units = write_units(ops, state)
+    """Check ``ops`` (made at an old version; ``units`` its write units) against the
+    ``later`` versions, in version order, and carry its splices past theirs; ``state`` is
+    the current state."""
     our_splices = {op["path"] for op in ops if op["op"] == "splice"}
+    if not our_splices:
+        # No splice: any overlap is a conflict, and the later versions' ops do not matter.
+        return Rebased(ops, [unit for unit in units if any(
+            units_overlap(unit, theirs) for version in later for theirs in version.units)])
     our_other = write_units([op for op in ops if op["op"] != "splice"], state)
     refused: set[str] = set()
     theirs: dict[str, list[Splice]] = {}  # a string we splice -> later splices of it, in order

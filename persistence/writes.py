@@ -214,10 +214,10 @@ class _Batch:
                                 session=request.session, lock_token=request.lock_token,
                                 now=self.now)
         state = loads(head.state_text)  # a private copy: a failing patch leaves no trace
+        units = write_units(ops, state)  # a splice's unit is its path: carrying keeps them
         rebased = base < head.version
         if rebased:
-            ops = self._rebase(head, base, ops, state)
-        units = write_units(ops, state)
+            ops = self._rebase(head, base, ops, units, state)
         before = values_at(state, paths)
         new_state = apply_ops(state, ops)
         state_text = serialize_state(new_state, self.rules.max_state_bytes)
@@ -263,16 +263,17 @@ class _Batch:
         return loads(row.reply)  # type: ignore[no-any-return]
 
     def _rebase(
-        self, head: _Head, base: int, ops: list[dict[str, Any]], state: dict[str, Any]
+        self, head: _Head, base: int, ops: list[dict[str, Any]], units: list[str],
+        state: dict[str, Any],
     ) -> list[dict[str, Any]]:
         """The patch as it applies after every version since ``base`` (committed, or written
         earlier in this batch): as it is, or with its splices carried past theirs. Refuses
         with ``conflict`` where its units overlap theirs otherwise."""
         committed = [row for row in self.committed.get(head.row.id, ()) if row.version > base]
         ours = [w for w in head.written if w.version > base]
-        later = [LaterVersion(loads(row.ops), loads(row.units)) for row in committed]
-        later += [LaterVersion(loads(w.ops_text), w.units) for w in ours]
-        rebased = rebase_patch(ops, state, later)
+        later = [LaterVersion(row.ops, loads(row.units)) for row in committed]
+        later += [LaterVersion(w.ops_text, w.units) for w in ours]
+        rebased = rebase_patch(ops, units, state, later)
         if rebased.overlapping or len(committed) + len(ours) != head.version - base:
             deltas = [delta_from_revision(head.row.tenant, row) for row in committed]
             for w in ours:

@@ -52,8 +52,8 @@ class Reads:
                         what: str = "read documents") -> None:
         await self._coedit.authorize(identity, Action.READ, ctx, doc=doc, what=what)
 
-    async def _existing(self, identity: Identity, ctx: AuditContext, doc: str) -> str:
-        """The document's kind, after the read rule; ``not_found`` outside the tenant."""
+    async def kind_of(self, identity: Identity, ctx: AuditContext, doc: str) -> str:
+        """The kind of a document the caller may read; ``not_found`` outside the tenant."""
         await self._may_read(identity, ctx, doc=doc)
         return await self._coedit.store.kind_of(identity.tenant, doc)
 
@@ -105,19 +105,19 @@ class Reads:
     async def comments(
         self, identity: Identity, ctx: AuditContext, doc: str
     ) -> list[dict[str, Any]]:
-        await self._existing(identity, ctx, doc)
+        await self.kind_of(identity, ctx, doc)
         return await self._coedit.reviews.comments(identity.tenant, doc)
 
     async def review(
         self, identity: Identity, ctx: AuditContext, doc: str
     ) -> dict[str, Any] | None:
-        await self._existing(identity, ctx, doc)
+        await self.kind_of(identity, ctx, doc)
         return await self._coedit.reviews.review(identity.tenant, doc)
 
     async def locks(
         self, identity: Identity, ctx: AuditContext, doc: str
     ) -> list[dict[str, Any]]:
-        await self._existing(identity, ctx, doc)
+        await self.kind_of(identity, ctx, doc)
         return await self._coedit.locks.live(identity.tenant, doc)
 
     async def presence(
@@ -127,16 +127,12 @@ class Reads:
         """Who is on ``doc``, or on every document of ``kind``, in the caller's tenant."""
         backend = self._coedit.presence.backend
         if doc is not None:
-            await self._existing(identity, ctx, doc)
+            await self.kind_of(identity, ctx, doc)
             entries = await backend.for_doc(doc)
         else:
             await self._may_read(identity, ctx)
             entries = await backend.for_kind(identity.tenant, kind or "")
         return [entry for entry in entries if entry.tenant == identity.tenant]
-
-    async def kind_of(self, identity: Identity, ctx: AuditContext, doc: str) -> str:
-        """The kind of a document the caller may read (``not_found`` otherwise)."""
-        return await self._existing(identity, ctx, doc)
 
     @contextlib.asynccontextmanager
     async def not_found_first(

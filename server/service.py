@@ -62,14 +62,16 @@ def protocol_error(exc: Exception) -> CoeditError:
     one. Only the exception's type and its driver's message are logged: SQLAlchemy's own
     text carries the statement's parameters, which may hold document content.
     """
-    if isinstance(exc, Conflict) and "deltas" in exc.extra:
-        # A stale write's refusal lists the versions it missed; here they take wire shape.
+    deltas = exc.extra.get("deltas") if isinstance(exc, Conflict) else None
+    if isinstance(exc, Conflict) and deltas and isinstance(deltas[0], Delta):
+        # A stale write's refusal lists the versions it missed; here they take wire shape
+        # (once: the error may pass through here again on its way out).
         return Conflict(exc.message, **{**exc.extra, "deltas": [
-            delta_message(d) for d in exc.extra["deltas"]]})
+            delta_message(d) for d in deltas]})
     if isinstance(exc, CoeditError):
         return exc
-    if storage_unavailable(exc) or broker_unavailable(exc) or isinstance(
-            exc, (ConnectionError, OSError, TimeoutError)):
+    # Both classifiers count the plain OSError and TimeoutError of a socket as well.
+    if storage_unavailable(exc) or broker_unavailable(exc):
         orig = getattr(exc, "orig", None) or exc
         log.warning("storage or broker unavailable: %s: %.200s", type(exc).__name__, orig)
         return Unavailable("storage is unavailable; retry shortly")

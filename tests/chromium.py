@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
-__all__ = ["CHROMIUM", "launch_chromium", "needs_chromium"]
+__all__ = ["CHROMIUM", "SCREENSHOTS", "launch_chromium", "needs_chromium", "save_screenshot"]
 
 CHROMIUM = os.environ.get("COEDIT_TEST_CHROMIUM", "/usr/bin/chromium")
+
+# Where browser tests leave what a person would have seen, to be looked at after a run.
+SCREENSHOTS = Path(os.environ.get("COEDIT_TEST_SCREENSHOTS",
+                                  Path(tempfile.gettempdir()) / "coedit-screenshots"))
 
 needs_chromium = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
@@ -33,3 +39,11 @@ async def launch_chromium() -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+async def save_screenshot(page: Page, name: str) -> Path:
+    """Save the page as ``SCREENSHOTS/<name>.png`` (named by what it shows) and return it."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)  # a local directory: no real wait
+    path = SCREENSHOTS / f"{name}.png"
+    await asyncio.wait_for(page.screenshot(path=str(path), full_page=True), 10)
+    return path

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.chromium import launch_chromium, needs_chromium
+from tests.chromium import launch_chromium, needs_chromium, save_screenshot
 from tests.support import RunningServer
 
 pytestmark = needs_chromium
@@ -48,6 +48,8 @@ async def test_two_people_see_each_other_and_each_others_edits(
     await bob.wait_for_function("document.querySelector('#doc-version').textContent === '2'")
     assert '"thesis": "cheap"' in await bob.inner_text("#doc-state")
     assert "v2 by Ann" in await bob.inner_text("#deltas")
+    await save_screenshot(bob, "two-people-bob")
+    await save_screenshot(ann, "two-people-ann")
     await bob.close()
     await ann.wait_for_function("document.querySelectorAll('#presence .badge').length === 1")
 
@@ -64,3 +66,4 @@ async def test_a_viewer_is_told_it_may_not_edit(browser: Browser, server: Runnin
     await page.wait_for_function(
         "document.querySelector('#status').textContent.startsWith('forbidden')")
     assert await page.inner_text("#doc-version") == "1"
+    await save_screenshot(page, "viewer-refused")
