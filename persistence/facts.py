@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["Appended", "Committed", "Delta", "Fact", "LockChanged"]
+__all__ = ["Appended", "Committed", "Delta", "Fact", "LockChanged", "Notified", "Touched"]
 
 T = TypeVar("T")
 
@@ -62,7 +62,32 @@ class Appended:
     tenant: str
 
 
-Fact = Delta | LockChanged | Appended
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """Something that subscribers of document ``doc`` are shown live changed: a review or a
+    comment. ``kind`` names the message (``review``, ``comment``) and ``body`` is the
+    resource as the protocol shows it."""
+
+    tenant: str
+    doc: str
+    kind: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """A notification was stored for one user (``user``) or for a role of the tenant
+    (``role``); exactly one of the two is set. Every session of the addressee, on every
+    node, is told at once, unless notifications are off or the user's throttle holds it
+    back (it stays stored and listed either way)."""
+
+    tenant: str
+    notification: dict[str, Any]
+    user: str | None = None
+    role: str | None = None
+
+
+Fact = Delta | LockChanged | Appended | Touched | Notified
 
 
 class Committed(NamedTuple, Generic[T]):
