@@ -62,10 +62,10 @@ class DocumentStore:
     # -- writes ---------------------------------------------------------------------------
 
     async def create(
-        self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None
+        self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None, idea: Any = None
     ) -> Committed[dict[str, Any]]:
-        """Create a document at version 1."""
-        return await self.writer.create(ctx, kind=kind, title=title, state=state)
+        """Create a document at version 1, in ``idea`` when one is named."""
+        return await self.writer.create(ctx, kind=kind, title=title, state=state, idea=idea)
 
     async def apply_patch(
         self,
