@@ -15,10 +15,10 @@ import pytest
 
 from tests.support import RunningServer, replace
 
-DOCUMENT_FIELDS = {"id", "kind", "title", "version", "state", "created_at", "updated_at",
+DOCUMENT_FIELDS = {"id", "kind", "idea", "title", "version", "state", "created_at", "updated_at",
                    "updated_by"}
-EVENT_FIELDS = {"seq", "id", "tenant", "type", "doc", "kind", "version", "actor", "source",
-                "correlation_id", "ts", "data", "prev_hash", "hash"}
+EVENT_FIELDS = {"seq", "id", "tenant", "type", "doc", "kind", "idea", "version", "actor",
+                "source", "correlation_id", "ts", "data", "prev_hash", "hash"}
 
 
 def _error_body(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
