@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from persistence.facts import Delta, LockChanged
+from persistence.facts import Delta, LockChanged, Notified
 
-__all__ = ["delta_message", "lock_message"]
+__all__ = ["delta_message", "lock_message", "notification_message"]
 
 
 def delta_message(delta: Delta) -> dict[str, Any]:
@@ -27,3 +27,7 @@ def lock_message(change: LockChanged) -> dict[str, Any]:
         return {"type": "locked", **lock}
     return {"type": "unlocked", "doc": lock["doc"], "path": lock["path"],
             "holder": lock["holder"], "reason": change.reason, "token": lock["token"]}
+
+
+def notification_message(fact: Notified) -> dict[str, Any]:
+    return {"type": "notification", "notification": fact.notification}
