@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from server.auth import TokenIssuer
+from server.config import ConfigError, Settings
 from tests.conftest import make_settings
 from tests.processes import NodeProcess, clean_env
 from tests.redis_server import RedisServer, private_redis_fixture, redis_url_fixture
@@ -223,3 +224,12 @@ async def test_the_server_fixture_default_allows_ordinary_use(server: RunningSer
     assert response.status_code == 200
     limit, remaining, reset = _limits(response)
     assert (limit, remaining) == (1200, 1199) and 0 < reset <= 60
+
+
+def test_the_setting_is_read_and_checked_at_start_up() -> None:
+    """COEDIT_HTTP_RATE_LIMIT defaults to 1200; a bad value names the variable."""
+    assert Settings.from_env({}).http_rate_limit == 1200
+    assert Settings.from_env({"COEDIT_HTTP_RATE_LIMIT": "0"}).http_rate_limit == 0
+    for bad in ("-1", "many"):
+        with pytest.raises(ConfigError, match="COEDIT_HTTP_RATE_LIMIT"):
+            Settings.from_env({"COEDIT_HTTP_RATE_LIMIT": bad})

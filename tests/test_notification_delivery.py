@@ -27,6 +27,7 @@ from channels.redis_broker import RedisBroker
 from channels.redis_limits import RedisWindows
 from persistence.facts import Notified
 from server.auth import Identity
+from server.config import ConfigError, Settings
 from server.metrics import Metrics
 from server.notifications import LiveNotifications
 from tests.conftest import make_settings
@@ -340,3 +341,41 @@ async def test_notifications_off_on_a_real_server(database_url: str) -> None:
             assert await client.nothing_more(0.3) == []
         finally:
             await client.close()
+
+
+async def test_an_embedded_server_delivers_and_throttles_in_memory(database_url: str) -> None:
+    """Without Redis one node is the cluster: a user's sessions hear its notifications, and
+    the throttle (2 a minute here) holds back the third, counting it."""
+    settings = make_settings(database_url, notifications_per_minute=2)
+    async with start_server(settings) as server:
+        token = server.token(user="bob")
+        sessions = [await server.connect(token) for _ in range(2)]
+        try:
+            for session in sessions:
+                await session.ok("heartbeat")
+            server.coedit.after_commit([_fact(f"n{i}", user="bob") for i in range(3)])
+            for session in sessions:
+                got = [(await session.recv_type("notification"))["notification"]["title"]
+                       for _ in range(2)]
+                assert got == ["n0", "n1"]
+                assert await session.nothing_more(0.3) == []
+            registry = server.coedit.metrics.registry
+            assert registry.get_sample_value("coedit_notifications_live_total",
+                                             {"outcome": "throttled"}) == 1
+        finally:
+            await asyncio.gather(*(session.close() for session in sessions))
+
+
+def test_the_settings_are_read_and_checked_at_start_up() -> None:
+    """COEDIT_NOTIFICATIONS is on unless off (or 0, false, no); the per-minute throttle
+    defaults to 30; bad values name their variable."""
+    assert Settings.from_env({}).notifications is True
+    assert Settings.from_env({}).notifications_per_minute == 30
+    for off in ("off", "0", "False", " no "):
+        assert Settings.from_env({"COEDIT_NOTIFICATIONS": off}).notifications is False
+    for on in ("on", "1", "true"):
+        assert Settings.from_env({"COEDIT_NOTIFICATIONS": on}).notifications is True
+    with pytest.raises(ConfigError, match="COEDIT_NOTIFICATIONS"):
+        Settings.from_env({"COEDIT_NOTIFICATIONS": "sometimes"})
+    with pytest.raises(ConfigError, match="COEDIT_NOTIFICATIONS_PER_MINUTE"):
+        Settings.from_env({"COEDIT_NOTIFICATIONS_PER_MINUTE": "-3"})
