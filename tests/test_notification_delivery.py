@@ -2,9 +2,11 @@
 channels of a tenant on a real Redis broker, the throttle, the switch, and the subscriptions
 a node holds only while it has sessions of that person.
 
-Notifications are produced by the review and comment triggers in persistence; here a
-``Notified`` fact enters where those will hand it over (``Coedit.after_commit``, or the
-delivery component itself), and everything after it is real: hubs, Redis, servers, sockets.
+Most tests hand a ``Notified`` fact in where the stores' triggers do
+(``Coedit.after_commit``, or the delivery component itself), so each case needs no review to
+set it up; everything after that is real: hubs, Redis, servers, sockets. One test goes
+through the real trigger (a review assigned over HTTP), and tests/test_notifications.py and
+tests/test_cluster_trail.py do too.
 """
 
 from __future__ import annotations
@@ -379,3 +381,31 @@ def test_the_settings_are_read_and_checked_at_start_up() -> None:
         Settings.from_env({"COEDIT_NOTIFICATIONS": "sometimes"})
     with pytest.raises(ConfigError, match="COEDIT_NOTIFICATIONS_PER_MINUTE"):
         Settings.from_env({"COEDIT_NOTIFICATIONS_PER_MINUTE": "-3"})
+
+
+async def test_throttled_notifications_are_stored_but_not_pushed(database_url: str) -> None:
+    """Through the real trigger (a review assigned over HTTP), with a throttle of 2 a
+    minute: the reviewer's session is pushed the first two of three, and all three are
+    listed for her."""
+    settings = make_settings(database_url, notifications_per_minute=2)
+    async with start_server(settings) as server:
+        ann = server.token(user="ann", roles=["analyst"])
+        rita = server.token(user="rita", roles=["reviewer"])
+        docs = [(await server.create(ann, title=f"Memo {i}"))["id"] for i in range(3)]
+        session = await server.connect(rita)
+        try:
+            await session.ok("heartbeat")
+            async with server.http(ann) as http:
+                for doc in docs:
+                    response = await http.post(f"/api/documents/{doc}/reviews",
+                                               json={"reviewer": {"id": "rita"}})
+                    assert response.status_code == 201, response.text
+            pushed = [(await session.recv_type("notification"))["notification"]["doc"]
+                      for _ in range(2)]
+            assert pushed == docs[:2]
+            assert await session.nothing_more(0.5, ignore=("presence", "review")) == []
+            async with server.http(rita) as http:
+                listed = (await http.get("/api/notifications")).json()["items"]
+            assert sorted(n["doc"] for n in listed) == sorted(docs)
+        finally:
+            await session.close()
