@@ -21,6 +21,7 @@ _ERRORS = {
     str(status): _json(_ref("Error"), text)
     for status, text in (
         (400, "bad_request"), (401, "unauthorized"), (403, "forbidden"), (404, "not_found"),
+        (429, "rate_limited: retry_after_ms, and a Retry-After header"),
     )
 }
 _DOC_ID = {"name": "doc", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -35,7 +36,10 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "coedit", "version": "1",
              "description": "Versioned JSON documents with an immutable audit log. The "
-                            "WebSocket protocol at /ws is described in docs/protocol.md."},
+                            "WebSocket protocol at /ws is described in docs/protocol.md. "
+                            "Every /api/ answer carries X-RateLimit-Limit, "
+                            "X-RateLimit-Remaining and X-RateLimit-Reset (seconds) while "
+                            "COEDIT_HTTP_RATE_LIMIT is on."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "bearerFormat": "JWT"}},

@@ -44,7 +44,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              409: "invalid_transition (body names the current state)", 413: "too_large",
              429: "rate_limited"}
-    return {str(code): _answer(_ref("Error"), names[code]) for code in (400, 401, *codes)}
+    return {str(code): _answer(_ref("Error"), names[code])
+            for code in (400, 401, *codes, 429)}
 
 
 def _path(name: str) -> dict[str, Any]:
