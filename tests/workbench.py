@@ -42,6 +42,10 @@ async def person(browser: Browser, server: RunningServer, name: str, *, role: st
         browser.new_context(viewport={"width": 1280, "height": 900}), TIMEOUT)
     context.set_default_timeout(TIMEOUT * 1000)
     page = await asyncio.wait_for(context.new_page(), TIMEOUT)
+    # The page's own complaints, shown with a failing test's output.
+    page.on("console", lambda m: print(f"[{name} console.{m.type}] {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: print(f"[{name} page error] {e}"))
     await page.goto(server.http_url + "/")
     await page.fill("#login input[name=name]", name)
     await page.select_option("#login select[name=role]", role)

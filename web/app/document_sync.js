@@ -161,8 +161,10 @@ export class DocumentSync extends Emitter {
     this.emit("change", { cause: resume ? "resumed" : "loaded" });
     // Deltas after `since` follow this reply; what we had in flight goes first, against the
     // version it was made on, so the server (not this page) judges what overlaps.
+    // Synchronously, before the first of those deltas is read: an edit made offline is judged
+    // against the version it was made on.
     if (this.inflight && this.inflight.ack === null) this.#send();
-    else this.#flushSoon();
+    else this.#flush();
   }
 
   #connectionLost() {

@@ -23,7 +23,7 @@ export function renderConflicts(root, sync, describe) {
     h("h2", { id: "conflicts-title" }, h("span", { "aria-hidden": "true" }, "⚠ "),
       sync.conflicts.length === 1 ? "1 change of yours needs a decision"
         : `${sync.conflicts.length} changes of yours need a decision`),
-    sync.conflicts.map((conflict) => conflictCard(sync, conflict, describe(conflict.path))));
+    ...sync.conflicts.map((conflict) => conflictCard(sync, conflict, describe(conflict.path))));
 }
 
 function conflictCard(sync, conflict, { label, format, multiline, parse, edit }) {

@@ -60,7 +60,7 @@ export function valuationTable(sync, session, { onError }) {
                                "aria-label": `${label}${unit === "percent" ? " in percent" : ""}`,
                                dataset: { path: cellPath(key) }, autocomplete: "off" });
     const cell = { key, label, unit, input, base: null, shown: null,
-                   lock: h("td", { class: "cell-lock" }) };
+                   lock: h("div", { class: "cell-lock" }) };
     input.addEventListener("focus", () => { cell.base = cell.shown; sync.setFocus(cellPath(key)); });
     input.addEventListener("blur", () => setTimeout(() => {
       if (!body.contains(document.activeElement)) sync.setFocus(null);
@@ -86,7 +86,7 @@ export function valuationTable(sync, session, { onError }) {
       h("th", { scope: "row" }, h("label", { for: `cell-${key}` }, label)),
       h("td", { class: "cell-input" }, input,
         h("span", { class: "unit", "aria-hidden": "true" }, unit === "percent" ? "%" : "")),
-      cell.lock));
+      h("td", {}, cell.lock)));
   }
   const figures = h("div", { class: "figures-holder" });
 
