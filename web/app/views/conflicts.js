@@ -2,7 +2,7 @@
 // theirs, reapply theirs-then-mine (their value is replaced by the user's), or merge by hand.
 // Nothing leaves this panel without a click.
 
-import { h } from "../dom.js";
+import { h, icon } from "../dom.js";
 
 const REASONS = {
   conflict: "Someone else changed it first",
@@ -78,7 +78,7 @@ export function renderNotices(root, sync, describe) {
     const text = `${notice.mine ? "Your" : `${notice.holder}'s`} lock on ${where} ` +
       `${ENDED[notice.reason] ?? notice.reason}.`;
     return h("div", { class: `notice ${notice.reason}`, role: "status" },
-      h("span", { "aria-hidden": "true" }, "🔓 "), h("span", {}, text),
+      icon("unlock"), h("span", {}, text),
       h("button", { type: "button", class: "small quiet", "aria-label": "Dismiss",
                     onclick: () => sync.dismissNotice(notice.id) }, "✕"));
   }));

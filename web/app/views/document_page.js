@@ -1,7 +1,7 @@
 // One document: its header (title, who is here, save state), the conflict panel, lock notices
 // and the editor for its kind. The page owns the document's sync for as long as it is shown.
 
-import { h } from "../dom.js";
+import { h, icon } from "../dom.js";
 import { DocumentSync } from "../document_sync.js";
 import { memoEditor } from "./memo_editor.js";
 import { valuationTable } from "./valuation_table.js";
@@ -43,7 +43,7 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
   const message = h("p", { class: "page-message", role: "alert", id: "page-message" });
   const body = h("div", { class: "doc-body" });
   const readOnly = session.mayEdit() ? null
-    : h("p", { class: "read-only-note", id: "read-only-note" }, h("span", { "aria-hidden": "true" }, "👁 "),
+    : h("p", { class: "read-only-note", id: "read-only-note" }, icon("eye"),
       "Read only: your role may view this document but not change it.");
   root.replaceChildren(h("article", { class: "doc-page" },
     h("div", { class: "doc-head" },

@@ -1,7 +1,7 @@
 // The lock of one place (a memo section or a valuation cell): a badge naming the holder, and
 // the button the user may press: take it, release it, or (admins) take it over.
 
-import { h } from "../dom.js";
+import { h, icon } from "../dom.js";
 
 export function lockControl(sync, session, path, label, onError) {
   const lock = sync.lockOn(path);
@@ -19,7 +19,7 @@ export function lockControl(sync, session, path, label, onError) {
   if (lock) {
     parts.push(h("span", { class: `lock-badge ${mine ? "mine" : "theirs"}`, role: "status",
                             "aria-label": `${label} locked by ${mine ? "you" : lock.holder.user.name}` },
-      h("span", { "aria-hidden": "true" }, "🔒 "),
+      icon("lock"),
       mine ? "Locked by you" : `Locked by ${lock.holder.user.name}`));
   }
   if (session.mayEdit() && sync.wire.live) {
