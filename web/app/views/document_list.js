@@ -18,7 +18,6 @@ export function renderDocumentList(root, { api, session, onOpen }) {
     h("td", {}, h("a", { href: `#/d/${doc.id}`, class: "doc-link" }, doc.title)),
     h("td", {}, h("span", { class: `kind kind-${doc.kind}` }, KIND_LABELS[doc.kind] ?? doc.kind)),
     h("td", { class: "num" }, String(doc.version)),
-    h("td", {}, doc.updated_by?.name ?? ""),
     h("td", {}, h("time", { datetime: doc.updated_at }, timeOf(doc.updated_at))));
   const render = () => {
     const shown = filter
@@ -54,7 +53,7 @@ export function renderDocumentList(root, { api, session, onOpen }) {
                      oninput: (e) => { filter = e.target.value.toLowerCase().trim(); render(); } }))),
     create,
     h("table", { class: "doc-table" },
-      h("thead", {}, h("tr", {}, ["Title", "Kind", "Version", "Last edited by", "Updated"].map(
+      h("thead", {}, h("tr", {}, ["Title", "Kind", "Version", "Last change"].map(
         (t) => h("th", { scope: "col" }, t)))),
       body),
     status));

@@ -96,7 +96,7 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
     });
     sync.on("applied", (ms) => window.coeditMetrics.remoteApplyMs.push(ms));
     sync.on("conflict", (c) => showMessage(`Your change to ${editor?.describe(c.path).label ?? c.path} ` +
-                                           "was not saved: see the panel above."));
+                                           "was not saved: your text is kept in the panel below."));
     sync.open();
   }).catch((error) => {
     title.textContent = "Document unavailable";

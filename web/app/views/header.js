@@ -36,7 +36,7 @@ export function renderHeader(root, { session, wire, stages, onSignOut }) {
                           dataset: { status: wire.status } },
         h("span", { class: "dot", "aria-hidden": "true" }), text) : null,
       session.user ? h("div", { class: "me", id: "who" },
-        avatar(session.user, { you: true }),
+        avatar(session.anonymous ? { id: "guest", name: "Guest" } : session.user, { you: true }),
         h("span", { class: "me-text" },
           h("strong", {}, session.anonymous ? "Guest" : session.user.name),
           h("small", {}, session.anonymous ? "read only"

@@ -100,15 +100,21 @@ export function memoEditor(sync, session, { onError }) {
       row.text.setAttribute("aria-label", `${section.title}: text`);
       row.title.setAttribute("aria-label", `Title of section ${section.title}`);
     }
-    const lock = sync.lockedByOther(sectionPath(key));
-    const readOnly = !mayEdit || Boolean(lock);
+    // Locks and focus marks change rarely; rebuild them only when what they show changed.
+    const lock = sync.lockOn(sectionPath(key));
+    const others = sync.focusedBy(sectionPath(key));
+    const names = [...new Set(others.map((e) => e.user.name))];
+    const shown = [lock?.path, lock?.holder.session, sync.mySession, names.join(","),
+                   sync.wire.live, section.title].join("|");
+    if (shown === row.metaShown) return;
+    row.metaShown = shown;
+    const lockedByOther = Boolean(lock) && lock.holder.session !== sync.mySession;
+    const readOnly = !mayEdit || lockedByOther;
     row.text.readOnly = readOnly;
     row.title.readOnly = readOnly;
-    row.element.classList.toggle("locked", Boolean(lock));
-    const others = sync.focusedBy(sectionPath(key));
+    row.element.classList.toggle("locked", lockedByOther);
     row.element.classList.toggle("focused-by-other", others.length > 0);
     if (others.length) row.element.style.setProperty("--hue", hueOf(others[0].user.id));
-    const names = [...new Set(others.map((e) => e.user.name))];
     row.meta.replaceChildren(
       names.length ? h("span", { class: "focus-mark", role: "status" },
         h("span", { "aria-hidden": "true" }, "✎ "),
