@@ -42,8 +42,9 @@ async def test_a_locked_section_is_closed_to_others_until_released_or_taken_over
 
     # A stolen lock: Ada (admin) takes over Ann's lock; Ann is told, Bob sees the new holder.
     await ann.click("[aria-label='Lock section Risks']")
-    await wait_for(ada, "!!document.querySelector(\"[aria-label='Take over the lock on section Risks']\")")
-    await ada.click("[aria-label='Take over the lock on section Risks']")
+    take_over = "[aria-label='Take over the lock on section Risks']"
+    await wait_for(ada, "(s) => !!document.querySelector(s)", take_over)
+    await ada.click(take_over)
     await wait_for(ann, "document.querySelector('#notices')?.textContent"
                         ".includes('Your lock on Risks was taken over by an admin')")
     await wait_for(bob, "document.querySelector('[data-key=risks] .lock-badge')?.textContent"

@@ -1,4 +1,4 @@
-"""Scenarios 2 and 4 in real Chromium: a live valuation, and a conflict met after working offline."""
+"""Scenarios 2 and 4 in real Chromium: a live valuation, and a conflict after working offline."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ async def test_an_offline_edit_that_meets_a_newer_one_is_shown_beside_it(
         await set_cell(bob, "growth", theirs)
         await wait_for(bob, "document.querySelector('#save-status').dataset.unsaved === '0'")
         await ann.context.set_offline(False)
-        await wait_for(ann, "document.querySelector('.conflict[data-path=\"/assumptions/growth\"]')")
+        await wait_for(ann, "(s) => !!document.querySelector(s)",
+                       ".conflict[data-path='/assumptions/growth']")
         await wait_for(ann, f"document.querySelector('#cell-growth').value === '{theirs}'")
         card = await ann.inner_text(".conflict")
         assert f"{theirs} %" in card and f"{mine} %" in card and "Bob" in card

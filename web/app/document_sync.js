@@ -114,7 +114,7 @@ export class DocumentSync extends Emitter {
 
   open() {
     const on = (name, fn) => this.unlisten.push(this.wire.on(name, (m) => {
-      if (m.doc === this.id && !m.stage && !m.idea) fn(m);
+      if (m.doc === this.id && m.stage === undefined) fn(m);
     }));
     on("delta", (m) => this.#onDelta(m));
     on("reset", (m) => this.#onReset(m));

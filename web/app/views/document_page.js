@@ -87,8 +87,10 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
     sync.on("failed", (error) => showMessage(`Could not open the document: ${error.message}`));
     sync.on("change", ({ cause }) => {
       if (!editor && sync.loaded) {
+        const building = performance.now();
         editor = (EDITORS[meta.kind] ?? genericView)(sync, session, { onError: showMessage });
         body.replaceChildren(editor.element);
+        window.coeditMetrics.docRenderMs = performance.now() - building;
         window.coeditMetrics.docFirstRenderMs = performance.now() - started;
         root.querySelector(".doc-page").dataset.ready = "true";
       }

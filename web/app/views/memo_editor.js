@@ -83,14 +83,15 @@ export function memoEditor(sync, session, { onError }) {
     if (row.section !== section) {
       row.section = section;
       if (section.text !== row.shown) {
-        const focused = document.activeElement === row.text;
-        const value = row.text.value;
-        const [start, end] = [toCodePointIndex(value, row.text.selectionStart),
-                              toCodePointIndex(value, row.text.selectionEnd)];
-        row.text.value = section.text;
-        if (focused) {
+        if (document.activeElement === row.text) {
+          const value = row.text.value;
+          const [start, end] = [toCodePointIndex(value, row.text.selectionStart),
+                                toCodePointIndex(value, row.text.selectionEnd)];
+          row.text.value = section.text;
           row.text.setSelectionRange(toUtf16Index(section.text, carryCaret(value, section.text, start)),
                                      toUtf16Index(section.text, carryCaret(value, section.text, end)));
+        } else {
+          row.text.value = section.text;
         }
         row.shown = section.text;
       }
