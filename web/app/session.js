@@ -58,7 +58,7 @@ export class Session extends Emitter {
   async useToken(token) {
     this.token = token.trim();
     const ok = await this.refresh();
-    if (!ok) throw new Error("the server did not accept this token (unknown, forged or expired)");
+    if (!ok) throw new Error("The server did not accept this token (unknown, forged or expired).");
     sessionStorage.setItem(TOKEN_KEY, this.token);
     this.emit("change", this);
   }
