@@ -40,7 +40,8 @@ const tick = () => new Promise((r) => setTimeout(r, 5));
 const text = () => sync.local.sections.a.text;
 const delta = (version, ops, name = 'Bob') =>
   wire.emit('delta', {doc: 'd1', version, ops, actor: {id: name, name}});
-const splice = (at, remove, insert) => ({op: 'splice', path: '/sections/a/text', at, remove, insert});
+const splice = (at, remove, insert) =>
+  ({op: 'splice', path: '/sections/a/text', at, remove, insert});
 wire.sent.shift().resolve({version: 1, state: {sections: {a: {text: 'hello'}}}, presence: [],
                           locks: []});
 await tick();
