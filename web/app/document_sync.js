@@ -146,7 +146,8 @@ export class DocumentSync extends Emitter {
     try {
       reply = await this.wire.request(message);
     } catch (error) {
-      this.emit("failed", error);
+      // A dropped connection is not a failure: the next welcome subscribes again.
+      if (error.code !== "disconnected") this.emit("failed", error);
       return;
     }
     if (!resume) {
@@ -159,10 +160,9 @@ export class DocumentSync extends Emitter {
     this.locks = new Map(reply.locks.map((l) => [l.path, l]));
     if (this.focus) this.setFocus(this.focus);
     this.emit("change", { cause: resume ? "resumed" : "loaded" });
-    // Deltas after `since` follow this reply; what we had in flight goes first, against the
-    // version it was made on, so the server (not this page) judges what overlaps.
-    // Synchronously, before the first of those deltas is read: an edit made offline is judged
-    // against the version it was made on.
+    // Deltas after `since` follow this reply. What we had in flight or pending goes first,
+    // synchronously, before the first of them is read: an edit made offline is then sent
+    // against the version it was made on, and the server (not this page) judges what overlaps.
     if (this.inflight && this.inflight.ack === null) this.#send();
     else this.#flush();
   }
