@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.cluster import BenchCluster
 from bench.measure import Row, RunContext
-from bench.scenarios import connections, fanout, latency, writes
+from bench.scenarios import bulk, connections, fanout, latency, writes
 
 __all__ = ["SCENARIOS", "run_scenarios"]
 
@@ -228,10 +228,31 @@ async def scenario_5(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
                           f"{result['presence_own_joins']} joins announcing the receiver itself"))
 
 
+async def scenario_bulk(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                        rows: list[Row]) -> None:
+    # Rate limits off: the baseline makes a thousand requests on purpose.
+    nodes = await cluster.start(1, redis=False, tag="-bulk",
+                                extra={"COEDIT_HTTP_RATE_LIMIT": "0"})
+    try:
+        out.update(await bulk.bulk_against_single_calls(ctx, cluster, nodes[0]))
+    finally:
+        await cluster.stop()
+    n = out["items"]
+    rows.append(Row("bulk", f"{n} reviews assigned in one request", out["bulk_s"], "s",
+                    f"{n} single requests, one at a time", out["single_sequential_s"],
+                    target="seconds, not minutes",
+                    verdict="holds" if out["bulk_s"] < 10 else "fails"))
+    rows.append(Row("bulk", f"{n} reviews assigned in one request", out["bulk_s"], "s",
+                    f"{n} single requests, 16 at a time", out["single_16_s"]))
+    rows.append(Row("bulk", f"the same {n} checked as a dry run", out["bulk_dry_run_s"], "s",
+                    "the bulk request itself", out["bulk_s"]))
+
+
 Step = Callable[[RunContext, BenchCluster, dict[str, Any], list[Row]], Awaitable[None]]
 
 SCENARIOS: dict[str, Step] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
+    "bulk": scenario_bulk,
 }
 
 

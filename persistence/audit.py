@@ -81,11 +81,18 @@ class EventDraft:
     kind: str | None
     version: int | None
     data: dict[str, Any]
+    idea: str | None = None
 
 
 def event_hash(fields: dict[str, Any], prev_hash: str | None) -> str:
-    """SHA-256 of the event's canonical JSON (without seq and hash) linked to ``prev_hash``."""
+    """SHA-256 of the event's canonical JSON (without seq and hash) linked to ``prev_hash``.
+
+    ``idea`` came to events later than the chain: it is hashed only when set, so events
+    stored before it existed (and events of no idea) still verify as they were written.
+    """
     body = {k: v for k, v in fields.items() if k not in ("seq", "hash", "prev_hash")}
+    if body.get("idea") is None:
+        body.pop("idea", None)
     material = canonical_json(body) + "\n" + (prev_hash or "")
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
@@ -99,6 +106,7 @@ def _hashed_fields(
         "type": draft.type,
         "doc": draft.doc,
         "kind": draft.kind,
+        "idea": draft.idea,
         "version": draft.version,
         "actor": {"id": ctx.actor.id, "name": ctx.actor.name, "kind": ctx.actor.kind},
         "source": ctx.source,
@@ -162,6 +170,7 @@ def prepare_event(
         "type": draft.type,
         "doc": draft.doc,
         "kind": draft.kind,
+        "idea": draft.idea,
         "version": draft.version,
         "actor_id": ctx.actor.id,
         "actor_name": ctx.actor.name,
@@ -232,6 +241,7 @@ def event_from_row(row: Row[Any]) -> dict[str, Any]:
         "type": row.type,
         "doc": row.doc,
         "kind": row.kind,
+        "idea": row.idea,
         "version": row.version,
         "actor": {"id": row.actor_id, "name": row.actor_name, "kind": row.actor_kind},
         "source": row.source,

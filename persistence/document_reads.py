@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
 
 from persistence.database import Database
-from persistence.errors import BadRequest, NotFound
+from persistence.errors import NotFound
 from persistence.jsonutil import loads
-from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
+from persistence.pagination import newest_first, page_limit, page_of
 from persistence.schema import documents
 from persistence.timeutil import format_ts
 
@@ -29,6 +28,7 @@ def document_from_row(row: Row[Any], state: Any = None) -> dict[str, Any]:
     return {
         "id": row.id,
         "kind": row.kind,
+        "idea": row.idea,
         "title": row.title,
         "version": row.version,
         "state": loads(row.state) if state is None else state,
@@ -74,6 +74,15 @@ class DocumentReads:
             raise NotFound(f"no document {doc_id!r}")
         return str(kind)
 
+    async def placement(self, tenant: str, doc_id: str) -> tuple[str, str | None]:
+        """The kind and idea of a document of ``tenant``; ``not_found`` for anything else."""
+        async with self.db.reader() as conn:
+            row = (await conn.execute(select(documents.c.kind, documents.c.idea).where(
+                documents.c.id == doc_id, documents.c.tenant == tenant))).first()
+        if row is None:
+            raise NotFound(f"no document {doc_id!r}")
+        return str(row.kind), row.idea
+
     async def list_documents(
         self, tenant: str, *, kind: str | None = None, q: str | None = None,
         limit: int | None = None, cursor: str | None = None,
@@ -86,26 +95,7 @@ class DocumentReads:
         if q:
             escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(func.lower(documents.c.title).like(f"%{escaped}%", escape="\\"))
-        if cursor:
-            created_text, last_id = decode_cursor(cursor, 2)
-            try:
-                created = datetime.fromisoformat(str(created_text).replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise BadRequest(FOREIGN_CURSOR) from exc
-            query = query.where(
-                or_(
-                    documents.c.created_at < created,
-                    and_(documents.c.created_at == created, documents.c.id < last_id),
-                )
-            )
-        query = query.order_by(documents.c.created_at.desc(), documents.c.id.desc()).limit(
-            limit + 1
-        )
+        query = newest_first(query, documents.c.created_at, documents.c.id, cursor, limit)
         async with self.db.reader() as conn:
             rows = (await conn.execute(query)).all()
-        items = [document_from_row(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-        return {"items": items, "next": next_cursor}
+        return page_of(rows, limit, document_from_row)

@@ -29,6 +29,7 @@ from persistence.batching import GroupCommit
 from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError
 from persistence.facts import Appended, Committed
+from persistence.ideas import require_idea
 from persistence.jsonutil import dumps
 from persistence.patching import redact_value, validate_ops
 from persistence.schema import documents, idempotency_keys, revisions, snapshots
@@ -72,9 +73,9 @@ class DocumentWriter:
     # -- creation -------------------------------------------------------------------------
 
     async def create(
-        self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None
+        self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None, idea: Any = None
     ) -> Committed[dict[str, Any]]:
-        """Create a document at version 1."""
+        """Create a document at version 1, in ``idea`` when one is named."""
         if not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind):
             raise BadRequest("kind must match [a-z][a-z0-9_]{0,31}")
         if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE_LENGTH:
@@ -83,22 +84,27 @@ class DocumentWriter:
             state = {}
         if not isinstance(state, dict):
             raise BadRequest("state must be a JSON object")
+        if idea is not None and (not isinstance(idea, str) or not 0 < len(idea) <= 36):
+            raise BadRequest("idea must be the id of an idea")
         state_text = serialize_state(state, self.rules.max_state_bytes)
         doc_id = str(uuid.uuid4())
         now = utcnow()
         ops = [{"op": "replace", "path": "", "value": state}]
         async with self.db.transaction() as conn:
+            if idea is not None:
+                await require_idea(conn, ctx.tenant, idea)
             await conn.execute(
                 documents.insert().values(
                     id=doc_id, tenant=ctx.tenant, kind=kind, title=title, version=1,
                     state=state_text, created_at=now, created_by=ctx.actor.id,
-                    updated_at=now, updated_by=ctx.actor.id, head_hash=None,
+                    updated_at=now, updated_by=ctx.actor.id, head_hash=None, idea=idea,
                 )
             )
             event = await append_event(
                 conn, ctx,
                 EventDraft("document.created", doc_id, kind, 1,
-                           {"title": title, "state": redact_value(state, self.rules.redact)}),
+                           {"title": title, "state": redact_value(state, self.rules.redact)},
+                           idea),
                 ts=now, prev_hash=None, head_locked=True,
             )
             await conn.execute(
@@ -115,7 +121,8 @@ class DocumentWriter:
                 snapshots.insert().values(doc=doc_id, version=1, state=state_text, ts=now)
             )
         document = {
-            "id": doc_id, "kind": kind, "title": title, "version": 1, "state": state,
+            "id": doc_id, "kind": kind, "idea": idea, "title": title, "version": 1,
+            "state": state,
             "created_at": format_ts(now), "updated_at": format_ts(now),
             "updated_by": ctx.actor.id,
         }

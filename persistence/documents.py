@@ -62,10 +62,10 @@ class DocumentStore:
     # -- writes ---------------------------------------------------------------------------
 
     async def create(
-        self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None
+        self, ctx: AuditContext, *, kind: Any, title: Any, state: Any = None, idea: Any = None
     ) -> Committed[dict[str, Any]]:
-        """Create a document at version 1."""
-        return await self.writer.create(ctx, kind=kind, title=title, state=state)
+        """Create a document at version 1, in ``idea`` when one is named."""
+        return await self.writer.create(ctx, kind=kind, title=title, state=state, idea=idea)
 
     async def apply_patch(
         self,
@@ -122,6 +122,9 @@ class DocumentStore:
     async def kind_of(self, tenant: str, doc_id: str) -> str:
         """The kind of a document of ``tenant``; ``not_found`` for anything else."""
         return await self.reads.kind_of(tenant, doc_id)
+
+    async def placement(self, tenant: str, doc_id: str) -> tuple[str, str | None]:
+        return await self.reads.placement(tenant, doc_id)
 
     async def list_documents(
         self, tenant: str, *, kind: str | None = None, q: str | None = None,

@@ -16,6 +16,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "Internal",
+    "InvalidTransition",
     "Locked",
     "NotFound",
     "PreconditionRequired",
@@ -65,6 +66,16 @@ class NotFound(CoeditError):
 class Conflict(CoeditError):
     code = "conflict"
     http_status = 409
+
+
+class InvalidTransition(CoeditError):
+    """A state machine refused a move; the body names the current ``state``."""
+
+    code = "invalid_transition"
+    http_status = 409
+
+    def __init__(self, message: str, *, state: str, **extra: Any) -> None:
+        super().__init__(message, state=state, **extra)
 
 
 class TooLarge(CoeditError):

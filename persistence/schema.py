@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -24,10 +25,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "REVIEW_FINAL",
     "UTCDateTime",
     "archived_events",
     "chains",
@@ -35,9 +39,13 @@ __all__ = [
     "documents",
     "event_archives",
     "events",
+    "ideas",
     "idempotency_keys",
     "locks",
     "metadata",
+    "notification_marks",
+    "notification_reads",
+    "notifications",
     "reviews",
     "revisions",
     "snapshots",
@@ -89,8 +97,11 @@ documents = Table(
     Column("lock_seq", BigInteger, nullable=False, server_default="0"),
     # Set while the document is archived: readable, not writable.
     Column("archived_at", UTCDateTime, nullable=True),
+    # The idea the document belongs to, fixed when it is created (null for none).
+    Column("idea", String(36), nullable=True),
     Index("ix_documents_tenant_created", "tenant", "created_at", "id"),
     Index("ix_documents_tenant_kind_created", "tenant", "kind", "created_at", "id"),
+    Index("ix_documents_idea", "idea"),
 )
 
 revisions = Table(
@@ -132,6 +143,7 @@ events = Table(
     Column("actor_id", String(128), nullable=False),
     Column("actor_name", String(256), nullable=False),
     Column("actor_kind", String(16), nullable=False),
+    Column("idea", String(36), nullable=True),
     Column("source", String(16), nullable=False),
     Column("correlation_id", String(128), nullable=False),
     Column("ts", UTCDateTime, nullable=False),
@@ -145,6 +157,7 @@ events = Table(
     Index("ix_events_tenant_kind_seq", "tenant", "kind", "seq"),
     Index("ix_events_tenant_actor_seq", "tenant", "actor_id", "seq"),
     Index("ix_events_tenant_ts", "tenant", "ts"),
+    Index("ix_events_tenant_idea_seq", "tenant", "idea", "seq"),
 )
 
 idempotency_keys = Table(
@@ -206,34 +219,112 @@ archived_events = Table(
     Index("ix_archived_events_archive", "archive_id"),
 )
 
+# An idea: the documents of one investment case, one per stage or more.
+ideas = Table(
+    "ideas",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("ticker", String(32), nullable=True),
+    Column("created_by_id", String(128), nullable=False),
+    Column("created_by_name", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_ideas_tenant_created", "tenant", "created_at", "id"),
+)
+
+# Comments form threads: ``thread`` is the id of the thread's first comment (its own id for
+# that one). Resolution belongs to the thread: every comment of it carries ``resolved``, and
+# the first comment says by whom and when.
 comments = Table(
     "comments",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("tenant", String(128), nullable=False),
     Column("doc", String(36), nullable=False),
+    Column("thread", String(36), nullable=False),
+    Column("parent", String(36), nullable=True),
     Column("path", Text, nullable=False),
     Column("body", Text, nullable=False),
     Column("author_id", String(128), nullable=False),
     Column("author_name", String(256), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("edited_at", UTCDateTime, nullable=True),
+    Column("resolved", Boolean, nullable=False, server_default=false()),
     Column("resolved_at", UTCDateTime, nullable=True),
     Column("resolved_by", String(128), nullable=True),
+    Column("resolved_by_name", String(256), nullable=True),
     Index("ix_comments_doc_created", "doc", "created_at"),
+    Index("ix_comments_thread", "thread"),
 )
 
-# The review of a document: who reviews it and where the review stands.
+# Reviews of a document: any number, but one open review per reviewer (the partial unique
+# index holds that even against two assignments racing).
+REVIEW_FINAL = ("approved", "withdrawn")
 reviews = Table(
     "reviews",
     metadata,
-    Column("doc", String(36), primary_key=True),
+    Column("id", String(36), primary_key=True),
     Column("tenant", String(128), nullable=False),
+    Column("doc", String(36), nullable=False),
+    Column("idea", String(36), nullable=True),
+    Column("stage", String(32), nullable=False),
     Column("reviewer_id", String(128), nullable=False),
     Column("reviewer_name", String(256), nullable=False),
-    Column("state", String(32), nullable=False),
-    Column("assigned_by", String(128), nullable=False),
-    Column("version", Integer, nullable=False),
+    Column("assigned_by_id", String(128), nullable=False),
+    Column("assigned_by_name", String(256), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("due", UTCDateTime, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_reviews_tenant_created", "tenant", "created_at", "id"),
+    Index("ix_reviews_tenant_reviewer", "tenant", "reviewer_id", "status"),
+    Index("ix_reviews_doc", "doc"),
+    Index("ix_reviews_idea", "idea"),
+    Index("uq_reviews_open_per_reviewer", "doc", "reviewer_id", unique=True,
+          sqlite_where=text("status NOT IN ('approved', 'withdrawn')"),
+          postgresql_where=text("status NOT IN ('approved', 'withdrawn')")),
+)
+
+# Notifications are addressed to one user or to a role of a tenant. ``seq`` orders them and
+# lets "read all" be one watermark per user instead of a row per notification.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("tenant", String(128), nullable=False),
+    Column("user_id", String(128), nullable=True),
+    Column("role", String(32), nullable=True),
+    Column("type", String(32), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("doc", String(36), nullable=True),
+    Column("idea", String(36), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_notifications_user", "tenant", "user_id", "seq"),
+    Index("ix_notifications_role", "tenant", "role", "seq"),
+)
+
+# One row per notification a user marked read.
+notification_reads = Table(
+    "notification_reads",
+    metadata,
+    Column("seq", BigInteger, nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    PrimaryKeyConstraint("tenant", "user_id", "seq"),
+)
+
+# "Read all": every notification up to ``read_through`` counts as read for that user.
+notification_marks = Table(
+    "notification_marks",
+    metadata,
+    Column("tenant", String(128), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("read_through", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant", "user_id"),
 )
 
 # Hash-chain heads of events that belong to no document (one chain per tenant).

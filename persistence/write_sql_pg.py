@@ -65,21 +65,22 @@ FROM revisions WHERE doc = $1 AND version > $2 ORDER BY version
 """
 # $1 is the batch's instant; $2-$16 the events' columns; $17-$24 the revisions' (with the id of
 # their event); $25-$32 the document rows' moves (with the head and lock counter each was read
-# at); $33-$35 the snapshots; $36-$39 the keys. coedit_check_moved raises (SQLSTATE 40001),
+# at); $33-$35 the snapshots; $36-$39 the keys; $40 the events' ideas (added last, so the
+# numbers above kept their places). coedit_check_moved raises (SQLSTATE 40001),
 # undoing the whole statement, unless every document row was still as read.
 _STORE = """
 WITH ev AS (
     INSERT INTO events (id, tenant, type, doc, kind, version, actor_id, actor_name,
-                        actor_kind, source, correlation_id, ts, data, prev_hash, hash)
+                        actor_kind, source, correlation_id, ts, data, prev_hash, hash, idea)
     SELECT id, tenant, type, doc, kind, version, actor_id, actor_name, actor_kind, source,
-           correlation_id, ts, data, prev_hash, hash
+           correlation_id, ts, data, prev_hash, hash, idea
     FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[],
                 $7::int[], $8::varchar[], $9::varchar[], $10::varchar[], $11::varchar[],
                 $12::varchar[], $13::timestamptz[], $14::text[], $15::varchar[],
-                $16::varchar[])
+                $16::varchar[], $40::varchar[])
          WITH ORDINALITY AS e(id, tenant, type, doc, kind, version, actor_id, actor_name,
                               actor_kind, source, correlation_id, ts, data, prev_hash, hash,
-                              position)
+                              idea, position)
     ORDER BY position
     RETURNING id, seq
 ), rev AS (
@@ -167,6 +168,7 @@ class DriverWriteStatements:
             [s.state for s in rows.snapshots],
             [k.doc for k in keys], [k.user_id for k in keys], [k.key for k in keys],
             [k.reply for k in keys],
+            [e.params["idea"] for e in events],
         )
         try:
             found = await self.conn.fetch(_STORE, *arguments)

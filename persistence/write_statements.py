@@ -52,6 +52,7 @@ class DocumentRow(NamedTuple):
     head_hash: str | None
     lock_seq: int  # 0 for a document never locked: it has no lock to check
     archived_at: datetime | None
+    idea: str | None
 
 
 class RememberedKey(NamedTuple):

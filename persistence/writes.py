@@ -232,7 +232,7 @@ class _Batch:
                 "after": redact_at_paths(after, redact),
                 "base": base,
                 "rebased": rebased,
-            }),
+            }, head.row.idea),
             ts=self.now, prev_hash=head.head_hash,
         )
         reply: dict[str, Any] = {"version": version}
@@ -248,7 +248,8 @@ class _Batch:
             self.new_keys[key_of] = reply
         row = head.row
         document = {
-            "id": row.id, "kind": row.kind, "title": row.title, "version": version,
+            "id": row.id, "kind": row.kind, "idea": row.idea, "title": row.title,
+            "version": version,
             "state": new_state, "created_at": format_ts(row.created_at), "updated_at": ts,
             "updated_by": ctx.actor.id,
         }

@@ -37,7 +37,7 @@ from persistence.errors import BadRequest, CoeditError, NotFound
 from persistence.events import EventLog
 from persistence.locks import LockStore
 from persistence.migrate import upgrade
-from persistence.reviews import ReviewStore
+from persistence.review_trail import ReviewTrailStores
 from server.auth import TokenIssuer
 from server.config import DEV_SECRET, Settings
 from server.http import routes
@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             event_log = EventLog(db)
             coedit = Coedit(
                 settings=settings, db=db, store=store, locks=LockStore(db),
-                reviews=ReviewStore(db), hub=hub,
+                trail_stores=ReviewTrailStores.build(db, redact=settings.redact),
+                hub=hub,
                 presence=presence, events=event_log, streams=EventStreams(event_log, hub),
                 tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth),
                 metrics=Metrics(),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from persistence.facts import Delta, LockChanged
+from persistence.facts import Delta, LockChanged, Touched
 
-__all__ = ["delta_message", "lock_message"]
+__all__ = ["delta_message", "lock_message", "touched_message"]
 
 
 def delta_message(delta: Delta) -> dict[str, Any]:
@@ -27,3 +27,8 @@ def lock_message(change: LockChanged) -> dict[str, Any]:
         return {"type": "locked", **lock}
     return {"type": "unlocked", "doc": lock["doc"], "path": lock["path"],
             "holder": lock["holder"], "reason": change.reason, "token": lock["token"]}
+
+
+def touched_message(change: Touched) -> dict[str, Any]:
+    """``{"type":"review"|"comment","doc","review"|"comment":{...}}`` (sections 11, 12)."""
+    return {"type": change.kind, "doc": change.doc, change.kind: change.body}

@@ -23,6 +23,9 @@ class Metrics:
         )
         self.deltas_published = Counter("coedit_deltas_published_total", "Deltas published",
                                         registry=r)
+        self.review_transitions = Counter(
+            "coedit_review_transitions_total", "Reviews assigned or moved, by the state reached",
+            ["to"], registry=r)
         self.denied = Counter("coedit_access_denied_total", "Refused actions", registry=r)
         self.overflows = Counter("coedit_send_queue_overflows_total",
                                  "Connections closed because their send queue overflowed",

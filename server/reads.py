@@ -57,6 +57,12 @@ class Reads:
         await self._may_read(identity, ctx, doc=doc)
         return await self._coedit.store.kind_of(identity.tenant, doc)
 
+    async def placement(self, identity: Identity, ctx: AuditContext,
+                        doc: str) -> tuple[str, str | None]:
+        """The kind and idea of a document the caller may read (for presence entries)."""
+        await self._may_read(identity, ctx, doc=doc)
+        return await self._coedit.store.placement(identity.tenant, doc)
+
     # -- documents --------------------------------------------------------------------------
 
     async def document(
@@ -103,16 +109,12 @@ class Reads:
     # -- around a document ------------------------------------------------------------------
 
     async def comments(
-        self, identity: Identity, ctx: AuditContext, doc: str
+        self, identity: Identity, ctx: AuditContext, doc: str, *, resolved: bool | None = None,
+        path: str | None = None,
     ) -> list[dict[str, Any]]:
         await self.kind_of(identity, ctx, doc)
-        return await self._coedit.reviews.comments(identity.tenant, doc)
-
-    async def review(
-        self, identity: Identity, ctx: AuditContext, doc: str
-    ) -> dict[str, Any] | None:
-        await self.kind_of(identity, ctx, doc)
-        return await self._coedit.reviews.review(identity.tenant, doc)
+        return await self._coedit.trail_stores.comments.list(identity.tenant, doc,
+                                                             resolved=resolved, path=path)
 
     async def locks(
         self, identity: Identity, ctx: AuditContext, doc: str
@@ -148,6 +150,54 @@ class Reads:
         except (BadRequest, PreconditionRequired, TooLarge):
             await self._coedit.store.kind_of(identity.tenant, doc)
             raise
+
+    # -- the review trail -------------------------------------------------------------------
+
+    async def idea(self, identity: Identity, ctx: AuditContext, idea: str) -> dict[str, Any]:
+        """The idea with its documents (no state) and reviews."""
+        await self._may_read(identity, ctx, what="read ideas")
+        stores = self._coedit.trail_stores
+        found = await stores.ideas.get(identity.tenant, idea)
+        reviews = await stores.reviews.list(identity.tenant, idea=idea, limit=500)
+        return {**found, "reviews": reviews["items"], "workflows": []}
+
+    async def ideas(self, identity: Identity, ctx: AuditContext, *, q: str | None,
+                    limit: int | None, cursor: str | None) -> dict[str, Any]:
+        await self._may_read(identity, ctx, what="read ideas")
+        return await self._coedit.trail_stores.ideas.list(identity.tenant, q=q, limit=limit,
+                                                          cursor=cursor)
+
+    async def review(self, identity: Identity, ctx: AuditContext,
+                     review: str) -> dict[str, Any]:
+        await self._may_read(identity, ctx, what="read reviews")
+        return await self._coedit.trail_stores.reviews.get(identity.tenant, review)
+
+    async def reviews(self, identity: Identity, ctx: AuditContext,
+                      **filters: Any) -> dict[str, Any]:
+        """Reviews of the tenant; ``reviewer="me"`` is the caller."""
+        await self._may_read(identity, ctx, what="read reviews")
+        if filters.get("reviewer") == "me":
+            filters["reviewer"] = identity.id
+        return await self._coedit.trail_stores.reviews.list(identity.tenant, **filters)
+
+    async def idea_presence(self, identity: Identity, ctx: AuditContext,
+                            idea: str) -> list[PresenceEntry]:
+        """Who is on any document of ``idea`` (``not_found`` for another tenant's idea)."""
+        await self._may_read(identity, ctx, what="read ideas")
+        found = await self._coedit.trail_stores.ideas.get(identity.tenant, idea)
+        backend = self._coedit.presence.backend
+        entries: list[PresenceEntry] = []
+        for document in found["documents"]:
+            entries += await backend.for_doc(document["id"])
+        return [entry for entry in entries if entry.tenant == identity.tenant]
+
+    async def notifications(self, identity: Identity, ctx: AuditContext, *, unread: bool,
+                            limit: int | None, cursor: str | None) -> dict[str, Any]:
+        """Those addressed to the caller or to one of its roles, newest first (every role
+        may read its own)."""
+        return await self._coedit.trail_stores.notifications.list(
+            identity.tenant, identity.id, identity.roles, unread=unread, limit=limit,
+            cursor=cursor)
 
     # -- the audit log ----------------------------------------------------------------------
 

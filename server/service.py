@@ -37,15 +37,16 @@ from persistence.errors import (
     Unavailable,
 )
 from persistence.events import EventLog
-from persistence.facts import Committed, Delta, Fact, LockChanged
+from persistence.facts import Committed, Delta, Fact, LockChanged, Touched
 from persistence.locks import MIN_TTL_MS, Holder, LockStore
-from persistence.reviews import ReviewStore
+from persistence.review_trail import ReviewTrailStores
 from persistence.writes import WriteResult
 from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
-from server.messages import delta_message, lock_message
+from server.messages import delta_message, lock_message, touched_message
 from server.metrics import Metrics
 from server.reads import Reads
+from server.trail import ReviewTrail
 
 __all__ = ["Coedit", "StoreDeltaLog", "protocol_error"]
 
@@ -118,7 +119,7 @@ class Coedit:
     db: Database
     store: DocumentStore
     locks: LockStore
-    reviews: ReviewStore
+    trail_stores: ReviewTrailStores
     hub: Hub
     presence: Presence
     events: EventLog
@@ -130,9 +131,11 @@ class Coedit:
     flusher: Flusher = field(default_factory=Flusher)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     reads: Reads = field(init=False)
+    trail: ReviewTrail = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self)
+        self.trail = ReviewTrail(self)
 
     # -- background work of the node ------------------------------------------------------
 
@@ -262,6 +265,10 @@ class Coedit:
                 self.metrics.deltas_published.inc()
             elif isinstance(fact, LockChanged):
                 self.hub.publish_notice_soon(fact.doc, lock_message(fact))
+            elif isinstance(fact, Touched):
+                self.hub.publish_notice_soon(fact.doc, touched_message(fact))
+                if fact.kind == "review":
+                    self.metrics.review_transitions.labels(fact.body["status"]).inc()
             self.streams.committed(fact.tenant)
 
     def settle(self, committed: Committed[T]) -> T:
@@ -276,7 +283,8 @@ class Coedit:
     ) -> dict[str, Any]:
         await self.authorize(identity, Action.WRITE, ctx, what="create documents")
         return self.settle(await self.store.create(
-            ctx, kind=body.get("kind"), title=body.get("title"), state=body.get("state")))
+            ctx, kind=body.get("kind"), title=body.get("title"), state=body.get("state"),
+            idea=body.get("idea")))
 
     async def patch(
         self, identity: Identity, ctx: AuditContext, doc: str, *, base: Any, ops: Any,
@@ -359,46 +367,3 @@ class Coedit:
         """A session closed: its locks end now (``disconnected``), not at their expiry."""
         self.after_commit(await self.locks.release_session(
             self.context(identity, "ws"), session))
-
-    # -- review workflow ------------------------------------------------------------------
-
-    async def add_comment(self, identity: Identity, ctx: AuditContext, doc: str,
-                          body: dict[str, Any]) -> dict[str, Any]:
-        await self.authorize(identity, Action.COMMENT, ctx, doc=doc, what="comment")
-        return self.settle(await self.reviews.add_comment(
-            ctx, doc, body.get("body"), body.get("path", "")))
-
-    async def resolve_comment(self, identity: Identity, ctx: AuditContext, doc: str,
-                              comment: str) -> dict[str, Any]:
-        await self.authorize(identity, Action.COMMENT, ctx, doc=doc, what="resolve comments")
-        try:
-            committed = await self.reviews.resolve_comment(
-                ctx, doc, comment, may_resolve_any=allowed(identity, Action.REVIEW))
-        except Forbidden as exc:
-            raise await self.refusal(identity, ctx, exc, doc=doc, what="resolve comments",
-                                     needs="author or review") from None
-        return self.settle(committed)
-
-    async def assign_review(self, identity: Identity, ctx: AuditContext, doc: str,
-                            body: dict[str, Any]) -> dict[str, Any]:
-        await self.authorize(identity, Action.REVIEW, ctx, doc=doc, what="assign reviews")
-        return self.settle(await self.reviews.assign(ctx, doc, body.get("reviewer")))
-
-    async def transition_review(self, identity: Identity, ctx: AuditContext, doc: str,
-                                body: dict[str, Any]) -> dict[str, Any]:
-        await self.authorize(identity, Action.REVIEW, ctx, doc=doc, what="review documents")
-        try:
-            committed = await self.reviews.transition(
-                ctx, doc, body.get("to"), note=body.get("note"),
-                may_act_for_reviewer=allowed(identity, Action.ADMIN))
-        except Forbidden as exc:
-            raise await self.refusal(identity, ctx, exc, doc=doc, what="review documents",
-                                     needs="assigned reviewer") from None
-        return self.settle(committed)
-
-    async def set_archived(self, identity: Identity, ctx: AuditContext, doc: str,
-                           archived: bool) -> dict[str, Any]:
-        await self.authorize(identity, Action.ADMIN, ctx, doc=doc,
-                             what="archive documents" if archived else "reopen documents")
-        self.settle(await self.reviews.set_archived(ctx, doc, archived))
-        return await self.store.get(identity.tenant, doc)

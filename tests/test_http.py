@@ -4,6 +4,7 @@ sockets."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -571,3 +572,20 @@ async def test_documents_of_another_tenant_are_invisible(server: RunningServer) 
         _error_body(await http.get(f"/api/documents/{visible['id']}"), 404, "not_found")
         listed = (await http.get("/api/documents")).json()["items"]
         assert [item["id"] for item in listed] == [secret["id"]]
+
+
+def test_openapi_describes_every_route_and_only_those() -> None:
+    """Each /api/ route of the table (path and method) is in the description and the other
+    way round, and every schema reference resolves."""
+    from server.http import routes
+    from server.openapi import OPENAPI
+
+    served = {(route.path, method.lower()) for route in routes
+              if route.path.startswith("/api/") for method in (route.methods or ())
+              if method != "HEAD"}
+    described = {(path, method) for path, methods in OPENAPI["paths"].items()
+                 if path.startswith("/api/") for method in methods}
+    assert served == described, (served - described, described - served)
+    names = set(OPENAPI["components"]["schemas"])
+    refs = re.findall(r'"\$ref": "#/components/schemas/([A-Za-z]+)"', json.dumps(OPENAPI))
+    assert refs and set(refs) <= names, set(refs) - names

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from server.http.bulk import bulk
+from server.http.comments import (
+    add_comment,
+    edit_comment,
+    list_comments,
+    reopen_thread,
+    resolve_thread,
+)
 from server.http.documents import (
     create_document,
     get_document,
@@ -13,18 +21,18 @@ from server.http.documents import (
     verify_document,
 )
 from server.http.events import document_history, list_events, stream_events
+from server.http.ideas import create_idea, get_idea, list_ideas
 from server.http.identity import dev_login, me
 from server.http.locks import list_locks, release_lock, take_lock
+from server.http.notifications import list_notifications, mark_all_read, mark_read
 from server.http.operations import healthz, metrics, openapi, readyz
 from server.http.presence import list_presence
 from server.http.reviews import (
-    add_comment,
     archive_document,
     assign_review,
     get_review,
-    list_comments,
+    list_reviews,
     reopen_document,
-    resolve_comment,
     transition_review,
 )
 
@@ -48,13 +56,22 @@ routes = [
     Route("/api/documents/{doc}/locks", release_lock, methods=["DELETE"]),
     Route("/api/documents/{doc}/comments", add_comment, methods=["POST"]),
     Route("/api/documents/{doc}/comments", list_comments, methods=["GET"]),
-    Route("/api/documents/{doc}/comments/{comment}/resolve", resolve_comment,
-          methods=["POST"]),
-    Route("/api/documents/{doc}/review", get_review, methods=["GET"]),
-    Route("/api/documents/{doc}/review", assign_review, methods=["PUT"]),
-    Route("/api/documents/{doc}/review/transition", transition_review, methods=["POST"]),
+    Route("/api/documents/{doc}/reviews", assign_review, methods=["POST"]),
     Route("/api/documents/{doc}/archive", archive_document, methods=["POST"]),
     Route("/api/documents/{doc}/reopen", reopen_document, methods=["POST"]),
+    Route("/api/comments/{comment}", edit_comment, methods=["PATCH"]),
+    Route("/api/comments/{comment}/resolve", resolve_thread, methods=["POST"]),
+    Route("/api/comments/{comment}/reopen", reopen_thread, methods=["POST"]),
+    Route("/api/reviews", list_reviews, methods=["GET"]),
+    Route("/api/reviews/{review}", get_review, methods=["GET"]),
+    Route("/api/reviews/{review}/transition", transition_review, methods=["POST"]),
+    Route("/api/ideas", create_idea, methods=["POST"]),
+    Route("/api/ideas", list_ideas, methods=["GET"]),
+    Route("/api/ideas/{idea}", get_idea, methods=["GET"]),
+    Route("/api/notifications", list_notifications, methods=["GET"]),
+    Route("/api/notifications/read-all", mark_all_read, methods=["POST"]),
+    Route("/api/notifications/{note}/read", mark_read, methods=["POST"]),
+    Route("/api/bulk", bulk, methods=["POST"]),
     Route("/api/locks", list_locks, methods=["GET"]),
     Route("/api/presence", list_presence, methods=["GET"]),
     Route("/api/events", list_events, methods=["GET"]),

@@ -1,8 +1,6 @@
-"""The review workflow over HTTP: comments, the review and its transitions, archiving."""
+"""Reviews over HTTP (docs/protocol.md section 11), and archiving a document."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -10,91 +8,70 @@ from starlette.responses import JSONResponse, Response
 from persistence.audit import AuditContext
 from persistence.errors import BadRequest
 from server.auth import Identity
-from server.http.endpoint import endpoint, json_body
+from server.http.endpoint import endpoint, int_param, json_body
 from server.service import Coedit
 
 __all__ = [
-    "add_comment",
     "archive_document",
     "assign_review",
     "get_review",
-    "list_comments",
+    "list_reviews",
     "reopen_document",
-    "resolve_comment",
     "transition_review",
 ]
-
-
-async def _object_body(request: Request, coedit: Coedit) -> dict[str, Any]:
-    body = await json_body(request, coedit)
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
-
-
-@endpoint
-async def add_comment(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    comment = await coedit.add_comment(identity, ctx, request.path_params["doc"],
-                                       await _object_body(request, coedit))
-    return JSONResponse({"comment": comment}, status_code=201)
-
-
-@endpoint
-async def list_comments(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    return JSONResponse({"comments": await coedit.reads.comments(
-        identity, ctx, request.path_params["doc"])})
-
-
-@endpoint
-async def resolve_comment(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    comment = await coedit.resolve_comment(identity, ctx, request.path_params["doc"],
-                                           request.path_params["comment"])
-    return JSONResponse({"comment": comment})
-
-
-@endpoint
-async def get_review(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    return JSONResponse({"review": await coedit.reads.review(
-        identity, ctx, request.path_params["doc"])})
 
 
 @endpoint
 async def assign_review(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    review = await coedit.assign_review(identity, ctx, request.path_params["doc"],
-                                        await _object_body(request, coedit))
-    return JSONResponse({"review": review})
+    review = await coedit.trail.assign_review(identity, ctx, request.path_params["doc"],
+                                              await json_body(request, coedit))
+    return JSONResponse(review, status_code=201,
+                        headers={"Location": f"/api/reviews/{review['id']}"})
 
 
 @endpoint
 async def transition_review(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    review = await coedit.transition_review(identity, ctx, request.path_params["doc"],
-                                            await _object_body(request, coedit))
-    return JSONResponse({"review": review})
+    return JSONResponse(await coedit.trail.transition_review(
+        identity, ctx, request.path_params["review"], await json_body(request, coedit)))
+
+
+@endpoint
+async def get_review(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    return JSONResponse(await coedit.reads.review(identity, ctx, request.path_params["review"]))
+
+
+@endpoint
+async def list_reviews(
+    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
+) -> Response:
+    params = request.query_params
+    overdue = params.get("overdue", "")
+    if overdue not in ("", "true", "false"):
+        raise BadRequest("overdue must be true or false")
+    return JSONResponse(await coedit.reads.reviews(
+        identity, ctx, reviewer=params.get("reviewer") or None,
+        status=params.get("status") or None, doc=params.get("doc") or None,
+        idea=params.get("idea") or None, overdue=overdue == "true",
+        limit=int_param(request, "limit", minimum=1), cursor=params.get("cursor") or None))
 
 
 @endpoint
 async def archive_document(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    document = await coedit.set_archived(identity, ctx, request.path_params["doc"], True)
-    return JSONResponse(document)
+    return JSONResponse(await coedit.trail.set_archived(
+        identity, ctx, request.path_params["doc"], True))
 
 
 @endpoint
 async def reopen_document(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    document = await coedit.set_archived(identity, ctx, request.path_params["doc"], False)
-    return JSONResponse(document)
+    return JSONResponse(await coedit.trail.set_archived(
+        identity, ctx, request.path_params["doc"], False))
