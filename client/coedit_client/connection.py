@@ -249,13 +249,17 @@ class Client:
             raise ConnectionLost("not connected")
         rid = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        # A caller may stop waiting (cancelled, or a write whose outcome travels elsewhere):
+        # the exception a drop sets is then nobody's to retrieve, and that is fine.
+        future.add_done_callback(_seen)
         self._pending[rid] = (future, on_reply)
         try:
             await conn.send(encode_frame({**message, "id": rid}, self.encoding))
         except websockets.ConnectionClosed:
             self._pending.pop(rid, None)
-            if not future.done():
-                future.set_exception(ConnectionLost("the connection dropped"))
+            if conn is self._conn:
+                self._connected.clear()  # the reader will notice too; don't send again
+            raise ConnectionLost("the connection dropped") from None
         return future
 
     async def request(
@@ -285,6 +289,7 @@ class Client:
             except ConnectionLost:
                 if not retry:
                     raise
+                await asyncio.sleep(backoff.next_delay())
                 continue
             if reply.get("type") == "ok":
                 return reply
@@ -533,6 +538,11 @@ class Client:
             return
         for listener in list(self._listeners):
             listener(message)
+
+
+def _seen(future: asyncio.Future[dict[str, Any]]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @contextlib.asynccontextmanager

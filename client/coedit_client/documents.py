@@ -231,20 +231,22 @@ class Document:
         """On a new connection: unanswered writes first, then the subscription from our
         version, then our presence; new writes wait until this is done."""
         generation = self.client.connections
-        for write in list(self._writes):
-            if write.sent_on != generation:
-                await self._send(write)
+        await self._send_unsent(generation)
         await self.client.request("subscribe", doc=self.id, since=self.version, retry=True,
                                   within=300, on_reply=self._subscribed)
         if self._presence_state is not None:
             with contextlib.suppress(CoeditError):
                 await self.client.request("presence", doc=self.id,
                                           state=self._presence_state)
-        while any(w.sent_on != generation for w in self._writes):
-            for write in list(self._writes):
-                if write.sent_on != generation:
-                    await self._send(write)
+        await self._send_unsent(generation)  # writes queued meanwhile
         self._ready.set()
+
+    async def _send_unsent(self, generation: int) -> None:
+        while unsent := [w for w in self._writes if w.sent_on != generation]:
+            for write in unsent:
+                if self.client.connections != generation or not self.client.connected:
+                    raise ConnectionLost("the connection dropped while resuming")
+                await self._send(write)
 
     # -- incoming -------------------------------------------------------------------------
 
@@ -428,15 +430,16 @@ class Document:
     # -- writes ---------------------------------------------------------------------------
 
     async def _send(self, write: _Write) -> None:
-        write.sent_on = self.client.connections
+        generation = self.client.connections
         try:
-            attempt = await self.client.send_request(
+            # Its reply goes to _answered, which settles the write's outcome.
+            await self.client.send_request(
                 {"type": "patch", "doc": self.id, "base": write.base, "ops": write.ops,
                  "key": write.key},
                 on_reply=lambda reply: self._answered(write, reply))
         except ConnectionLost:
-            return  # resume sends it again
-        attempt.add_done_callback(_retrieve)
+            return  # the resume of the next connection sends it
+        write.sent_on = generation
 
     def _answered(self, write: _Write, reply: dict[str, Any]) -> None:
         with contextlib.suppress(ValueError):
@@ -610,8 +613,3 @@ class Document:
         with contextlib.suppress(ValueError):
             self._held.remove(lock)
 
-
-def _retrieve(future: asyncio.Future[dict[str, Any]]) -> None:
-    """Mark a per-attempt reply future's exception as seen (the write's outcome carries it)."""
-    if not future.cancelled():
-        future.exception()
