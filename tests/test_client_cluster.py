@@ -82,9 +82,11 @@ async def _get(url: str, token: str, path: str, **params: Any) -> Any:
     return response.json()
 
 
-async def test_a_killed_node_loses_nothing(nodes: list[NodeProcess]) -> None:
+@pytest.mark.parametrize("end", ["kill", "stop"])
+async def test_a_node_that_goes_away_loses_nothing(nodes: list[NodeProcess], end: str) -> None:
     """A replica and an event stream on node 0 while a writer on node 1 writes; node 0 is
-    killed; the client moves to node 1 and both see every version and event exactly once."""
+    killed (SIGKILL) or stopped (SIGTERM: it closes with 1001); the client moves to node 1
+    and both see every version and event exactly once."""
     token = _token("ann")
     total = 60
     async with coedit_client.connect([nodes[0].url, nodes[1].url], token=token) as watcher, \
@@ -103,7 +105,7 @@ async def test_a_killed_node_loses_nothing(nodes: list[NodeProcess]) -> None:
         async with asyncio.timeout(TIMEOUT):
             while doc.version < total // 3:
                 await asyncio.sleep(0.02)
-        await nodes[0].kill()
+        await (nodes[0].kill() if end == "kill" else nodes[0].stop())
         await asyncio.wait_for(writes, TIMEOUT * 3)
         await asyncio.wait_for(asyncio.gather(*readers), TIMEOUT * 3)
         assert watcher.node == "node1" and watcher.connections >= 2

@@ -12,7 +12,8 @@ import pytest
 from coedit_client import LockLost, LockStolen, TokenExpired
 
 from tests.client_proxy import proxy_to
-from tests.support import TIMEOUT, RunningServer, WsClient, replace
+from tests.conftest import make_settings
+from tests.support import TIMEOUT, RunningServer, WsClient, replace, start_server
 
 
 async def _live_locks(server: RunningServer, token: str, doc: str) -> list[dict[str, Any]]:
@@ -211,3 +212,47 @@ async def test_an_expired_token_is_refreshed_or_fails(server: RunningServer) -> 
                 while True:
                     await c.wait_connected()
                     await asyncio.sleep(0.05)
+
+
+async def test_a_stage_feed_sees_joins_and_is_resubscribed(server: RunningServer) -> None:
+    """A stage feed yields the join of a session opening a memo, and after its own
+    connection was cut it lists that session again from the new subscribe's reply."""
+    token = server.token()
+    doc_id = (await server.create(token, kind="memo"))["id"]
+    async with proxy_to(server.port) as proxy, \
+            coedit_client.connect(proxy.http_url, token=token) as a, \
+            coedit_client.connect(server.http_url, token=server.token()) as b, \
+            a.stage("memo") as feed:
+        await b.open(doc_id)
+        diff = await asyncio.wait_for(anext(feed), TIMEOUT)
+        assert [e["session"] for e in diff["joins"]] == [b.session]
+        assert set(feed.entries) == {b.session}
+        first = a.connections
+        proxy.cut()
+        async with asyncio.timeout(TIMEOUT):
+            while a.connections == first or set(feed.entries) != {b.session}:
+                await asyncio.sleep(0.02)
+
+
+async def test_an_idle_client_heartbeats_and_a_1013_close_resumes(
+    database_url: str
+) -> None:
+    """With a 300 ms heartbeat an idle client stays on its first connection for many
+    intervals; closed with 1013 (slow consumer) it reconnects and its replica goes on."""
+    settings = make_settings(database_url, heartbeat_ms=300)
+    async with start_server(settings) as running:
+        token = running.token()
+        doc_id = (await running.create(token, state={"n": 0}))["id"]
+        async with coedit_client.connect(running.http_url, token=token) as c, \
+                await running.connect(token) as writer:
+            writer.keep_alive(0.1)
+            doc = await c.open(doc_id)
+            await asyncio.sleep(2.0)
+            assert c.connections == 1 and c.connected
+            running.coedit.sessions[c.session].close(1013)
+            async with asyncio.timeout(TIMEOUT):
+                while c.connections < 2 or not c.connected:
+                    await asyncio.sleep(0.02)
+            await writer.ok("patch", doc=doc_id, base=1, ops=replace("/n", 1))
+            await asyncio.wait_for(doc.wait_version(2), TIMEOUT)
+            assert doc.state == {"n": 1}

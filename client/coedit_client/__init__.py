@@ -39,7 +39,7 @@ from coedit_client.errors import (
 from coedit_client.http import Api
 from coedit_client.locks import Lock
 from coedit_client.splice import Splice, apply_splices, splice_from_edit, transform
-from coedit_client.streams import EventStream, StageFeed
+from coedit_client.streams import EventStream, PresenceFeed
 
 __all__ = [
     "Api",
@@ -64,11 +64,11 @@ __all__ = [
     "Locked",
     "NotFound",
     "PreconditionRequired",
+    "PresenceFeed",
     "RateLimited",
     "Reset",
     "RetryPolicy",
     "Splice",
-    "StageFeed",
     "TokenExpired",
     "TokenRefresher",
     "TooLarge",

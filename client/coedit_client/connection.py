@@ -44,7 +44,7 @@ from coedit_client.http import Api
 
 if TYPE_CHECKING:
     from coedit_client.documents import Document
-    from coedit_client.streams import EventStream, StageFeed
+    from coedit_client.streams import EventStream, PresenceFeed
 
 __all__ = ["Client", "Resumable", "TokenRefresher", "connect"]
 
@@ -135,7 +135,7 @@ class Client:
         self._resuming: set[asyncio.Task[None]] = set()
         self.documents: dict[str, Document] = {}
         self.streams: dict[str, EventStream] = {}  # by the server's stream id
-        self.stages: dict[str, StageFeed] = {}
+        self.presence_feeds: dict[tuple[str, str], PresenceFeed] = {}
         self._resumables: list[Resumable] = []
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
@@ -353,11 +353,18 @@ class Client:
                 spec[name] = list(values)
         return EventStream(self, spec, since)
 
-    def stage(self, kind: str) -> StageFeed:
+    def stage(self, kind: str) -> PresenceFeed:
         """The presence of every document of ``kind``: its entries, then every diff."""
-        from coedit_client.streams import StageFeed
+        from coedit_client.streams import PresenceFeed
 
-        return StageFeed(self, kind)
+        return PresenceFeed(self, "stage", kind)
+
+    def idea(self, idea: str) -> PresenceFeed:
+        """The presence of every document of an idea (server support landing with issue
+        11/12)."""
+        from coedit_client.streams import PresenceFeed
+
+        return PresenceFeed(self, "idea", idea)
 
     # -- the connection loop --------------------------------------------------------------
 
@@ -527,8 +534,9 @@ class Client:
             if stream is not None:
                 stream.deliver(message)
             return
-        if kind == "presence" and "stage" in message:
-            feed = self.stages.get(str(message["stage"]))
+        if kind == "presence" and ("stage" in message or "idea" in message):
+            scope = "stage" if "stage" in message else "idea"
+            feed = self.presence_feeds.get((scope, str(message[scope])))
             if feed is not None:
                 feed.deliver(message)
             return

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from coedit_client.connection import Client
 
-__all__ = ["EventStream", "StageFeed"]
+__all__ = ["EventStream", "PresenceFeed"]
 
 
 class _Feed:
@@ -159,28 +159,33 @@ class EventStream:
         await self.close()
 
 
-class StageFeed:
-    """The presence of every document of one kind (PROTOCOL.md section 6, stages):
-    :attr:`entries` by session, and each diff as it comes from ``async for``."""
+class PresenceFeed:
+    """The presence of every document of one kind (``scope="stage"``, PROTOCOL.md section 6)
+    or of one idea (``scope="idea"``, section 10; server support landing with issue 11/12):
+    :attr:`entries` by session, and each diff as it comes from ``async for``. Subscribed
+    again after every reconnect, with the entries replaced by the reply's."""
 
-    def __init__(self, client: Client, kind: str) -> None:
+    def __init__(self, client: Client, scope: str, key: str) -> None:
+        if scope not in ("stage", "idea"):
+            raise ValueError("scope must be 'stage' or 'idea'")
         self.client = client
-        self.kind = kind
+        self.scope = scope
+        self.key = key
         self.entries: dict[str, dict[str, Any]] = {}
         self._feed = _Feed()
         self._started = False
 
-    async def start(self) -> StageFeed:
+    async def start(self) -> PresenceFeed:
         if not self._started:
             self._started = True
-            self.client.stages[self.kind] = self
+            self.client.presence_feeds[(self.scope, self.key)] = self
             self.client.register(self)
             await self.resume()
         return self
 
     async def resume(self) -> None:
-        reply = await self.client.request("subscribe", stage=self.kind, retry=True,
-                                          within=300)
+        scope: dict[str, Any] = {self.scope: self.key}
+        reply = await self.client.request("subscribe", retry=True, within=300, **scope)
         self.entries = {e["session"]: e for e in reply.get("presence") or []}
 
     def disconnected(self) -> None:
@@ -195,10 +200,11 @@ class StageFeed:
 
     async def close(self) -> None:
         self.client.unregister(self)
-        self.client.stages.pop(self.kind, None)
+        self.client.presence_feeds.pop((self.scope, self.key), None)
         with contextlib.suppress(CoeditError):
             if self.client.connected:
-                await self.client.request("unsubscribe", stage=self.kind)
+                scope: dict[str, Any] = {self.scope: self.key}
+                await self.client.request("unsubscribe", **scope)
         self._feed.end(ClientClosed("the feed was closed"))
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
@@ -208,7 +214,7 @@ class StageFeed:
         await self.start()
         return await self._feed.get()
 
-    async def __aenter__(self) -> StageFeed:
+    async def __aenter__(self) -> PresenceFeed:
         return await self.start()
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
