@@ -256,3 +256,36 @@ async def test_an_idle_client_heartbeats_and_a_1013_close_resumes(
             await writer.ok("patch", doc=doc_id, base=1, ops=replace("/n", 1))
             await asyncio.wait_for(doc.wait_version(2), TIMEOUT)
             assert doc.state == {"n": 1}
+
+
+async def test_closing_the_client_ends_iterators_and_fails_waiters(server: RunningServer) -> None:
+    """When the client closes, a document iterator and an event stream end, and a write
+    waiting for a connection fails with ClientClosed instead of hanging."""
+    token = server.token()
+    doc_id = (await server.create(token, state={"n": 0}))["id"]
+    async with proxy_to(server.port) as proxy:
+        client = coedit_client.Client(proxy.http_url, token=token)
+        await client.start()
+        doc = await client.open(doc_id)
+        stream = await client.events(docs=[doc_id]).start()
+
+        async def drain(items: Any) -> int:
+            return len([x async for x in items])
+
+        readers = [asyncio.create_task(drain(doc)), asyncio.create_task(drain(stream))]
+        proxy.refuse()
+        proxy.cut()
+        write = asyncio.create_task(doc.patch(replace("/n", 1)))
+        await asyncio.sleep(0.3)
+        await asyncio.wait_for(client.close(), TIMEOUT)
+        assert await asyncio.wait_for(asyncio.gather(*readers), TIMEOUT) == [0, 0]
+        with pytest.raises(coedit_client.ClientClosed):
+            await asyncio.wait_for(write, TIMEOUT)
+
+
+async def test_a_refused_token_fails_the_connect(server: RunningServer) -> None:
+    """A handshake refused with 401 and no refresher raises Unauthorized from connect."""
+    with pytest.raises(coedit_client.Unauthorized):
+        async with coedit_client.connect(server.http_url, token="not-a-token",
+                                         open_timeout=TIMEOUT):
+            pass

@@ -69,6 +69,10 @@ class Resumable(Protocol):
     def disconnected(self) -> None:
         """The connection dropped; what was tied to its session is gone."""
 
+    def end(self, exc: BaseException) -> None:
+        """The client closed or failed for good: iterators end (or raise ``exc``) and
+        waiters fail with it."""
+
 
 def _split_urls(url: str) -> tuple[str, str]:
     """``(websocket url, http base url)`` from either form a user may give."""
@@ -203,6 +207,7 @@ class Client:
             task.cancel()
         await asyncio.gather(*self._resuming, return_exceptions=True)
         self._fail_pending(self._failure)
+        self._end_resources(self._failure)
         self._stopped.set()
         await self.api.aclose()
 
@@ -403,7 +408,15 @@ class Client:
     def _fail(self, exc: BaseException) -> None:
         self._failure = exc
         self._fail_pending(exc)
+        self._end_resources(exc)
         self._stopped.set()
+
+    def _end_resources(self, exc: BaseException) -> None:
+        for resumable in list(self._resumables):
+            try:
+                resumable.end(exc)
+            except Exception:
+                log.exception("ending %r failed", resumable)
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}

@@ -191,9 +191,9 @@ class Document:
         with contextlib.suppress(CoeditError):
             if self.client.connected:
                 await self.client.request("unsubscribe", doc=self.id)
-        self._end(ClientClosed(f"document {self.id} was closed"))
+        self.end(ClientClosed(f"document {self.id} was closed"))
 
-    def _end(self, exc: BaseException) -> None:
+    def end(self, exc: BaseException) -> None:
         self._failure = exc
         for task in list(self._tasks):
             task.cancel()
@@ -206,6 +206,14 @@ class Document:
                 write.outcome.set_exception(exc)
         for feed in self._feeds:
             feed.wake.set()
+        for lock in list(self._held):
+            lock.mark_lost("closed")
+        splice_waiters = [f for _, f in self._buffer_waiters]
+        if self._inflight is not None:
+            splice_waiters += self._inflight.waiters
+        for waiter in splice_waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

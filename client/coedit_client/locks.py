@@ -21,7 +21,15 @@ import contextlib
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from coedit_client.errors import CoeditError, ConnectionLost, Locked, LockLost, LockStolen
+from coedit_client.errors import (
+    ClientClosed,
+    CoeditError,
+    ConnectionLost,
+    Locked,
+    LockLost,
+    LockStolen,
+    Unauthorized,
+)
 
 if TYPE_CHECKING:
     from coedit_client.documents import Document
@@ -108,6 +116,9 @@ class Lock:
                 return
             except ConnectionLost:
                 self.mark_lost("disconnected")
+                return
+            except (ClientClosed, Unauthorized):
+                self.mark_lost("closed")
                 return
             except CoeditError:
                 continue  # unavailable, rate limited: the node's own renewal carries it

@@ -112,6 +112,9 @@ class EventStream:
         self.last_seq = seq
         self._feed.put(event)
 
+    def end(self, exc: BaseException) -> None:
+        self._feed.end(exc)
+
     async def close(self) -> None:
         self.client.unregister(self)
         stream_id, self.stream_id = self.stream_id, None
@@ -197,6 +200,9 @@ class PresenceFeed:
         for entry in message.get("leaves") or []:
             self.entries.pop(entry.get("session"), None)
         self._feed.put(message)
+
+    def end(self, exc: BaseException) -> None:
+        self._feed.end(exc)
 
     async def close(self) -> None:
         self.client.unregister(self)
