@@ -69,7 +69,8 @@ async def test_a_stolen_lock_interrupts_the_block_and_raises(server: RunningServ
 
 async def test_a_lock_is_lost_with_its_connection(server: RunningServer) -> None:
     """A dropped connection ends the session's locks; the block holding one is interrupted
-    with LockLost, and the client itself reconnects."""
+    with LockLost, the client reconnects, and locking again waits for the server to let go
+    of the old session's lock."""
     token = server.token()
     doc_id = (await server.create(token, state={"wacc": 0.08}))["id"]
     async with proxy_to(server.port) as proxy, \

@@ -128,6 +128,7 @@ class Client:
         self.api = Api(self._endpoints[0][1], token=token, retries=http_retries)
         self.welcome: dict[str, Any] = {}
         self.connections = 0  # how many welcomes this client received
+        self.past_sessions: set[str] = set()  # the sessions of earlier connections
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], ReplyHook | None]] = {}
         self._conn: ClientConnection | None = None
@@ -461,6 +462,8 @@ class Client:
                 welcome = decode_frame(await conn.recv())
             if welcome.get("type") != "welcome":
                 raise _Closed(None)
+            if self.session is not None:
+                self.past_sessions.add(self.session)
             self.welcome = welcome
             self.connections += 1
             self._conn = conn

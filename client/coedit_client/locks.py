@@ -21,6 +21,7 @@ import contextlib
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from coedit_client.backoff import Backoff
 from coedit_client.errors import (
     ClientClosed,
     CoeditError,
@@ -78,10 +79,25 @@ class Lock:
         return cls(message, {"path": self.path, "reason": self.reason, "lock": self.info})
 
     async def acquire(self) -> Lock:
+        """Take the lock. One still held by an earlier session of this client (its
+        connection dropped, and the server has not noticed yet) is waited for, at most its
+        ttl: it ends when the server sees the old connection gone, or expires."""
         fields: dict[str, Any] = {"doc": self.doc.id, "path": self.path, "ttl_ms": self.ttl_ms}
         if self.force:
             fields["force"] = True
-        reply = await self.doc.client.request("lock", retry=True, **fields)
+        client = self.doc.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ttl_ms / 1000 + 5
+        backoff = Backoff(initial=0.05, maximum=1.0)
+        while True:
+            try:
+                reply = await client.request("lock", retry=True, **fields)
+                break
+            except Locked as exc:
+                holder = (exc.lock or {}).get("holder") or {}
+                if holder.get("session") not in client.past_sessions or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(backoff.next_delay())
         self.info = reply["lock"]
         self._session = self.doc.client.session
         self.reason = None
