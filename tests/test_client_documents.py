@@ -185,3 +185,30 @@ async def test_a_replaced_string_refuses_the_splice_made_on_it(server: RunningSe
         await asyncio.wait_for(doc.wait_version(2), TIMEOUT)
         assert doc.state == {"s": "xyz"}
         assert doc.state == (await _server_state(server, token, doc_id))["state"]
+
+
+async def test_splices_whose_reply_was_lost_apply_once(server: RunningServer) -> None:
+    """Our splice commits but its reply is lost while someone else splices the same text;
+    after the reconnect our splice is sent again with its key, answered duplicate, and
+    both texts end equal to the server's, holding each insert once."""
+    token = server.token()
+    doc_id = (await server.create(token, state={"s": "margin"}))["id"]
+    async with proxy_to(server.port) as proxy, \
+            coedit_client.connect(proxy.http_url, token=token) as c, \
+            coedit_client.connect(server.http_url, token=token) as other:
+        doc, theirs = await c.open(doc_id), await other.open(doc_id)
+        proxy.hold_replies()
+        mine = asyncio.create_task(doc.splice("/s", 0, 0, "gross "))
+        async with asyncio.timeout(TIMEOUT):
+            while theirs.version < 2:
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(theirs.splice("/s", len(theirs.state["s"]), 0, " thin"), TIMEOUT)
+        later = asyncio.create_task(doc.splice("/s", len(doc.state["s"]), 0, "!"))
+        proxy.cut()
+        assert await asyncio.wait_for(mine, TIMEOUT) == 2
+        await asyncio.wait_for(later, TIMEOUT)
+        final = await _server_state(server, token, doc_id)
+        await asyncio.wait_for(doc.wait_version(final["version"]), TIMEOUT)
+        await asyncio.wait_for(theirs.wait_version(final["version"]), TIMEOUT)
+        assert final["state"]["s"] == "gross margin thin!"
+        assert doc.state == theirs.state == final["state"] and final["version"] == 4
