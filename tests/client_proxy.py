@@ -3,7 +3,8 @@
 The client library reconnects by itself; to prove that nothing is lost or applied twice, a
 test must be able to drop its connections at chosen moments, including the worst one: after a
 request reached the server and before its reply reached the client. :meth:`Proxy.hold_replies`
-stops forwarding the server's bytes (they are dropped, as by a dead link) and :meth:`Proxy.cut`
+stops forwarding the server's bytes on the open connections (they are dropped, as by a dead
+link; connections made later are not affected) and :meth:`Proxy.cut`
 aborts every connection, without a close frame, as a network failure would.
 """
 
@@ -24,7 +25,7 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._hold = False
+        self._held: set[asyncio.StreamWriter] = set()  # client sides that hear nothing
         self._refuse = False
 
     @property
@@ -44,8 +45,8 @@ class Proxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def hold_replies(self) -> None:
-        """Drop what the server sends from now on (until the next :meth:`cut`)."""
-        self._hold = True
+        """Drop what the server sends on the open connections from now on."""
+        self._held |= {client for client, _ in self._links}
 
     def refuse(self, refuse: bool = True) -> None:
         """Close new connections at once while set (a node that is down)."""
@@ -59,7 +60,7 @@ class Proxy:
                 transport = writer.transport
                 if transport is not None:
                     transport.abort()
-        self._hold = False
+        self._held.clear()
         return len(links)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,7 +85,7 @@ class Proxy:
                     upstream: bool) -> None:
         try:
             while data := await reader.read(65536):
-                if not upstream and self._hold:
+                if not upstream and writer in self._held:
                     continue
                 writer.write(data)
                 await writer.drain()

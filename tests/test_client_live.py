@@ -290,3 +290,24 @@ async def test_a_refused_token_fails_the_connect(server: RunningServer) -> None:
         async with coedit_client.connect(server.http_url, token="not-a-token",
                                          open_timeout=TIMEOUT):
             pass
+
+
+async def test_a_silent_node_is_left_for_a_new_connection(database_url: str) -> None:
+    """When the server's answers stop arriving (a dead link that keeps the socket open), the
+    client notices its heartbeats go unanswered within three intervals, reconnects, and its
+    replica catches up."""
+    settings = make_settings(database_url, heartbeat_ms=300)
+    async with start_server(settings) as running, proxy_to(running.port) as proxy:
+        token = running.token()
+        doc_id = (await running.create(token, state={"n": 0}))["id"]
+        async with coedit_client.connect(proxy.http_url, token=token) as c, \
+                await running.connect(token) as writer:
+            writer.keep_alive(0.1)
+            doc = await c.open(doc_id)
+            proxy.hold_replies()
+            await writer.ok("patch", doc=doc_id, base=1, ops=replace("/n", 1))
+            async with asyncio.timeout(TIMEOUT):
+                while c.connections < 2:
+                    await asyncio.sleep(0.02)
+            await asyncio.wait_for(doc.wait_version(2), TIMEOUT)
+            assert doc.state == {"n": 1}
