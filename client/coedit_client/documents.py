@@ -144,7 +144,13 @@ class Document:
 
     @property
     def state(self) -> dict[str, Any]:
-        """The state at :attr:`version`, plus this client's splices not yet confirmed."""
+        """The state at :attr:`version`, plus this client's splices not yet confirmed.
+
+        A live view, changed in place as deltas arrive (a delta costs what its ops touch,
+        not a copy of the document): treat it as read-only, and copy it to keep a snapshot.
+        """
+        if self._inflight is None and not self._buffer:
+            return self._confirmed
         if self._view is None:
             view = copy.deepcopy(self._confirmed)
             pending = (self._inflight.entries if self._inflight else []) + self._buffer
@@ -319,8 +325,10 @@ class Document:
         return False
 
     def _apply_incoming(self, ops: Ops, *, carry_splices: bool) -> dict[str, Any]:
-        """The confirmed state after ``ops``; pending splices carried past them."""
-        state = copy.deepcopy(self._confirmed)
+        """The confirmed state after ``ops`` (changed in place); pending splices carried past
+        them. An op that does not apply leaves the state half-changed, and the caller then
+        replaces it with a fresh one from the server."""
+        state: Any = self._confirmed
         for op in ops:
             if carry_splices and (self._inflight or self._buffer):
                 self._carry_pending(state, op)
