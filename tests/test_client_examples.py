@@ -53,3 +53,24 @@ async def test_bot_fills_a_valuation_while_the_dashboard_follows(server: Running
     inputs = state["valuation"]["inputs"]
     assert inputs["wacc"] == 0.082 and state["valuation"]["value"] == pytest.approx(
         1250 * 0.21 * 1.04 / (0.082 - 0.04), abs=0.01)
+
+
+async def test_bulk_review_assigns_every_valuation_after_a_dry_run(
+        server: RunningServer) -> None:
+    """The third example: one dry run, then one bulk request for every valuation."""
+    token = server.token(user="ann", roles=["analyst"])
+    docs = [(await server.create(token, kind="valuation", title=f"V{i}", state={}))["id"]
+            for i in range(3)]
+    await server.create(token, kind="memo", title="not a valuation", state={})
+    script = await _start(server, token, "bulk_review.py", "rita", "Rita")
+    out = await _finish(script)
+    assert out.startswith("assigned 3 of 3")
+    async with server.http(token) as http:
+        reviews = (await http.get("/api/reviews")).json()["items"]
+        bulk_events = (await http.get("/api/events", params={"type": "bulk.completed"})).json()
+    assert sorted(r["doc"] for r in reviews) == sorted(docs)
+    assert all(r["reviewer"] == {"id": "rita", "name": "Rita"} for r in reviews)
+    assert len(bulk_events["events"]) == 1  # the dry run appended nothing
+    again = await _start(server, token, "bulk_review.py", "rita", "Rita")
+    _, err = await asyncio.wait_for(again.communicate(), TIMEOUT * 3)
+    assert again.returncode != 0 and b"invalid_transition" in err

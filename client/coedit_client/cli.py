@@ -164,7 +164,7 @@ def _chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 async def _bulk(args: argparse.Namespace, api: Api) -> int:
-    """Server support for bulk lands with issue 11 (PROTOCOL.md section 15)."""
+    """PROTOCOL.md section 15, in chunks of at most the server's 1,000 ids."""
     ids = _read_ids(args.file)
     params = json.loads(args.params) if args.params else {}
     if not isinstance(params, dict):

@@ -164,7 +164,7 @@ class EventStream:
 
 class PresenceFeed:
     """The presence of every document of one kind (``scope="stage"``, PROTOCOL.md section 6)
-    or of one idea (``scope="idea"``, section 10; server support landing with issue 11/12):
+    or of one idea (``scope="idea"``, section 10):
     :attr:`entries` by session, and each diff as it comes from ``async for``. Subscribed
     again after every reconnect, with the entries replaced by the reply's."""
 

@@ -2,8 +2,8 @@
 
     COEDIT_URL=... COEDIT_TOKEN=... python bulk_review.py REVIEWER_ID REVIEWER_NAME
 
-Server support for bulk operations (PROTOCOL.md section 15) lands with issue 11; until then
-the server answers 404 and this example stops with that error.
+The dry run checks every item first (PROTOCOL.md section 15): if any would fail, it says which
+and why, and nothing is changed.
 """
 
 from __future__ import annotations

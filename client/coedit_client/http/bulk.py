@@ -1,4 +1,6 @@
-"""Bulk operations (PROTOCOL.md section 15). Server support landing with issue 11."""
+"""Bulk operations (PROTOCOL.md section 15).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 

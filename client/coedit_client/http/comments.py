@@ -1,4 +1,6 @@
-"""Comments (PROTOCOL.md section 12). Server support landing with issue 11/12."""
+"""Comments (PROTOCOL.md section 12).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 

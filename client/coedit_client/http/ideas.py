@@ -1,4 +1,6 @@
-"""Ideas (PROTOCOL.md section 10). Server support landing with issue 11/12."""
+"""Ideas (PROTOCOL.md section 10).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 

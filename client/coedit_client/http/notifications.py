@@ -1,4 +1,6 @@
-"""Notifications (PROTOCOL.md section 14). Server support landing with issue 11/12."""
+"""Notifications (PROTOCOL.md section 14).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Reviews (PROTOCOL.md section 11). Server support landing with issue 11/12."""
+"""Reviews (PROTOCOL.md section 11).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 
