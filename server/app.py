@@ -141,9 +141,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         if status == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
         if status == 405:
-            return error_response(BadRequest(f"{request.method} is not allowed here"),
-                                  headers={"Allow": (exc.headers or {}).get("Allow", "")}
-                                  if isinstance(exc, HTTPException) else None)
+            # 405 with the methods the route has: clients and HTTP tooling expect that
+            # status; the body keeps the contract's shape, as a bad request.
+            refused = error_response(BadRequest(f"{request.method} is not allowed here"),
+                                     headers={"Allow": (exc.headers or {}).get("Allow", "")}
+                                     if isinstance(exc, HTTPException) else None)
+            refused.status_code = 405
+            return refused
         return error_response(CoeditError(str(exc)))
 
     app = Starlette(

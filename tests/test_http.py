@@ -589,3 +589,12 @@ def test_openapi_describes_every_route_and_only_those() -> None:
     names = set(OPENAPI["components"]["schemas"])
     refs = re.findall(r'"\$ref": "#/components/schemas/([A-Za-z]+)"', json.dumps(OPENAPI))
     assert refs and set(refs) <= names, set(refs) - names
+
+
+async def test_a_method_a_route_does_not_have_is_405_with_allow(server: RunningServer) -> None:
+    async with server.http(server.token()) as http:
+        for method in ("TRACE", "PUT", "DELETE"):
+            response = await http.request(method, "/api/ideas")
+            assert response.status_code == 405, (method, response.text)
+            assert response.json()["error"]["code"] == "bad_request"
+            assert set(response.headers["allow"].split(", ")) >= {"GET", "POST"}
