@@ -49,6 +49,9 @@ __all__ = [
     "reviews",
     "revisions",
     "snapshots",
+    "workflow_instances",
+    "workflow_steps",
+    "workflow_templates",
 ]
 
 
@@ -333,4 +336,73 @@ chains = Table(
     metadata,
     Column("key", String(160), primary_key=True),
     Column("head", String(64), nullable=True),
+)
+
+
+# Workflows (docs/workflows.md). A template is one row whose ``version`` grows when a
+# published template is edited; its steps are JSON text, copied into ``workflow_steps``
+# when an instance starts, so an instance runs the template as it was then.
+workflow_templates = Table(
+    "workflow_templates",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("steps", Text, nullable=False),
+    Column("created_by_id", String(128), nullable=False),
+    Column("created_by_name", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_workflow_templates_tenant_created", "tenant", "created_at", "id"),
+)
+
+# Every step move locks its instance's row first, so moves of one instance serialise.
+workflow_instances = Table(
+    "workflow_instances",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("template_id", String(36), nullable=False),
+    Column("template_version", Integer, nullable=False),
+    Column("template_name", String(200), nullable=False),
+    Column("idea", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_by_id", String(128), nullable=False),
+    Column("created_by_name", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Index("ix_workflow_instances_tenant_created", "tenant", "created_at", "id"),
+    Index("ix_workflow_instances_idea", "tenant", "idea", "status"),
+)
+
+# One row per step of an instance; ``ready_at`` starts the cycle time that ``completed_at``
+# ends (the step cycle histogram).
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("instance", String(36), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("required", Boolean, nullable=False),
+    Column("after", Text, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("assignee_id", String(128), nullable=True),
+    Column("assignee_name", String(256), nullable=True),
+    Column("data", Text, nullable=False),
+    Column("ready_at", UTCDateTime, nullable=True),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("instance", "key", name="uq_workflow_steps_instance_key"),
+    Index("ix_workflow_steps_instance", "instance", "position"),
 )
