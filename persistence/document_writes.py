@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, update
 
@@ -28,7 +28,7 @@ from persistence.batch_commit import BatchCommitter
 from persistence.batching import GroupCommit
 from persistence.database import Database
 from persistence.errors import BadRequest, CoeditError
-from persistence.facts import Appended, Committed
+from persistence.facts import Appended, Committed, Fact
 from persistence.ideas import require_idea
 from persistence.jsonutil import dumps
 from persistence.patching import redact_value, validate_ops
@@ -41,6 +41,9 @@ from persistence.writes import (
     WriteRules,
     serialize_state,
 )
+
+if TYPE_CHECKING:
+    from persistence.workflows.engine import WorkflowEngine
 
 __all__ = ["KIND_PATTERN", "MAX_WRITE_BATCH", "DocumentWriter"]
 
@@ -66,6 +69,9 @@ class DocumentWriter:
         self.db = db
         self.rules = rules
         self.committer = BatchCommitter(db, rules)
+        # Told of every document created in an idea, in the creating transaction, so a
+        # workflow step waiting for that stage completes in the same commit.
+        self.workflows: WorkflowEngine | None = None
         self._queue: GroupCommit[PatchRequest, WriteResult] = GroupCommit(
             self._commit_patches, key=_document_of, max_batch=max_batch,
             max_in_flight=writes_in_flight, name="document-writes")
@@ -120,6 +126,10 @@ class DocumentWriter:
             await conn.execute(
                 snapshots.insert().values(doc=doc_id, version=1, state=state_text, ts=now)
             )
+            facts: list[Fact] = [Appended(ctx.tenant)]
+            if idea is not None and self.workflows is not None:
+                facts += await self.workflows.document_created(conn, ctx, idea=idea,
+                                                               stage=kind)
         document = {
             "id": doc_id, "kind": kind, "idea": idea, "title": title, "version": 1,
             "state": state,
@@ -128,7 +138,7 @@ class DocumentWriter:
         }
         # Nobody can follow a document before it exists: its creation is news for event
         # streams only.
-        return Committed(document, (Appended(ctx.tenant),))
+        return Committed(document, tuple(facts))
 
     # -- the versioned write --------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["Appended", "Committed", "Delta", "Fact", "LockChanged", "Notified", "Touched"]
+__all__ = ["Appended", "Committed", "Delta", "Fact", "LockChanged", "Notified", "StepMoved",
+           "Touched"]
 
 T = TypeVar("T")
 
@@ -87,7 +88,18 @@ class Notified:
     role: str | None = None
 
 
-Fact = Delta | LockChanged | Appended | Touched | Notified
+@dataclass(frozen=True, slots=True)
+class StepMoved:
+    """A workflow step of action ``action`` reached state ``to``; ``cycle_seconds`` is how
+    long it took from ``ready`` when ``to`` is ``completed`` (None otherwise)."""
+
+    tenant: str
+    action: str
+    to: str
+    cycle_seconds: float | None = None
+
+
+Fact = Delta | LockChanged | Appended | Touched | Notified | StepMoved
 
 
 class Committed(NamedTuple, Generic[T]):

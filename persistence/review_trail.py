@@ -11,6 +11,7 @@ from persistence.document_archival import DocumentArchival
 from persistence.ideas import IdeaStore
 from persistence.notifications import NotificationStore
 from persistence.reviews import ReviewStore
+from persistence.workflows import WorkflowStores
 
 __all__ = ["ReviewTrailStores"]
 
@@ -22,10 +23,14 @@ class ReviewTrailStores:
     comments: CommentStore
     notifications: NotificationStore
     archival: DocumentArchival
+    workflows: WorkflowStores
 
     @classmethod
     def build(cls, db: Database, *, redact: frozenset[str] = frozenset(),
               notifications: bool = True) -> ReviewTrailStores:
         notes = NotificationStore(db, enabled=notifications)
-        return cls(IdeaStore(db), ReviewStore(db, notes, redact), CommentStore(db, notes, redact),
-                   notes, DocumentArchival(db))
+        reviews = ReviewStore(db, notes, redact)
+        workflows = WorkflowStores.build(db, notes, redact=redact)
+        reviews.workflows = workflows.engine
+        return cls(IdeaStore(db), reviews, CommentStore(db, notes, redact), notes,
+                   DocumentArchival(db), workflows)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
@@ -32,6 +32,9 @@ from persistence.patching import redact_value
 from persistence.schema import REVIEW_FINAL, comments, documents, reviews
 from persistence.state_machine import Move, StateMachine
 from persistence.timeutil import format_ts, parse_ts, utcnow
+
+if TYPE_CHECKING:
+    from persistence.workflows.engine import WorkflowEngine
 
 __all__ = [
     "REVIEWS",
@@ -166,6 +169,9 @@ class ReviewStore:
         self.db = db
         self.notifications = notifications
         self.redact = redact
+        # Told of every approval of an idea's document, in the approving transaction, so a
+        # workflow step waiting for it completes in the same commit.
+        self.workflows: WorkflowEngine | None = None
 
     async def _event(self, conn: AsyncConnection, ctx: AuditContext, doc: Row[Any],
                      event_type: str, data: dict[str, Any]) -> None:
@@ -260,6 +266,9 @@ class ReviewStore:
                 doc=current.doc, idea=row.idea)
             if notified is not None:
                 facts.append(notified)
+        if move.target == "approved" and row.idea is not None and self.workflows is not None:
+            facts += await self.workflows.review_approved(conn, ctx, idea=row.idea,
+                                                          stage=row.kind)
         return Committed(moved, tuple(facts))
 
     @staticmethod

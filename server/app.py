@@ -112,10 +112,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             presence = Presence(presence_backend, hub, node=settings.node_id,
                                 heartbeat_ms=settings.heartbeat_ms)
             event_log = EventLog(db)
+            trail_stores = ReviewTrailStores.build(db, redact=settings.redact,
+                                                   notifications=settings.notifications)
+            # Documents created in an idea complete the workflow steps waiting for them.
+            store.writer.workflows = trail_stores.workflows.engine
             coedit = Coedit(
                 settings=settings, db=db, store=store, locks=LockStore(db),
-                trail_stores=ReviewTrailStores.build(db, redact=settings.redact,
-                                                     notifications=settings.notifications),
+                trail_stores=trail_stores,
                 hub=hub,
                 presence=presence, events=event_log, streams=EventStreams(event_log, hub),
                 tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth),

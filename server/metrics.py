@@ -26,6 +26,16 @@ class Metrics:
         self.review_transitions = Counter(
             "coedit_review_transitions_total", "Reviews assigned or moved, by the state reached",
             ["to"], registry=r)
+        self.step_transitions = Counter(
+            "coedit_workflow_step_transitions_total",
+            "Workflow steps moved, by action type and the state reached", ["action", "to"],
+            registry=r)
+        self.step_cycle_seconds = Histogram(
+            "coedit_workflow_step_cycle_seconds",
+            "Time from a workflow step becoming ready to its completion, by action type",
+            ["action"], registry=r,
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400),
+        )
         self.denied = Counter("coedit_access_denied_total", "Refused actions", registry=r)
         self.overflows = Counter("coedit_send_queue_overflows_total",
                                  "Connections closed because their send queue overflowed",

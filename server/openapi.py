@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.openapi_trail import TRAIL_PATHS, TRAIL_SCHEMAS
+from server.openapi_workflows import WORKFLOW_PATHS, WORKFLOW_SCHEMAS
 
 __all__ = ["OPENAPI"]
 
@@ -73,6 +74,7 @@ OPENAPI: dict[str, Any] = {
             "JsonPatch": {"type": "array", "minItems": 1, "maxItems": 1000,
                           "items": {"type": "object", "required": ["op", "path"]}},
             **TRAIL_SCHEMAS,
+            **WORKFLOW_SCHEMAS,
         },
     },
     "security": [{"bearer": []}],
@@ -174,6 +176,7 @@ OPENAPI: dict[str, Any] = {
             "summary": "Reopen an archived document (admin)", "parameters": [_DOC_ID],
             "responses": {"200": _json(_ref("Document"), "reopened"), **_ERRORS}}},
         **TRAIL_PATHS,
+        **WORKFLOW_PATHS,
         "/healthz": {"get": {"summary": "Process is up", "security": [],
                              "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Storage and broker answer", "security": [],

@@ -184,7 +184,7 @@ TRAIL_PATHS: dict[str, Any] = {
         "summary": "One operation on up to 1,000 items, each checked as its single call",
         "requestBody": _body(_obj(["operation", "ids"], {
             "operation": {"type": "string", "enum": [
-                "review.assign", "review.transition", "document.archive"]},
+                "review.assign", "review.transition", "workflow.step", "document.archive"]},
             "ids": {"type": "array", "minItems": 1, "maxItems": 1000,
                     "items": {"type": "string", "minLength": 1, "maxLength": 64}},
             "params": {"type": "object"}, "dry_run": {"type": "boolean"},

@@ -154,12 +154,13 @@ class Reads:
     # -- the review trail -------------------------------------------------------------------
 
     async def idea(self, identity: Identity, ctx: AuditContext, idea: str) -> dict[str, Any]:
-        """The idea with its documents (no state) and reviews."""
+        """The idea with its documents (no state), reviews and workflow instances."""
         await self._may_read(identity, ctx, what="read ideas")
         stores = self._coedit.trail_stores
         found = await stores.ideas.get(identity.tenant, idea)
         reviews = await stores.reviews.list(identity.tenant, idea=idea, limit=500)
-        return {**found, "reviews": reviews["items"], "workflows": []}
+        workflows = await self._coedit.workflows.of_idea(identity.tenant, idea)
+        return {**found, "reviews": reviews["items"], "workflows": workflows}
 
     async def ideas(self, identity: Identity, ctx: AuditContext, *, q: str | None,
                     limit: int | None, cursor: str | None) -> dict[str, Any]:

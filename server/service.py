@@ -38,7 +38,15 @@ from persistence.errors import (
     Unavailable,
 )
 from persistence.events import EventLog
-from persistence.facts import Committed, Delta, Fact, LockChanged, Notified, Touched
+from persistence.facts import (
+    Committed,
+    Delta,
+    Fact,
+    LockChanged,
+    Notified,
+    StepMoved,
+    Touched,
+)
 from persistence.locks import MIN_TTL_MS, Holder, LockStore
 from persistence.review_trail import ReviewTrailStores
 from persistence.writes import WriteResult
@@ -49,6 +57,7 @@ from server.metrics import Metrics
 from server.notifications import LiveNotifications
 from server.reads import Reads
 from server.trail import ReviewTrail
+from server.workflows import Workflows
 
 __all__ = ["Coedit", "StoreDeltaLog", "protocol_error"]
 
@@ -138,10 +147,12 @@ class Coedit:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     reads: Reads = field(init=False)
     trail: ReviewTrail = field(init=False)
+    workflows: Workflows = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self)
         self.trail = ReviewTrail(self)
+        self.workflows = Workflows(self)
 
     # -- background work of the node ------------------------------------------------------
 
@@ -277,6 +288,11 @@ class Coedit:
                     self.metrics.review_transitions.labels(fact.body["status"]).inc()
             elif isinstance(fact, Notified):
                 self.notifications.send_soon(fact)
+            elif isinstance(fact, StepMoved):
+                self.metrics.step_transitions.labels(fact.action, fact.to).inc()
+                if fact.cycle_seconds is not None:
+                    self.metrics.step_cycle_seconds.labels(fact.action).observe(
+                        fact.cycle_seconds)
             self.streams.committed(fact.tenant)
 
     def settle(self, committed: Committed[T]) -> T:

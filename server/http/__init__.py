@@ -39,6 +39,18 @@ from server.http.reviews import (
     reopen_document,
     transition_review,
 )
+from server.http.workflows import (
+    change_template,
+    create_template,
+    get_instance,
+    get_template,
+    instantiate,
+    list_instances,
+    list_templates,
+    move_step,
+    publish_template,
+    set_instance_status,
+)
 
 __all__ = ["routes"]
 
@@ -76,6 +88,16 @@ _table = [
     Route("/api/notifications/read-all", mark_all_read, methods=["POST"]),
     Route("/api/notifications/{note}/read", mark_read, methods=["POST"]),
     Route("/api/bulk", bulk, methods=["POST"]),
+    Route("/api/workflows/templates", create_template, methods=["POST"]),
+    Route("/api/workflows/templates", list_templates, methods=["GET"]),
+    Route("/api/workflows/templates/{template}", get_template, methods=["GET"]),
+    Route("/api/workflows/templates/{template}", change_template, methods=["PATCH"]),
+    Route("/api/workflows/templates/{template}/publish", publish_template, methods=["POST"]),
+    Route("/api/workflows/templates/{template}/instantiate", instantiate, methods=["POST"]),
+    Route("/api/workflows/instances", list_instances, methods=["GET"]),
+    Route("/api/workflows/instances/{instance}", get_instance, methods=["GET"]),
+    Route("/api/workflows/instances/{instance}", set_instance_status, methods=["PATCH"]),
+    Route("/api/workflows/steps/{step}/{verb}", move_step, methods=["POST"]),
     Route("/api/locks", list_locks, methods=["GET"]),
     Route("/api/presence", list_presence, methods=["GET"]),
     Route("/api/events", list_events, methods=["GET"]),
