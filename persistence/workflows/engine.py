@@ -12,9 +12,9 @@ Events from outside (a review approved, a document created) reach the engine thr
 :meth:`WorkflowEngine.react`, called by the review and document stores inside their own
 transaction, so a step that waited for them completes in the same commit.
 
-Lock order: a document row (when the caller holds one), then instance rows in id order,
-then the tenant's event chain. Nothing here locks a document, so moves and reactions cannot
-deadlock on each other.
+Lock order: a document row (when the caller holds one), then the tenant's event chain (the
+workflow events join it; see :func:`~persistence.workflows.rows.lock_tenant_chain`), then
+instance rows in id order. Nothing here locks a document.
 """
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ from persistence.patching import redact_value
 from persistence.schema import ideas, workflow_instances, workflow_steps
 from persistence.timeutil import utcnow
 from persistence.workflows.actions import ACTIONS, ActionRegistry, Trigger
-from persistence.workflows.rows import StepRow, load_steps, lock_instance, step_shape
+from persistence.workflows.rows import (
+    StepRow,
+    load_steps,
+    lock_instance,
+    lock_tenant_chain,
+    step_shape,
+)
 from persistence.workflows.steps import DONE, STEPS, StepMove
 from persistence.workflows.tracing import span
 
@@ -94,6 +100,7 @@ class WorkflowEngine:
             workflow_steps.c.id == step, workflow_steps.c.tenant == ctx.tenant))).first()
         if found is None:
             raise NotFound(f"no workflow step {step!r}")
+        await lock_tenant_chain(conn, ctx.tenant)
         instance = _Instance(await lock_instance(conn, ctx.tenant, found.instance))
         steps = await load_steps(conn, found.instance)  # as of the lock
         current = next(s for s in steps if s.id == step)
@@ -225,6 +232,8 @@ class WorkflowEngine:
         touched = sorted({row.instance for row in waiting
                           if self._reacts(row.action, row.config, trigger)})
         facts: list[Fact] = []
+        if touched:
+            await lock_tenant_chain(conn, ctx.tenant)
         for instance_id in touched:  # in id order: two reactions lock the same way
             instance = _Instance(await lock_instance(conn, ctx.tenant, instance_id))
             if instance.status != "active":

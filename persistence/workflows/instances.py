@@ -27,7 +27,13 @@ from persistence.schema import workflow_instances, workflow_steps
 from persistence.state_machine import Move, StateMachine
 from persistence.timeutil import utcnow
 from persistence.workflows.engine import WorkflowEngine
-from persistence.workflows.rows import instance_shape, load_steps, lock_instance, read_instance
+from persistence.workflows.rows import (
+    instance_shape,
+    load_steps,
+    lock_instance,
+    lock_tenant_chain,
+    read_instance,
+)
 from persistence.workflows.templates import require_template
 
 __all__ = ["INSTANCES", "INSTANCE_STATUSES", "InstanceStore"]
@@ -110,6 +116,7 @@ class InstanceStore:
             raise BadRequest('the body is {"status": "paused" | "active" | "canceled"}')
         INSTANCES.move(body["status"])
         async with self.db.transaction() as conn:
+            await lock_tenant_chain(conn, ctx.tenant)
             row = await lock_instance(conn, ctx.tenant, instance)
             move = INSTANCES.check(body["status"], row.status,
                                    StatusMove(ctx.actor.id, admin, row.created_by_id))

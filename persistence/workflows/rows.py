@@ -6,18 +6,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import NotFound
 from persistence.ideas import person
 from persistence.jsonutil import loads
-from persistence.schema import workflow_instances, workflow_steps
+from persistence.schema import chains, workflow_instances, workflow_steps
 from persistence.timeutil import format_ts
 
-__all__ = ["StepRow", "instance_shape", "load_steps", "lock_instance", "read_instance",
-           "step_shape"]
+__all__ = ["StepRow", "instance_shape", "load_steps", "lock_instance", "lock_tenant_chain",
+           "read_instance", "step_shape"]
+
+_ENSURE_TENANT_CHAIN = text('INSERT INTO chains ("key", head) VALUES (:key, NULL) '
+                            "ON CONFLICT DO NOTHING")
 
 
 @dataclass(slots=True)
@@ -104,3 +107,16 @@ async def lock_instance(conn: AsyncConnection, tenant: str, instance: str) -> Ro
     if row is None:
         raise NotFound(f"no workflow instance {instance!r}")
     return row
+
+
+async def lock_tenant_chain(conn: AsyncConnection, tenant: str) -> None:
+    """Take the head of the tenant's event chain before any instance row.
+
+    Workflow events chain per tenant, so every move holds this lock until it commits
+    anyway; taking it first gives every workflow transaction one lock order (chain, then
+    instances), so a bulk request moving steps of several instances cannot deadlock with a
+    single move of one of them.
+    """
+    key = f"tenant:{tenant}"
+    await conn.execute(_ENSURE_TENANT_CHAIN, {"key": key})
+    await conn.execute(select(chains.c.head).where(chains.c.key == key).with_for_update())
