@@ -11,9 +11,11 @@
 * ``replay``: print a document (or only its state) as it was at a given version.
 * ``tail``: follow a tenant's audit events, filtered by kind, type, document or actor, until
   interrupted.
+* ``seed-demo``: a demo idea with a memo, a valuation and a committee workflow using every
+  action type, in a tenant.
 
-The commands that read the database (``archive``, ``verify``, ``replay``, ``tail``) bring the
-schema up to date first, as ``serve`` does.
+The commands that read the database (``archive``, ``verify``, ``replay``, ``tail``,
+``seed-demo``) bring the schema up to date first, as ``serve`` does.
 """
 
 from __future__ import annotations
@@ -190,6 +192,21 @@ def _tail(args: argparse.Namespace) -> int:
         return 0
 
 
+def _seed_demo(args: argparse.Namespace) -> int:
+    from server.demo import seed_demo
+
+    async def job(db: Database) -> int:
+        seeded = await seed_demo(db, tenant=args.tenant)
+        print(f"idea\t{seeded.idea}")
+        for kind, doc in seeded.documents.items():
+            print(f"{kind}\t{doc}")
+        print(f"template\t{seeded.template}")
+        print(f"workflow\t{seeded.instance}")
+        return 0
+
+    return _with_db(job)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coedit", description="Real-time collaboration server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--interval", type=float, default=0.25, help="seconds between polls")
     tail.add_argument("--json", action="store_true", help="one JSON event per line")
     tail.set_defaults(run=_tail)
+
+    demo = commands.add_parser(
+        "seed-demo", help="a demo idea with a memo, a valuation and a committee workflow")
+    demo.add_argument("--tenant", default="default")
+    demo.set_defaults(run=_seed_demo)
     return parser
 
 
