@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -48,6 +49,8 @@ __all__ = [
     "notifications",
     "reviews",
     "revisions",
+    "search_terms",
+    "search_words",
     "snapshots",
 ]
 
@@ -333,4 +336,32 @@ chains = Table(
     metadata,
     Column("key", String(160), primary_key=True),
     Column("head", String(64), nullable=True),
+)
+
+
+# -- search (docs/protocol.md section 16; persistence/search_index.py) ----------------------
+#
+# ``search_terms``: each distinct word of each document, with where it occurs (``place``: 1
+# title, 2 state, 3 both). The primary key serves the query (a tenant's documents holding a
+# word) as an index-only scan, and the write path's deletes by full key.
+search_terms = Table(
+    "search_terms",
+    metadata,
+    Column("tenant", String(128), nullable=False),
+    Column("word", String(40), nullable=False),
+    Column("doc", String(36), nullable=False),
+    Column("place", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("tenant", "word", "doc", "place"),
+)
+
+# ``search_words``: the vocabulary of one-edit matching. Every indexed word of four or more
+# characters under its own key and under each of its deletion neighbours; two words one edit
+# apart share a key. Shared by all tenants: it only widens a query word into candidate words,
+# which are then looked up in the caller's tenant's ``search_terms``.
+search_words = Table(
+    "search_words",
+    metadata,
+    Column("key", String(40), nullable=False),
+    Column("word", String(40), nullable=False),
+    PrimaryKeyConstraint("key", "word"),
 )

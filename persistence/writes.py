@@ -37,6 +37,7 @@ from persistence.patching import (
     written_paths,
 )
 from persistence.rebase import LaterVersion, rebase_patch
+from persistence.search_index import IndexChanges, document_words
 from persistence.timeutil import format_ts
 from persistence.write_statements import (
     Advance,
@@ -103,6 +104,9 @@ class WriteRules:
     snapshot_every: int
     max_state_bytes: int
     redact: frozenset[str]
+    # Keep the search index current in each write's transaction (off only to measure what
+    # that costs: search then misses what such writes changed).
+    search_index: bool = True
 
 
 def serialize_state(state: dict[str, Any], max_bytes: int) -> str:
@@ -316,6 +320,8 @@ class _Batch:
             NewKey(*key_of, dumps(w.reply), replaces_expired=key_of in self.stored_keys)
             for w in self.written if (key_of := w.request.key_of) is not None
         ]
+        if self.rules.search_index:
+            rows.index = _index_changes(advanced)
         moved = await sql.store(rows)
         # The row locks make a mismatch unreachable; refuse rather than fork the history
         # where the driver counts rows (the revisions' primary key (doc, version) would
@@ -327,6 +333,16 @@ class _Batch:
             w.delta.event = w.event.seq
         for delta, w in self.awaiting_seq:
             delta.event = w.event.seq
+
+
+def _index_changes(advanced: Sequence[_Head]) -> IndexChanges:
+    """Search: the index rows between each document's state as read and as written."""
+    changes = IndexChanges()
+    for head in advanced:
+        row = head.row
+        changes.extend(row.tenant, row.id, document_words(row.title, loads(row.state)),
+                       document_words(row.title, loads(head.state_text)))
+    return changes.sort()
 
 
 async def write_patches(

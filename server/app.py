@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
                                   max_batch=settings.write_batch,
                                   writes_in_flight=settings.writes_in_flight,
                                   max_state_bytes=settings.max_state_bytes,
-                                  redact=settings.redact)
+                                  redact=settings.redact,
+                                  search_index=settings.search_index)
             broker, presence_backend = make_broker(settings)
             hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)
             presence = Presence(presence_backend, hub, node=settings.node_id,

@@ -39,6 +39,15 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name} must be 'on' or 'off', got {raw!r}")
+    return raw == "on"
+
+
 def _database_url(raw: str | None) -> str:
     if raw is None or raw.strip() == "":
         return "sqlite+aiosqlite:///./coedit.db"
@@ -107,6 +116,9 @@ class Settings:
     db_pool: int = 20
     write_batch: int = 64
     writes_in_flight: int = 1
+    # Off only to measure what keeping the search index current costs the writes (bench/):
+    # search then misses whatever such a node wrote.
+    search_index: bool = True
     key_prefix: str = "coedit"
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
@@ -147,5 +159,6 @@ class Settings:
             write_batch=_int(env, "COEDIT_WRITE_BATCH", 64, minimum=1, maximum=1000),
             writes_in_flight=_int(env, "COEDIT_WRITES_IN_FLIGHT", 1, minimum=1, maximum=16),
             key_prefix=prefix,
+            search_index=_switch(env, "COEDIT_SEARCH_INDEX", True),
             **extra,
         )

@@ -35,6 +35,7 @@ from server.http.reviews import (
     reopen_document,
     transition_review,
 )
+from server.http.search import search
 
 __all__ = ["routes"]
 
@@ -76,4 +77,5 @@ routes = [
     Route("/api/presence", list_presence, methods=["GET"]),
     Route("/api/events", list_events, methods=["GET"]),
     Route("/api/events/stream", stream_events, methods=["GET"]),
+    Route("/api/search", search, methods=["GET"]),
 ]
