@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, func, literal, or_, select, union_all
+from sqlalchemy import Integer, String, exists, func, literal, or_, select, union_all
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.database import Database
 from persistence.document_reads import document_from_row
@@ -31,6 +32,7 @@ from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor,
 from persistence.schema import documents, search_terms, search_words
 from persistence.search_index import (
     FUZZY_MIN,
+    IN_STATE,
     MAX_WORD,
     WORD,
     deletion_keys,
@@ -107,19 +109,8 @@ class DocumentSearch:
         limit = page_limit(limit, default=20, maximum=100)
         after = _decode(cursor) if cursor else None
         async with self.db.reader() as conn:
-            candidates = [_Candidate(w, i, True) for i, w in enumerate(query.words)]
-            keys = {key for w in query.words if len(w) >= FUZZY_MIN
-                    for key in deletion_keys(w)}
-            if keys:
-                found = await conn.execute(
-                    select(search_words.c.word).distinct()
-                    .where(search_words.c.key.in_(sorted(keys))))
-                vocabulary = [row.word for row in found]
-                candidates += [_Candidate(v, i, False) for i, w in enumerate(query.words)
-                               if len(w) >= FUZZY_MIN for v in vocabulary
-                               if one_edit_apart(w, v)]
-            rows = (await conn.execute(
-                _ranked(tenant, query, candidates, after, limit))).all()
+            candidates = await _candidates(conn, query)
+            rows = await _page(conn, tenant, query, candidates, after, limit + 1)
             page = rows[:limit]
             states = {}
             if page:
@@ -138,6 +129,69 @@ class DocumentSearch:
         return {"items": items, "next": next_cursor}
 
 
+async def _candidates(conn: AsyncConnection, query: SearchQuery) -> list[_Candidate]:
+    """Each query word itself (exact), and the vocabulary's words one edit from it."""
+    candidates = [_Candidate(w, i, True) for i, w in enumerate(query.words)]
+    keys = {key for w in query.words if len(w) >= FUZZY_MIN for key in deletion_keys(w)}
+    if keys:
+        found = await conn.execute(select(search_words.c.word).distinct()
+                                   .where(search_words.c.key.in_(sorted(keys))))
+        vocabulary = [row.word for row in found]
+        candidates += [_Candidate(v, i, False) for i, w in enumerate(query.words)
+                       if len(w) >= FUZZY_MIN for v in vocabulary if one_edit_apart(w, v)]
+    return candidates
+
+
+async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                candidates: list[_Candidate], after: tuple[int, str] | None,
+                wanted: int) -> list[Row[Any]]:
+    """Up to ``wanted`` ranked rows after ``after``, in three tiers that never overlap.
+
+    Scoring every matching document is exact but reads every term of every candidate word,
+    which for words found in most documents is most of the index. So the page is filled
+    from the top down, each tier read only while the page has room:
+
+    1. documents with a title match (score at least ``n + 16``), scored in full: found
+       through the small title index, few even for common words;
+    2. the densest level below: documents matching only in their states, with every query
+       word that occurs in the tenant at all matched exactly (score ``n + |exact|``, the
+       highest a state-only document can reach). All have one score, so they come in id
+       order, and a scan in id order stops as soon as the page is full;
+    3. everything scoring lower, scored in full.
+    """
+    n = len(query.words)
+    rows: list[Row[Any]] = []
+    title_floor = n + TITLE_POINTS
+    if after is None or after[0] >= title_floor:
+        rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted,
+                                            floor=title_floor, titles=True))).all()
+    if len(rows) >= wanted:
+        return rows
+    exact = await _occurring(conn, tenant, query)
+    level = n + len(exact)
+    if exact and (after is None or after[0] >= level):
+        resume = after[1] if after is not None and after[0] == level else None
+        rows += (await conn.execute(_level(tenant, query, candidates, exact, level, resume,
+                                           wanted - len(rows)))).all()
+        if len(rows) >= wanted:
+            return rows
+    # Below the level (its cursor, when it has one, lies at or above it, so only the
+    # ceiling applies).
+    below = level if exact else title_floor
+    rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted - len(rows),
+                                        ceiling=below))).all()
+    return rows
+
+
+async def _occurring(conn: AsyncConnection, tenant: str, query: SearchQuery) -> list[int]:
+    """The positions of the query words that some document of the tenant holds."""
+    t = search_terms.c
+    checks = [exists().where(t.tenant == tenant, t.word == word).label(f"w{i}")
+              for i, word in enumerate(query.words)]
+    found = (await conn.execute(select(*checks))).one()
+    return [i for i in range(len(query.words)) if found[i]]
+
+
 def _decode(cursor: str) -> tuple[int, str]:
     score, doc = decode_cursor(cursor, 2)
     if isinstance(score, bool) or not isinstance(score, int) or not isinstance(doc, str):
@@ -145,42 +199,88 @@ def _decode(cursor: str) -> tuple[int, str]:
     return score, doc
 
 
+def _filtered(ranked: Any, query: SearchQuery) -> Any:
+    if query.kind is not None:
+        ranked = ranked.where(documents.c.kind == query.kind)
+    if query.idea is not None:
+        ranked = ranked.where(documents.c.idea == query.idea)
+    return ranked
+
+
 def _ranked(tenant: str, query: SearchQuery, candidates: list[_Candidate],
-            after: tuple[int, str] | None, limit: int) -> Any:
-    """The page's documents with their scores, best first, one more than the page."""
+            after: tuple[int, str] | None, limit: int, *, floor: int | None = None,
+            ceiling: int | None = None, titles: bool = False) -> Any:
+    """Documents scored in full, best first: ``floor <= score < ceiling``, after ``after``;
+    with ``titles``, only documents with a title match are read."""
     wanted = union_all(*(
         select(literal(c.word, String()).label("word"),
                literal(c.position, Integer()).label("position"),
                literal(1 if c.exact else 0, Integer()).label("exact"))
         for c in candidates)).cte("wanted")
-    t = search_terms.c
+    terms = search_terms.alias("terms")
+    t = terms.c
     # Per document and query word: its best match (title beats state, then exact beats not).
     in_title = t.place % 2  # IN_TITLE is the low bit of place
     best = (
         select(t.doc, wanted.c.position,
                func.max(in_title * TITLE_POINTS + wanted.c.exact + 1).label("points"))
         .join(wanted, t.word == wanted.c.word)
-        .where(t.tenant == tenant)
-        .group_by(t.doc, wanted.c.position)
-        .subquery("best"))
+        .where(t.tenant == tenant))
+    if titles:
+        title = search_terms.c
+        titled = (select(title.doc).distinct()
+                  .where(title.tenant == tenant, title.place != IN_STATE,
+                         title.word.in_(sorted({c.word for c in candidates})))
+                  .subquery("titled"))
+        best = best.where(t.doc.in_(select(titled.c.doc)))
+    best_sq = best.group_by(t.doc, wanted.c.position).subquery("best")
     scored = (
-        select(best.c.doc, func.sum(best.c.points).label("score"))
-        .group_by(best.c.doc)
+        select(best_sq.c.doc, func.sum(best_sq.c.points).label("score"))
+        .group_by(best_sq.c.doc)
         .having(func.count() == len(query.words))
         .subquery("scored"))
-    ranked = (
+    ranked = _filtered(
         select(*_LISTED, scored.c.score)
         .join_from(scored, documents, documents.c.id == scored.c.doc)
-        .where(documents.c.tenant == tenant))
-    if query.kind is not None:
-        ranked = ranked.where(documents.c.kind == query.kind)
-    if query.idea is not None:
-        ranked = ranked.where(documents.c.idea == query.idea)
+        .where(documents.c.tenant == tenant), query)
+    if floor is not None:
+        ranked = ranked.where(scored.c.score >= floor)
+    if ceiling is not None:
+        ranked = ranked.where(scored.c.score < ceiling)
     if after is not None:
         score, doc = after
         ranked = ranked.where(or_(scored.c.score < score,
                                   (scored.c.score == score) & (documents.c.id > doc)))
-    return ranked.order_by(scored.c.score.desc(), documents.c.id).limit(limit + 1)
+    return ranked.order_by(scored.c.score.desc(), documents.c.id).limit(limit)
+
+
+def _level(tenant: str, query: SearchQuery, candidates: list[_Candidate], exact: list[int],
+           level: int, resume: str | None, limit: int) -> Any:
+    """State-only documents holding the words at ``exact`` exactly and a candidate of each
+    other query word, in id order (they all score ``level``)."""
+    driver = search_terms.alias("driver")
+    d = driver.c
+
+    def holds(words: list[str], *, title: bool = False) -> Any:
+        t = search_terms.alias()
+        found = exists().where(t.c.tenant == tenant, t.c.doc == d.doc,
+                               t.c.word.in_(words) if len(words) > 1 else t.c.word == words[0])
+        return found.where(t.c.place != IN_STATE) if title else found
+
+    conditions = [d.tenant == tenant, d.word == query.words[exact[0]]]
+    for i, word in enumerate(query.words):
+        if i == exact[0]:
+            continue
+        conditions.append(holds([word] if i in exact else
+                                sorted(c.word for c in candidates if c.position == i)))
+    conditions.append(~holds(sorted({c.word for c in candidates}), title=True))
+    if resume is not None:
+        conditions.append(d.doc > resume)
+    ranked = _filtered(
+        select(*_LISTED, literal(level, Integer()).label("score"))
+        .join_from(driver, documents, documents.c.id == d.doc)
+        .where(documents.c.tenant == tenant, *conditions), query)
+    return ranked.order_by(d.doc).limit(limit)
 
 
 def _listed(row: Row[Any]) -> dict[str, Any]:

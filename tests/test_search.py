@@ -267,3 +267,52 @@ async def test_a_viewer_may_search_and_strangers_may_not(server: RunningServer) 
         response = await anon.get("/api/search", params={"q": "visible"},
                                   headers={"Authorization": "Bearer not-a-token"})
     assert response.status_code == 401, response.text
+
+
+# -- the ranking, checked against a plain scoring of every document --------------------------
+
+
+def _expected(docs: list[dict[str, Any]], words: list[str]) -> list[tuple[int, str]]:
+    """(score, id) of every matching document, best first, scoring each one in Python."""
+    ranked = []
+    for doc in docs:
+        held = document_words(doc["title"], doc["state"])
+        total = 0
+        for word in words:
+            points = [1 + (16 if place & 1 else 0) + (w == word)
+                      for w, place in held.items()
+                      if w == word or (len(word) >= 5 and one_edit_apart(word, w))]
+            if not points:
+                break
+            total += max(points)
+        else:
+            ranked.append((total, doc["id"]))
+    return sorted(ranked, key=lambda item: (-item[0], item[1]))
+
+
+async def test_pages_rank_like_scoring_every_document(server: RunningServer) -> None:
+    """Walking the pages gives exactly the order of scoring every document in full."""
+    token = server.token()
+    texts = [("Copper outlook", "copper prices rise"), ("Memo", "copper prices fall"),
+             ("Coppers", "prices of coper"), ("Prices memo", "copper"),
+             ("Memo", "copper pricse"), ("Copper prices", "nothing"),
+             ("Memo", "cooper price"), ("Memo", "copper, prices, copper"),
+             ("Price list", "copper wire"), ("Memo", "prices")]
+    docs = [await server.create(token, title=title, state={"body": body, "n": [body]})
+            for title, body in texts]
+    async with server.http(token) as http:
+        for q in ("copper prices", "coper prices", "copper", "prices copper memo", "pricse"):
+            seen: list[tuple[int, str]] = []
+            cursor = None
+            for _ in range(20):
+                params: dict[str, Any] = {"q": q, "limit": 2}
+                if cursor:
+                    params["cursor"] = cursor
+                page = await _search(http, **params)
+                maximum = 18 * len(q.split())
+                seen += [(round(item["score"] * maximum), item["document"]["id"])
+                         for item in page["items"]]
+                cursor = page["next"]
+                if cursor is None:
+                    break
+            assert seen == _expected(docs, q.split()), q

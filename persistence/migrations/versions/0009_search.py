@@ -39,6 +39,8 @@ def upgrade() -> None:
         sa.Column("place", sa.SmallInteger, nullable=False),
         sa.PrimaryKeyConstraint("tenant", "word", "doc", "place"),
     )
+    op.create_index("ix_search_terms_title", "search_terms", ["tenant", "word", "doc"],
+                    sqlite_where=sa.text("place <> 2"), postgresql_where=sa.text("place <> 2"))
     op.create_table(
         "search_words",
         sa.Column("key", sa.String(40), nullable=False),
