@@ -17,6 +17,7 @@ finds no terms, which costs a lookup and changes no answer.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
     "new_document_changes",
     "one_edit_apart",
     "strings_of",
+    "text_words",
     "words_of",
 ]
 
@@ -85,13 +87,31 @@ def _escape(segment: str) -> str:
     return segment.replace("~", "~0").replace("/", "~1")
 
 
+def text_words(text: str) -> frozenset[str]:
+    """The distinct indexed words of ``text``: what :func:`words_of` yields, found faster
+    (the write path runs this over the whole state before and after every write)."""
+    if len(text) <= _CACHED_TEXT:
+        return _cached_text_words(text)
+    return _text_words(text)
+
+
+def _text_words(text: str) -> frozenset[str]:
+    return frozenset(word for match in WORD.finditer(text)
+                     if len(word := match.group().casefold()) <= MAX_WORD)
+
+
+# A write changes a few strings of a state and leaves the others as they were: the words of
+# those are remembered rather than found again (strings up to 16 KiB, so the cache stays
+# within a few tens of MiB).
+_CACHED_TEXT = 16 * 1024
+_cached_text_words = functools.lru_cache(maxsize=2048)(_text_words)
+
+
 def document_words(title: str, state: Any) -> dict[str, int]:
     """Each distinct word of a document and where it occurs (``IN_TITLE | IN_STATE``)."""
-    places: dict[str, int] = {}
-    for _, word in words_of(title):
-        places[word] = places.get(word, 0) | IN_TITLE
+    places = dict.fromkeys(text_words(title), IN_TITLE)
     for _, text in strings_of(state):
-        for _, word in words_of(text):
+        for word in text_words(text):
             places[word] = places.get(word, 0) | IN_STATE
     return places
 
