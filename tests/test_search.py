@@ -7,8 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from persistence.database import Database
+from persistence.migrate import _config
+from persistence.schema import documents
+from persistence.search import DocumentSearch, SearchQuery
 from persistence.search_index import deletion_keys, document_words, one_edit_apart
+from persistence.timeutil import utcnow
 from tests.support import TIMEOUT, RunningServer, replace
 
 LISTED_FIELDS = {"id", "kind", "title", "idea", "version", "created_at", "updated_at",
@@ -316,3 +324,34 @@ async def test_pages_rank_like_scoring_every_document(server: RunningServer) -> 
                 if cursor is None:
                     break
             assert seen == _expected(docs, q.split()), q
+
+
+async def test_the_migration_indexes_documents_that_exist(database_url: str) -> None:
+    """Upgrading to 0009 indexes the documents already stored, by the same rules."""
+    engine = create_async_engine(database_url)
+
+    def migrate(conn: Connection, to: str) -> None:
+        if to == "head":
+            command.upgrade(_config(conn), to)
+        else:
+            command.downgrade(_config(conn), to)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(migrate, "0008")
+            now = utcnow()
+            await conn.execute(documents.insert().values(
+                id="old-doc", tenant="acme", kind="memo", title="Older memo", version=1,
+                state='{"body": "stored before search existed"}', created_at=now,
+                created_by="u", updated_at=now, updated_by="u"))
+            await conn.run_sync(migrate, "head")
+    finally:
+        await engine.dispose()
+    db = Database(database_url)
+    try:
+        found = await asyncio.wait_for(DocumentSearch(db).search(
+            "acme", SearchQuery.parse("existd older"), limit=None, cursor=None), TIMEOUT)
+    finally:
+        await db.dispose()
+    assert [item["document"]["id"] for item in found["items"]] == ["old-doc"]
+    assert found["items"][0]["matches"][0] == {"path": "/title", "snippet": "Older memo"}

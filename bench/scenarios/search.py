@@ -164,7 +164,9 @@ def _one_edit_patterns(word: str) -> list[str]:
 
 async def pg_trgm_queries(database_url: str,
                           asked: list[tuple[str, str]]) -> dict[str, Any]:
-    """The trigram alternative: build its index, then time the candidate query in SQL."""
+    """The trigram alternative: build its index, then time the candidate query in SQL (on
+    the first 40 queries: each reads seconds' worth of states)."""
+    asked = asked[:40]
     conn = await asyncpg.connect(_asyncpg_dsn(database_url))
     try:
         started = time.monotonic()
@@ -180,7 +182,7 @@ async def pg_trgm_queries(database_url: str,
             "AND lower(title || ' ' || state) LIKE $2 "
             "AND lower(title || ' ' || state) LIKE ANY($3::text[])")
         times: list[float] = []
-        for first, second in asked[:20]:
+        for first, second in asked[:3]:
             await statement.fetchval(TENANT, f"%{first}%", _one_edit_patterns(second))
         for first, second in asked:
             start = time.perf_counter()
