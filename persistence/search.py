@@ -161,6 +161,8 @@ async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
     """
     n = len(query.words)
     rows: list[Row[Any]] = []
+    if not await _all_held(conn, tenant, query, candidates):
+        return rows  # some query word matches nothing in the tenant: no tier can hold one
     title_floor = n + TITLE_POINTS
     if after is None or after[0] >= title_floor:
         rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted,
@@ -181,6 +183,16 @@ async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
     rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted - len(rows),
                                         ceiling=below))).all()
     return rows
+
+
+async def _all_held(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                    candidates: list[_Candidate]) -> bool:
+    """Whether every query word has a candidate some document of the tenant holds."""
+    t = search_terms.c
+    checks = [exists().where(t.tenant == tenant, t.word.in_(
+        sorted({c.word for c in candidates if c.position == i}))).label(f"w{i}")
+        for i in range(len(query.words))]
+    return all((await conn.execute(select(*checks))).one())
 
 
 async def _occurring(conn: AsyncConnection, tenant: str, query: SearchQuery) -> list[int]:
@@ -239,10 +251,10 @@ def _ranked(tenant: str, query: SearchQuery, candidates: list[_Candidate],
         .group_by(best_sq.c.doc)
         .having(func.count() == len(query.words))
         .subquery("scored"))
-    ranked = _filtered(
-        select(*_LISTED, scored.c.score)
-        .join_from(scored, documents, documents.c.id == scored.c.doc)
-        .where(documents.c.tenant == tenant), query)
+    ranked = select(scored.c.doc, scored.c.score)
+    if query.kind is not None or query.idea is not None:
+        ranked = ranked.where(scored.c.doc.in_(_filtered(
+            select(documents.c.id).where(documents.c.tenant == tenant), query)))
     if floor is not None:
         ranked = ranked.where(scored.c.score >= floor)
     if ceiling is not None:
@@ -250,8 +262,14 @@ def _ranked(tenant: str, query: SearchQuery, candidates: list[_Candidate],
     if after is not None:
         score, doc = after
         ranked = ranked.where(or_(scored.c.score < score,
-                                  (scored.c.score == score) & (documents.c.id > doc)))
-    return ranked.order_by(scored.c.score.desc(), documents.c.id).limit(limit)
+                                  (scored.c.score == score) & (scored.c.doc > doc)))
+    # The page first, then its documents: fetching every match's row only to sort them
+    # was half the time of queries that match many documents.
+    page = ranked.order_by(scored.c.score.desc(), scored.c.doc).limit(limit).subquery("page")
+    return (select(*_LISTED, page.c.score)
+            .join_from(page, documents, documents.c.id == page.c.doc)
+            .where(documents.c.tenant == tenant)
+            .order_by(page.c.score.desc(), documents.c.id))
 
 
 def _level(tenant: str, query: SearchQuery, candidates: list[_Candidate], exact: list[int],
