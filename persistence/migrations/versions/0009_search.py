@@ -8,9 +8,9 @@ Create Date: 2026-12-02
 ``search_words`` maps every word of four or more characters, and each of its deletion
 neighbours, to it (persistence/search_index.py tells why that finds every word one edit
 away). Existing documents are indexed here, in pages, by the same code the writes use.
-No trigram extension is needed: the word tables answer on both databases, and a
-pg_trgm index over whole states was slower to query and costlier to keep current (see
-docs/performance.md, "Search").
+No trigram extension is needed: the word tables answer on both databases and find one-edit
+neighbours exactly, where a pg_trgm index over whole states only yields substring candidates
+to check, and was much slower to query (docs/performance.md, "Search").
 """
 
 from __future__ import annotations
