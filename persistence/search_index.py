@@ -40,6 +40,7 @@ __all__ = [
     "apply_changes",
         "deletion_keys",
     "document_words",
+    "holds_words",
     "insert_ignoring",
     "new_document_changes",
     "one_edit_apart",
@@ -114,6 +115,11 @@ def document_words(title: str, state: Any) -> dict[str, int]:
         for word in text_words(text):
             places[word] = places.get(word, 0) | IN_STATE
     return places
+
+
+def holds_words(value: Any) -> bool:
+    """Whether any string anywhere in ``value`` holds an indexed word."""
+    return any(text_words(text) for _, text in strings_of(value))
 
 
 def deletion_keys(word: str) -> set[str]:

@@ -37,7 +37,7 @@ from persistence.patching import (
     written_paths,
 )
 from persistence.rebase import LaterVersion, rebase_patch
-from persistence.search_index import IndexChanges, document_words
+from persistence.search_index import IndexChanges, document_words, holds_words
 from persistence.timeutil import format_ts
 from persistence.write_statements import (
     Advance,
@@ -136,6 +136,9 @@ class _Written:
     event: PreparedEvent
     reply: dict[str, Any]
     delta: Delta  # its event seq is set after the insert
+    # Search: whether the values it overwrote or wrote hold any word; if none of a
+    # document's writes did, its words cannot have changed and its index rows are not read.
+    touches_words: bool = True
 
 
 @dataclass(slots=True)
@@ -244,7 +247,8 @@ class _Batch:
             reply["rebased"] = True
         ts = format_ts(self.now)
         delta = Delta(ctx.tenant, doc_id, version, ops, ctx.actor.public(), ts, None)
-        written = _Written(request, version, units, dumps(ops), state_text, event, reply, delta)
+        written = _Written(request, version, units, dumps(ops), state_text, event, reply, delta,
+                           holds_words(before) or holds_words(after))
         head.version, head.state_text, head.head_hash = version, state_text, event.hash
         head.written.append(written)
         self.written.append(written)
@@ -339,6 +343,8 @@ def _index_changes(advanced: Sequence[_Head]) -> IndexChanges:
     """Search: the index rows between each document's state as read and as written."""
     changes = IndexChanges()
     for head in advanced:
+        if not any(w.touches_words for w in head.written):
+            continue
         row = head.row
         changes.extend(row.tenant, row.id, document_words(row.title, loads(row.state)),
                        document_words(row.title, loads(head.state_text)))

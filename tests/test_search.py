@@ -212,6 +212,9 @@ async def test_found_right_after_a_websocket_patch(server: RunningServer) -> Non
             {"op": "splice", "path": "/body", "at": 14, "remove": 4, "insert": "ebook"}])
         assert await _found(http, "quarterly guidebook") == ["Memo"]
         assert await _found(http, "guidance") == []
+        # A write that leaves no word where words were still takes them out of the index.
+        await ws.ok("patch", doc=doc["id"], base=3, ops=replace("/body", "-- ..."))
+        assert await _found(http, "quarterly") == []
 
 
 async def test_found_after_group_committed_batches(server: RunningServer) -> None:
