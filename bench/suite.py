@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.cluster import BenchCluster
 from bench.measure import Row, RunContext
-from bench.scenarios import connections, fanout, latency, search, writes
+from bench.scenarios import bulk, connections, fanout, http_limits, latency, search, writes
 
 __all__ = ["SCENARIOS", "run_scenarios"]
 
@@ -282,10 +282,48 @@ async def scenario_search(ctx: RunContext, cluster: BenchCluster, out: dict[str,
                           f"documents {load['documents_mb']:.0f} MB"))
 
 
+async def scenario_bulk(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                        rows: list[Row]) -> None:
+    # Rate limits off: the baseline makes a thousand requests on purpose.
+    nodes = await cluster.start(1, redis=False, tag="-bulk",
+                                extra={"COEDIT_HTTP_RATE_LIMIT": "0"})
+    try:
+        out.update(await bulk.bulk_against_single_calls(ctx, cluster, nodes[0]))
+    finally:
+        await cluster.stop()
+    n = out["items"]
+    rows.append(Row("bulk", f"{n} reviews assigned in one request", out["bulk_s"], "s",
+                    f"{n} single requests, one at a time", out["single_sequential_s"],
+                    target="seconds, not minutes",
+                    verdict="holds" if out["bulk_s"] < 10 else "fails"))
+    rows.append(Row("bulk", f"{n} reviews assigned in one request", out["bulk_s"], "s",
+                    f"{n} single requests, 16 at a time", out["single_16_s"]))
+    rows.append(Row("bulk", f"the same {n} checked as a dry run", out["bulk_dry_run_s"], "s",
+                    "the bulk request itself", out["bulk_s"]))
+
+
+async def scenario_limits(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                          rows: list[Row]) -> None:
+    try:
+        out.update(await http_limits.limits_against_no_limit(ctx, cluster))
+    finally:
+        await cluster.stop()
+    off = out["off"]
+    for name, where in (("memory", "in memory (one node)"), ("redis", "in Redis (a cluster)")):
+        rows.append(Row("http limits", f"server CPU per document read, counted {where}",
+                        out[name]["cpu_us"], "us", "no limit", off["cpu_us"],
+                        target="report", verdict="reported"))
+        rows.append(Row("http limits", f"document reads a second, counted {where}",
+                        out[name]["per_second"], "/s", "no limit", off["per_second"],
+                        target="report", verdict="reported",
+                        notes=f"{http_limits.CONCURRENCY} requests at a time, best of "
+                              f"{out['rounds']} rounds"))
+
 Step = Callable[[RunContext, BenchCluster, dict[str, Any], list[Row]], Awaitable[None]]
 
 SCENARIOS: dict[str, Step] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
+    "bulk": scenario_bulk, "limits": scenario_limits,
     "search": scenario_search,
 }
 

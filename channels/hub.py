@@ -303,6 +303,11 @@ class Hub:
         it, so a document's notices and deltas reach the broker in commit order."""
         self._queue_outgoing(self.channel_name(doc), encode_msgpack(message))
 
+    def publish_topic_soon(self, topic: str, message: dict[str, Any]) -> None:
+        """:meth:`publish_topic` without waiting: queued behind what was committed before it,
+        sent by the hub's one publisher task (a burst in one round trip)."""
+        self._queue_outgoing(self.topic_name(topic), encode_msgpack(message))
+
     async def _publish_quietly(self, name: str, message: dict[str, Any]) -> None:
         try:
             await self.broker.publish(name, encode_msgpack(message))
@@ -312,6 +317,10 @@ class Hub:
     def subscriber_count(self, doc: str) -> int:
         channel = self._channels.get(self.channel_name(doc))
         return 0 if channel is None else len(channel.members)
+
+    def topic_followers(self, topic: str) -> int:
+        """Local sinks following ``topic``; the broker carries it while this is above 0."""
+        return len(self._topics.get(self.topic_name(topic), ()))
 
     # -- publishing -----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from channels.hub import Hub
 from channels.presence_backend import PresenceBackend, PresenceEntry
 from persistence.errors import Unavailable
 
-__all__ = ["Presence", "stage_topic"]
+__all__ = ["Presence", "idea_topic", "stage_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ ANNOUNCE_CONCURRENCY = 32
 
 def stage_topic(tenant: str, kind: str) -> str:
     return f"stage:{tenant}:{kind}"
+
+
+def idea_topic(tenant: str, idea: str) -> str:
+    """Presence of every document of one idea (docs/protocol.md section 10)."""
+    return f"idea:{tenant}:{idea}"
 
 
 _Group = Literal["joins", "updates", "leaves"]
@@ -283,6 +288,9 @@ class Presence:
                 publishes.append(self.hub.publish_notice(doc, message))
                 publishes.append(self.hub.publish_topic(stage_topic(first.tenant, first.kind),
                                                         {**message, "stage": first.kind}))
+                if first.idea is not None:
+                    publishes.append(self.hub.publish_topic(
+                        idea_topic(first.tenant, first.idea), {**message, "idea": first.idea}))
             await asyncio.gather(*publishes)
 
 

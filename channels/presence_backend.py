@@ -27,13 +27,15 @@ class PresenceEntry:
     state: dict[str, Any]
     since: str
     tenant: str = field(default="", repr=False)
+    idea: str | None = field(default=None, repr=False)  # the document's idea, for its topic
 
     def public(self) -> dict[str, Any]:
         return {"session": self.session, "user": self.user, "doc": self.doc, "kind": self.kind,
                 "node": self.node, "state": self.state, "since": self.since}
 
     def dumps(self) -> str:
-        return json.dumps({**self.public(), "tenant": self.tenant}, separators=(",", ":"))
+        return json.dumps({**self.public(), "tenant": self.tenant, "idea": self.idea},
+                          separators=(",", ":"))
 
     @classmethod
     def loads(cls, text: str | bytes) -> PresenceEntry:

@@ -78,10 +78,17 @@ async def run_bulk(db: Database, ctx: AuditContext, request: BulkRequest,
     rolled_back = False
     try:
         async with db.transaction() as conn:
+            # Without all-or-nothing a refused item must leave no trace among the applied
+            # ones: a savepoint each. With it, one refusal undoes everything anyway, and an
+            # item's checks all come before its writes, so the savepoints would only cost
+            # two round trips an item.
             for item in request.ids:
                 try:
-                    async with conn.begin_nested():
+                    if request.all_or_nothing:
                         committed = await run_item(conn, item)
+                    else:
+                        async with conn.begin_nested():
+                            committed = await run_item(conn, item)
                 except CoeditError as exc:
                     failed += 1
                     results.append({"id": item, "ok": False, "error": exc.body()})

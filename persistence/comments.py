@@ -17,14 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.audit import AuditContext, EventDraft, append_event
+from persistence.audit import AuditContext
 from persistence.database import Database
 from persistence.errors import BadRequest, Forbidden, NotFound
 from persistence.facts import Appended, Committed, Fact, Touched
 from persistence.ideas import person
 from persistence.notifications import NotificationStore
 from persistence.patching import redact_value
-from persistence.reviews import locked_document
+from persistence.reviews import append_document_event, locked_document
 from persistence.schema import comments
 from persistence.state_machine import Move, StateMachine
 from persistence.timeutil import format_ts, utcnow
@@ -89,9 +89,7 @@ class CommentStore:
 
     async def _event(self, conn: AsyncConnection, ctx: AuditContext, doc: Row[Any],
                      event_type: str, data: dict[str, Any]) -> None:
-        await append_event(conn, ctx, EventDraft(
-            event_type, doc.id, doc.kind, doc.version, redact_value(data, self.redact),
-            doc.idea), ts=utcnow())
+        await append_document_event(conn, ctx, doc, event_type, redact_value(data, self.redact))
 
     @staticmethod
     async def _comment(conn: AsyncConnection, tenant: str, comment: Any) -> Row[Any]:

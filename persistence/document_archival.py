@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.audit import AuditContext, EventDraft, append_event
+from persistence.audit import AuditContext
 from persistence.database import Database
 from persistence.errors import InvalidTransition
 from persistence.facts import Appended, Committed
-from persistence.reviews import locked_document
+from persistence.reviews import append_document_event, locked_document
 from persistence.schema import documents
 from persistence.timeutil import utcnow
 
@@ -41,7 +41,6 @@ class DocumentArchival:
             raise InvalidTransition(f"the document is {state} already", state=state)
         await conn.execute(update(documents).where(documents.c.id == doc)
                            .values(archived_at=utcnow() if archived else None))
-        await append_event(conn, ctx, EventDraft(
-            "document.archived" if archived else "document.reopened", row.id, row.kind,
-            row.version, {}, row.idea), ts=utcnow())
+        await append_document_event(
+            conn, ctx, row, "document.archived" if archived else "document.reopened", {})
         return Committed(None, (Appended(ctx.tenant),))

@@ -74,6 +74,15 @@ class DocumentReads:
             raise NotFound(f"no document {doc_id!r}")
         return str(kind)
 
+    async def placement(self, tenant: str, doc_id: str) -> tuple[str, str | None]:
+        """The kind and idea of a document of ``tenant``; ``not_found`` for anything else."""
+        async with self.db.reader() as conn:
+            row = (await conn.execute(select(documents.c.kind, documents.c.idea).where(
+                documents.c.id == doc_id, documents.c.tenant == tenant))).first()
+        if row is None:
+            raise NotFound(f"no document {doc_id!r}")
+        return str(row.kind), row.idea
+
     async def list_documents(
         self, tenant: str, *, kind: str | None = None, q: str | None = None,
         limit: int | None = None, cursor: str | None = None,

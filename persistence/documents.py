@@ -128,6 +128,9 @@ class DocumentStore:
         """The kind of a document of ``tenant``; ``not_found`` for anything else."""
         return await self.reads.kind_of(tenant, doc_id)
 
+    async def placement(self, tenant: str, doc_id: str) -> tuple[str, str | None]:
+        return await self.reads.placement(tenant, doc_id)
+
     async def list_documents(
         self, tenant: str, *, kind: str | None = None, q: str | None = None,
         limit: int | None = None, cursor: str | None = None,

@@ -61,19 +61,20 @@ class EventFilter:
     types: tuple[str, ...] = ()  # exact, or a prefix ending in ".*"
     docs: tuple[str, ...] = ()
     actors: tuple[str, ...] = ()
+    ideas: tuple[str, ...] = ()
     _exact: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _prefixes: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def parse(cls, *, kinds: Any = None, types: Any = None, docs: Any = None,
-              actors: Any = None) -> EventFilter:
+              actors: Any = None, ideas: Any = None) -> EventFilter:
         type_list = _strings(types, "types")
         for entry in type_list:
             if not _TYPE_PATTERN.fullmatch(entry):
                 raise BadRequest(f"event type {entry!r} is not a type or a prefix like 'lock.*'")
         return cls(
             kinds=_strings(kinds, "kinds"), types=type_list, docs=_strings(docs, "docs"),
-            actors=_strings(actors, "actors"),
+            actors=_strings(actors, "actors"), ideas=_strings(ideas, "ideas"),
             _exact=frozenset(t for t in type_list if not t.endswith(".*")),
             _prefixes=tuple(t[:-1] for t in type_list if t.endswith(".*")),
         )
@@ -84,6 +85,8 @@ class EventFilter:
         if self.docs and event.get("doc") not in self.docs:
             return False
         if self.actors and event["actor"]["id"] not in self.actors:
+            return False
+        if self.ideas and event.get("idea") not in self.ideas:
             return False
         if self.types:
             kind = event["type"]
@@ -98,6 +101,8 @@ class EventFilter:
             query = query.where(events.c.doc.in_(self.docs))
         if self.actors:
             query = query.where(events.c.actor_id.in_(self.actors))
+        if self.ideas:
+            query = query.where(events.c.idea.in_(self.ideas))
         if self.types:
             clauses: list[ColumnElement[bool]] = []
             if self._exact:

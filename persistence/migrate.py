@@ -46,8 +46,8 @@ def head_revision() -> str:
     return head
 
 
-def _upgrade_sync(connection: Connection) -> None:
-    command.upgrade(_config(connection), "head")
+def _upgrade_sync(connection: Connection, target: str = "head") -> None:
+    command.upgrade(_config(connection), target)
 
 
 def _current_sync(connection: Connection) -> str | None:
@@ -67,8 +67,9 @@ def _file_lock(path: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-async def upgrade(url: str) -> str:
-    """Migrate ``url`` to the newest revision; returns that revision."""
+async def upgrade(url: str, target: str = "head") -> str:
+    """Migrate ``url`` to the newest revision (or to ``target``, for tests of a migration);
+    returns the newest revision."""
     advisory_lock = traits_of(url).advisory_locks
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
@@ -76,7 +77,7 @@ async def upgrade(url: str) -> str:
         if path is not None:
             with _file_lock(path):
                 async with engine.connect() as conn:
-                    await conn.run_sync(_upgrade_sync)
+                    await conn.run_sync(_upgrade_sync, target)
                     await conn.commit()
         else:
             async with engine.connect() as conn:
@@ -86,7 +87,7 @@ async def upgrade(url: str) -> str:
                     )
                     await conn.commit()
                 try:
-                    await conn.run_sync(_upgrade_sync)
+                    await conn.run_sync(_upgrade_sync, target)
                     await conn.commit()
                 finally:
                     if advisory_lock:

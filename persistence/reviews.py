@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -32,7 +33,13 @@ from persistence.schema import REVIEW_FINAL, comments, documents, reviews
 from persistence.state_machine import Move, StateMachine
 from persistence.timeutil import format_ts, parse_ts, utcnow
 
-__all__ = ["REVIEWS", "ReviewStore", "locked_document", "parse_person"]
+__all__ = [
+    "REVIEWS",
+    "ReviewStore",
+    "append_document_event",
+    "locked_document",
+    "parse_person",
+]
 
 MAX_NOTE = 10_000
 MAX_NAME = 256
@@ -116,7 +123,8 @@ def _due(value: Any) -> datetime | None:
         raise BadRequest("due must be an ISO 8601 time or null") from None
 
 
-def review_from_row(row: Row[Any]) -> dict[str, Any]:
+def review_from_row(row: Any) -> dict[str, Any]:
+    """A ``reviews`` row (or the values just inserted as one) as the API shows it."""
     return {
         "id": row.id, "doc": row.doc, "idea": row.idea, "stage": row.stage,
         "reviewer": person(row.reviewer_id, row.reviewer_name),
@@ -129,15 +137,27 @@ def review_from_row(row: Row[Any]) -> dict[str, Any]:
 
 async def locked_document(conn: AsyncConnection, tenant: str, doc: str) -> Row[Any]:
     """The document row, locked for the rest of the transaction; ``not_found`` outside the
-    tenant."""
+    tenant. It carries the head of the document's chain, so the change's event links to it
+    without reading the row again (:func:`append_document_event`)."""
     row = (await conn.execute(
         select(documents.c.id, documents.c.kind, documents.c.idea, documents.c.title,
-               documents.c.version, documents.c.archived_at)
+               documents.c.version, documents.c.archived_at, documents.c.head_hash)
         .where(documents.c.id == doc, documents.c.tenant == tenant).with_for_update()
     )).first()
     if row is None:
         raise NotFound(f"no document {doc!r}")
     return row  # type: ignore[return-value]
+
+
+async def append_document_event(conn: AsyncConnection, ctx: AuditContext, doc: Row[Any],
+                                event_type: str, data: dict[str, Any]) -> None:
+    """Append an event to the chain of ``doc``, a row :func:`locked_document` read (once per
+    transaction: the head it carries is the one this event moves on from)."""
+    event = await append_event(conn, ctx, EventDraft(
+        event_type, doc.id, doc.kind, doc.version, data, doc.idea), ts=utcnow(),
+        prev_hash=doc.head_hash, head_locked=True)
+    await conn.execute(update(documents).where(documents.c.id == doc.id)
+                       .values(head_hash=event["hash"]))
 
 
 class ReviewStore:
@@ -149,9 +169,7 @@ class ReviewStore:
 
     async def _event(self, conn: AsyncConnection, ctx: AuditContext, doc: Row[Any],
                      event_type: str, data: dict[str, Any]) -> None:
-        await append_event(conn, ctx, EventDraft(
-            event_type, doc.id, doc.kind, doc.version, redact_value(data, self.redact),
-            doc.idea), ts=utcnow())
+        await append_document_event(conn, ctx, doc, event_type, redact_value(data, self.redact))
 
     # -- assigning --------------------------------------------------------------------------
 
@@ -177,13 +195,15 @@ class ReviewStore:
                 state=open_one.status, review=open_one.id)
         now = utcnow()
         review_id = str(uuid.uuid4())
-        await conn.execute(reviews.insert().values(
-            id=review_id, tenant=ctx.tenant, doc=doc, idea=row.idea, stage=row.kind,
-            reviewer_id=reviewer["id"], reviewer_name=reviewer["name"],
-            assigned_by_id=ctx.actor.id, assigned_by_name=ctx.actor.name,
-            status="assigned", due=due, note=None, created_at=now, updated_at=now))
-        review = review_from_row((await conn.execute(
-            select(reviews).where(reviews.c.id == review_id))).one())
+        values = {
+            "id": review_id, "tenant": ctx.tenant, "doc": doc, "idea": row.idea,
+            "stage": row.kind, "reviewer_id": reviewer["id"], "reviewer_name": reviewer["name"],
+            "assigned_by_id": ctx.actor.id, "assigned_by_name": ctx.actor.name,
+            "status": "assigned", "due": due, "note": None, "created_at": now,
+            "updated_at": now,
+        }
+        await conn.execute(reviews.insert().values(**values))
+        review = review_from_row(SimpleNamespace(**values))
         await self._event(conn, ctx, row, "review.assigned", {
             "review": review_id, "reviewer": reviewer, "due": review["due"],
             "stage": row.kind})

@@ -27,6 +27,8 @@ from starlette.staticfiles import StaticFiles
 import web
 from channels.broker import Broker, MemoryBroker
 from channels.hub import Hub
+from channels.limits import MemoryWindows, WindowCounter
+from channels.people import People
 from channels.presence import Presence
 from channels.presence_backend import MemoryPresence, PresenceBackend
 from channels.redis_presence import RedisPresence
@@ -42,8 +44,10 @@ from server.auth import TokenIssuer
 from server.config import DEV_SECRET, Settings
 from server.http import routes
 from server.http.endpoint import error_response
+from server.http.limits import HttpRateLimits
 from server.lifecycle import NodeParts
 from server.metrics import Metrics
+from server.notifications import LiveNotifications
 from server.service import Coedit, StoreDeltaLog
 from server.session import CloseCode, serve_websocket
 from server.transport import TransportHandle
@@ -55,17 +59,23 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(web.__file__).parent
 
 
-def make_broker(settings: Settings) -> tuple[Broker, PresenceBackend]:
-    """The one place that chooses the cluster transport: memory, or Redis when configured."""
+def make_broker(
+    settings: Settings, metrics: Metrics
+) -> tuple[Broker, PresenceBackend, WindowCounter]:
+    """The one place that chooses the cluster transport: memory, or Redis when configured.
+    Besides the broker and presence, the counters behind rate limits and throttles."""
     if settings.redis_url is None:
-        return MemoryBroker(), MemoryPresence()
+        return MemoryBroker(), MemoryPresence(), MemoryWindows()
     from redis.asyncio import Redis
 
     from channels.redis_broker import RedisBroker
+    from channels.redis_limits import RedisWindows
 
     return (
         RedisBroker.from_url(settings.redis_url),
         RedisPresence(Redis.from_url(settings.redis_url), prefix=settings.key_prefix),
+        RedisWindows.from_url(settings.redis_url, prefix=settings.key_prefix,
+                              on_fallback=metrics.rate_limit_fallbacks.inc),
     )
 
 
@@ -93,20 +103,27 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
                                   max_state_bytes=settings.max_state_bytes,
                                   redact=settings.redact,
                                   search_index=settings.search_index)
-            broker, presence_backend = make_broker(settings)
+            metrics = Metrics()
+            broker, presence_backend, counters = make_broker(settings, metrics)
+            parts.running("rate-limit counters", counters.stop)
             hub = Hub(broker, StoreDeltaLog(store), prefix=settings.key_prefix)
+            notifications = LiveNotifications(
+                People(hub), counters, metrics, enabled=settings.notifications,
+                per_minute=settings.notifications_per_minute)
             presence = Presence(presence_backend, hub, node=settings.node_id,
                                 heartbeat_ms=settings.heartbeat_ms)
             event_log = EventLog(db)
             coedit = Coedit(
                 settings=settings, db=db, store=store, locks=LockStore(db),
-                trail_stores=ReviewTrailStores.build(db, redact=settings.redact),
+                trail_stores=ReviewTrailStores.build(db, redact=settings.redact,
+                                                     notifications=settings.notifications),
                 hub=hub,
                 presence=presence, events=event_log, streams=EventStreams(event_log, hub),
                 tokens=TokenIssuer(settings.secret, dev_auth=settings.dev_auth),
-                metrics=Metrics(),
+                metrics=metrics, limits=counters, notifications=notifications,
             )
             await parts.start("the hub", hub.start, stop=hub.stop)
+            parts.running("live notifications", notifications.stop)
             await parts.start("presence", presence.start, stop=presence.stop)
             parts.running("event streams", coedit.streams.stop)
             coedit.start_background()
@@ -125,9 +142,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         if status == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
         if status == 405:
-            return error_response(BadRequest(f"{request.method} is not allowed here"),
-                                  headers={"Allow": (exc.headers or {}).get("Allow", "")}
-                                  if isinstance(exc, HTTPException) else None)
+            # 405 with the methods the route has: clients and HTTP tooling expect that
+            # status; the body keeps the contract's shape, as a bad request.
+            refused = error_response(BadRequest(f"{request.method} is not allowed here"),
+                                     headers={"Allow": (exc.headers or {}).get("Allow", "")}
+                                     if isinstance(exc, HTTPException) else None)
+            refused.status_code = 405
+            return refused
         return error_response(CoeditError(str(exc)))
 
     app = Starlette(
@@ -139,6 +160,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
-        middleware=[Middleware(TransportHandle)],
+        middleware=[Middleware(TransportHandle), Middleware(HttpRateLimits)],
     )
     return app

@@ -43,9 +43,11 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw == "":
         return default
-    if raw not in ("on", "off"):
-        raise ConfigError(f"{name} must be 'on' or 'off', got {raw!r}")
-    return raw == "on"
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
 
 
 def _database_url(raw: str | None) -> str:
@@ -113,6 +115,12 @@ class Settings:
     max_state_bytes: int = 1024 * 1024
     send_queue: int = 1024
     rate_per_second: int = 1000
+    # HTTP requests a minute per caller (token user, else client address), cluster-wide;
+    # 0: no limit.
+    http_rate_limit: int = 1200
+    notifications: bool = True
+    # Live notifications one addressee is sent a minute; the rest are stored only. 0: all.
+    notifications_per_minute: int = 30
     db_pool: int = 20
     write_batch: int = 64
     writes_in_flight: int = 1
@@ -155,6 +163,11 @@ class Settings:
                                  minimum=1024, maximum=64 * 1024 * 1024),
             send_queue=_int(env, "COEDIT_SEND_QUEUE", 1024, minimum=8, maximum=1_000_000),
             rate_per_second=_int(env, "COEDIT_RATE_LIMIT", 1000, minimum=0, maximum=1_000_000),
+            http_rate_limit=_int(env, "COEDIT_HTTP_RATE_LIMIT", 1200, minimum=0,
+                                 maximum=10_000_000),
+            notifications=_switch(env, "COEDIT_NOTIFICATIONS", True),
+            notifications_per_minute=_int(env, "COEDIT_NOTIFICATIONS_PER_MINUTE", 30,
+                                          minimum=0, maximum=1_000_000),
             db_pool=_int(env, "COEDIT_DB_POOL", 20, minimum=1, maximum=1000),
             write_batch=_int(env, "COEDIT_WRITE_BATCH", 64, minimum=1, maximum=1000),
             writes_in_flight=_int(env, "COEDIT_WRITES_IN_FLIGHT", 1, minimum=1, maximum=16),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from persistence.facts import Delta, LockChanged, Touched
+from persistence.facts import Delta, LockChanged, Notified, Touched
 
-__all__ = ["delta_message", "lock_message", "touched_message"]
+__all__ = ["delta_message", "lock_message", "notification_message", "touched_message"]
 
 
 def delta_message(delta: Delta) -> dict[str, Any]:
@@ -32,3 +32,7 @@ def lock_message(change: LockChanged) -> dict[str, Any]:
 def touched_message(change: Touched) -> dict[str, Any]:
     """``{"type":"review"|"comment","doc","review"|"comment":{...}}`` (sections 11, 12)."""
     return {"type": change.kind, "doc": change.doc, change.kind: change.body}
+
+
+def notification_message(fact: Notified) -> dict[str, Any]:
+    return {"type": "notification", "notification": fact.notification}

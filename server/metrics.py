@@ -30,6 +30,17 @@ class Metrics:
         self.overflows = Counter("coedit_send_queue_overflows_total",
                                  "Connections closed because their send queue overflowed",
                                  registry=r)
+        self.notifications_live = Counter(
+            "coedit_notifications_live_total",
+            "Notifications this node was to push live, by outcome: sent, throttled (stored "
+            "only: the addressee had its share this minute), disabled (COEDIT_NOTIFICATIONS "
+            "off)", ["outcome"], registry=r)
+        self.rate_limited = Counter("coedit_http_rate_limited_total",
+                                    "HTTP requests refused by the rate limit (429)", registry=r)
+        self.rate_limit_fallbacks = Counter(
+            "coedit_rate_limit_fallbacks_total",
+            "Rate-limit and throttle checks counted on this node alone: Redis did not answer",
+            registry=r)
         self.closes = Counter("coedit_ws_closes_total", "Sessions closed by the server",
                               ["code"], registry=r)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.openapi_trail import TRAIL_PATHS, TRAIL_SCHEMAS
+
 __all__ = ["OPENAPI"]
 
 
@@ -19,6 +21,7 @@ _ERRORS = {
     str(status): _json(_ref("Error"), text)
     for status, text in (
         (400, "bad_request"), (401, "unauthorized"), (403, "forbidden"), (404, "not_found"),
+        (429, "rate_limited: retry_after_ms, and a Retry-After header"),
     )
 }
 _DOC_ID = {"name": "doc", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -33,7 +36,10 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "coedit", "version": "1",
              "description": "Versioned JSON documents with an immutable audit log. The "
-                            "WebSocket protocol at /ws is described in docs/protocol.md."},
+                            "WebSocket protocol at /ws is described in docs/protocol.md. "
+                            "Every /api/ answer carries X-RateLimit-Limit, "
+                            "X-RateLimit-Remaining and X-RateLimit-Reset (seconds) while "
+                            "COEDIT_HTTP_RATE_LIMIT is on."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "bearerFormat": "JWT"}},
@@ -42,8 +48,8 @@ OPENAPI: dict[str, Any] = {
                 "error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": [
                         "bad_request", "unauthorized", "forbidden", "not_found", "conflict",
-                        "locked", "too_large", "precondition_required", "rate_limited",
-                        "unavailable", "internal"]},
+                        "invalid_transition", "locked", "too_large", "precondition_required",
+                        "rate_limited", "unavailable", "internal"]},
                     "message": {"type": "string"}}}}},
             "Document": {"type": "object", "required": [
                 "id", "kind", "title", "version", "state", "created_at", "updated_at",
@@ -59,12 +65,14 @@ OPENAPI: dict[str, Any] = {
                 "seq": {"type": "integer"}, "id": {"type": "string"},
                 "tenant": {"type": "string"}, "type": {"type": "string"},
                 "doc": {"type": ["string", "null"]}, "kind": {"type": ["string", "null"]},
-                "version": {"type": ["integer", "null"]}, "actor": {"type": "object"},
+                "idea": {"type": ["string", "null"]}, "version": {"type": ["integer", "null"]},
+                "actor": {"type": "object"},
                 "source": {"type": "string"}, "correlation_id": {"type": "string"},
                 "ts": {"type": "string"}, "data": {"type": "object"},
                 "prev_hash": {"type": ["string", "null"]}, "hash": {"type": "string"}}},
             "JsonPatch": {"type": "array", "minItems": 1, "maxItems": 1000,
                           "items": {"type": "object", "required": ["op", "path"]}},
+            **TRAIL_SCHEMAS,
         },
     },
     "security": [{"bearer": []}],
@@ -76,6 +84,10 @@ OPENAPI: dict[str, Any] = {
                     "name": {"type": "string"}, "role": {"type": "string"},
                     "tenant": {"type": "string"}}}}}},
             "responses": {"200": _json({"type": "object"}, "token and user"), **_ERRORS}}},
+        "/api/me": {"get": {
+            "summary": "Who the caller is: the identity its token or cookie carries",
+            "responses": {"200": _json({"type": "object", "required": [
+                "user", "anonymous", "dev_auth"]}, "the caller"), **_ERRORS}}},
         "/api/documents": {
             "post": {"summary": "Create a document",
                      "requestBody": {"content": {"application/json": {"schema": {
@@ -142,7 +154,8 @@ OPENAPI: dict[str, Any] = {
         "/api/events": {"get": {
             "summary": "Audit events of the tenant in seq order",
             "parameters": [_query("kind"), _query("type", description="exact or prefix.*"),
-                           _query("doc"), _query("actor"), _query("since", "integer"),
+                           _query("doc"), _query("idea"), _query("actor"),
+                           _query("since", "integer"),
                            _query("until", description="ISO 8601 time"),
                            _query("limit", "integer"), _query("cursor")],
             "responses": {"200": _json({"type": "object", "properties": {
@@ -153,35 +166,14 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_query("kind"), _query("type"), _query("doc"), _query("actor"),
                            _query("since", "integer")],
             "responses": {"200": {"description": "text/event-stream"}, **_ERRORS}}},
-        "/api/documents/{doc}/comments": {
-            "get": {"summary": "Comments on a document", "parameters": [_DOC_ID],
-                    "responses": {"200": _json({"type": "object"}, "comments"), **_ERRORS}},
-            "post": {"summary": "Add a comment {body, path?}", "parameters": [_DOC_ID],
-                     "responses": {"201": _json({"type": "object"}, "the comment"),
-                                   **_ERRORS}}},
-        "/api/documents/{doc}/comments/{comment}/resolve": {"post": {
-            "summary": "Resolve a comment (its author or a reviewer)",
-            "parameters": [_DOC_ID, {"name": "comment", "in": "path", "required": True,
-                                     "schema": {"type": "string"}}],
-            "responses": {"200": _json({"type": "object"}, "the comment"), **_ERRORS}}},
-        "/api/documents/{doc}/review": {
-            "get": {"summary": "The document's review, or null", "parameters": [_DOC_ID],
-                    "responses": {"200": _json({"type": "object"}, "review"), **_ERRORS}},
-            "put": {"summary": "Assign a reviewer {reviewer: {id, name}}",
-                    "parameters": [_DOC_ID],
-                    "responses": {"200": _json({"type": "object"}, "review"), **_ERRORS}}},
-        "/api/documents/{doc}/review/transition": {"post": {
-            "summary": "Move the review {to: in_review|changes_requested|approved, note?}",
-            "parameters": [_DOC_ID],
-            "responses": {"200": _json({"type": "object"}, "review"),
-                          "409": _json(_ref("Error"), "not a valid transition"), **_ERRORS}}},
         "/api/documents/{doc}/archive": {"post": {
-            "summary": "Archive a document (admin): it becomes read-only",
+            "summary": "Archive a document (admin): it becomes read-only; 409 if it is already",
             "parameters": [_DOC_ID],
             "responses": {"200": _json(_ref("Document"), "archived"), **_ERRORS}}},
         "/api/documents/{doc}/reopen": {"post": {
             "summary": "Reopen an archived document (admin)", "parameters": [_DOC_ID],
             "responses": {"200": _json(_ref("Document"), "reopened"), **_ERRORS}}},
+        **TRAIL_PATHS,
         "/healthz": {"get": {"summary": "Process is up", "security": [],
                              "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Storage and broker answer", "security": [],

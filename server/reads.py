@@ -58,6 +58,12 @@ class Reads:
         await self._may_read(identity, ctx, doc=doc)
         return await self._coedit.store.kind_of(identity.tenant, doc)
 
+    async def placement(self, identity: Identity, ctx: AuditContext,
+                        doc: str) -> tuple[str, str | None]:
+        """The kind and idea of a document the caller may read (for presence entries)."""
+        await self._may_read(identity, ctx, doc=doc)
+        return await self._coedit.store.placement(identity.tenant, doc)
+
     # -- documents --------------------------------------------------------------------------
 
     async def document(
@@ -184,6 +190,17 @@ class Reads:
         if filters.get("reviewer") == "me":
             filters["reviewer"] = identity.id
         return await self._coedit.trail_stores.reviews.list(identity.tenant, **filters)
+
+    async def idea_presence(self, identity: Identity, ctx: AuditContext,
+                            idea: str) -> list[PresenceEntry]:
+        """Who is on any document of ``idea`` (``not_found`` for another tenant's idea)."""
+        await self._may_read(identity, ctx, what="read ideas")
+        found = await self._coedit.trail_stores.ideas.get(identity.tenant, idea)
+        backend = self._coedit.presence.backend
+        entries: list[PresenceEntry] = []
+        for document in found["documents"]:
+            entries += await backend.for_doc(document["id"])
+        return [entry for entry in entries if entry.tenant == identity.tenant]
 
     async def notifications(self, identity: Identity, ctx: AuditContext, *, unread: bool,
                             limit: int | None, cursor: str | None) -> dict[str, Any]:

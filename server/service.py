@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from channels.hub import Hub
+from channels.limits import WindowCounter
 from channels.outbox import Flusher
 from channels.presence import Presence
 from channels.redis_broker import broker_unavailable
@@ -37,7 +38,7 @@ from persistence.errors import (
     Unavailable,
 )
 from persistence.events import EventLog
-from persistence.facts import Committed, Delta, Fact, LockChanged, Touched
+from persistence.facts import Committed, Delta, Fact, LockChanged, Notified, Touched
 from persistence.locks import MIN_TTL_MS, Holder, LockStore
 from persistence.review_trail import ReviewTrailStores
 from persistence.writes import WriteResult
@@ -45,6 +46,7 @@ from server.auth import Action, Identity, TokenIssuer, allowed
 from server.config import Settings
 from server.messages import delta_message, lock_message, touched_message
 from server.metrics import Metrics
+from server.notifications import LiveNotifications
 from server.reads import Reads
 from server.trail import ReviewTrail
 
@@ -126,6 +128,10 @@ class Coedit:
     streams: EventStreams
     tokens: TokenIssuer
     metrics: Metrics
+    # People and limits: live notifications (server/notifications.py), and the counters
+    # behind HTTP rate limits (server/http/limits.py) and the notification throttle.
+    limits: WindowCounter
+    notifications: LiveNotifications
     sessions: dict[str, LiveSession] = field(default_factory=dict)
     # One flush per loop turn for every connection's outbox (channels/outbox.py).
     flusher: Flusher = field(default_factory=Flusher)
@@ -269,6 +275,8 @@ class Coedit:
                 self.hub.publish_notice_soon(fact.doc, touched_message(fact))
                 if fact.kind == "review":
                     self.metrics.review_transitions.labels(fact.body["status"]).inc()
+            elif isinstance(fact, Notified):
+                self.notifications.send_soon(fact)
             self.streams.committed(fact.tenant)
 
     def settle(self, committed: Committed[T]) -> T:

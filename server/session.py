@@ -176,6 +176,7 @@ class Session:
             "heartbeat_ms": self.coedit.settings.heartbeat_ms,
         })
         try:
+            await self._hear_notifications()
             await self._read_loop()
         except asyncio.CancelledError:
             # close() cancels a read loop that waits for the next frame; anything else
@@ -198,9 +199,22 @@ class Session:
                     self._done.set()
                 await self._close_socket()
 
+    async def _hear_notifications(self) -> None:
+        """Join the channels of this user and its roles before reading the first frame, so
+        a client that has any reply is sure to hear its notifications. Until then the
+        client's silence is ours (see ``_silent``)."""
+        self._held = True
+        try:
+            await self.coedit.notifications.arrive(self.outbox, self.identity)
+        finally:
+            self._held = False
+            self.last_seen = time.monotonic()
+
     async def _leave_everything(self) -> None:
-        """What a closing connection held ends now: subscriptions, presence, locks."""
+        """What a closing connection held ends now: subscriptions, presence, locks, the
+        channels of its user and roles."""
         hub = self.coedit.hub
+        await self.coedit.notifications.depart(self.outbox, self.identity)
         for sub in list(self.subscriptions.values()):
             await hub.leave(sub)
         for stage in list(self.stages):

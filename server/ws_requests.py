@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from channels.presence import stage_topic
+from channels.presence import idea_topic, stage_topic
 from channels.presence_backend import PresenceEntry
 from persistence.document_writes import KIND_PATTERN
 from persistence.errors import BadRequest
@@ -36,6 +36,9 @@ async def subscribe(session: Session, message: dict[str, Any], rid: int | str) -
         return
     if "stage" in message:
         await _subscribe_stage(session, message, rid)
+        return
+    if "idea" in message:
+        await _subscribe_idea(session, message, rid)
         return
     doc = require_doc(message)
     since = optional_int(message, "since", minimum=0)
@@ -71,7 +74,7 @@ async def subscribe(session: Session, message: dict[str, Any], rid: int | str) -
         state = {"status": "viewing"}
         session.presence_state[doc] = state
         # The reply is out already: a presence hiccup must not become a second reply.
-        entry = _entry(session, doc, document["kind"], state)
+        entry = _entry(session, doc, document["kind"], state, document.get("idea"))
         await _quietly(session, session.coedit.presence.join(entry))
 
 
@@ -82,11 +85,12 @@ async def _quietly(session: Session, change: Awaitable[None]) -> None:
         log.warning("presence change of session %s failed", session.id, exc_info=True)
 
 
-def _entry(session: Session, doc: str, kind: str, state: dict[str, Any]) -> PresenceEntry:
+def _entry(session: Session, doc: str, kind: str, state: dict[str, Any],
+           idea: str | None) -> PresenceEntry:
     return PresenceEntry(
         session=session.id, user={"id": session.identity.id, "name": session.identity.name},
         doc=doc, kind=kind, node=session.coedit.settings.node_id, state=state,
-        since=session.since, tenant=session.identity.tenant,
+        since=session.since, tenant=session.identity.tenant, idea=idea,
     )
 
 
@@ -103,11 +107,23 @@ async def _subscribe_stage(session: Session, message: dict[str, Any], rid: int |
     session.reply(rid, {"stage": kind, "presence": [e.public() for e in present]})
 
 
+async def _subscribe_idea(session: Session, message: dict[str, Any], rid: int | str) -> None:
+    """Presence of every document of an idea, as a stage subscription gives a kind's."""
+    idea = require_str(message, "idea", maximum=36)
+    present = await session.coedit.reads.idea_presence(session.identity,
+                                                       session.context(message), idea)
+    topic = idea_topic(session.identity.tenant, idea)
+    if topic not in session.stages:
+        await session.coedit.hub.join_topic(session.outbox, topic)
+        session.stages.add(topic)
+    session.reply(rid, {"idea": idea, "presence": [e.public() for e in present]})
+
+
 async def _subscribe_stream(session: Session, message: dict[str, Any], rid: int | str) -> None:
     spec = message.get("stream")
     if not isinstance(spec, dict):
-        raise BadRequest("stream must be a map of kinds, types, docs and actors")
-    unknown = set(spec) - {"kinds", "types", "docs", "actors"}
+        raise BadRequest("stream must be a map of kinds, types, docs, ideas and actors")
+    unknown = set(spec) - {"kinds", "types", "docs", "ideas", "actors"}
     if unknown:
         raise BadRequest(f"unknown stream filter fields: {', '.join(sorted(unknown))}")
     flt = EventFilter.parse(**spec)
@@ -133,14 +149,15 @@ async def unsubscribe(session: Session, message: dict[str, Any], rid: int | str)
             await session.coedit.streams.unsubscribe(stream)
         session.reply(rid, {"stream": stream_id})
         return
-    if "stage" in message:
-        kind = require_str(message, "stage", maximum=32)
-        topic = stage_topic(session.identity.tenant, kind)
-        if topic in session.stages:
-            session.stages.discard(topic)
-            await session.coedit.hub.leave_topic(session.outbox, topic)
-        session.reply(rid, {"stage": kind})
-        return
+    for field, topic_of in (("stage", stage_topic), ("idea", idea_topic)):
+        if field in message:
+            name = require_str(message, field, maximum=36)
+            topic = topic_of(session.identity.tenant, name)
+            if topic in session.stages:
+                session.stages.discard(topic)
+                await session.coedit.hub.leave_topic(session.outbox, topic)
+            session.reply(rid, {field: name})
+            return
     doc = require_doc(message)
     sub = session.subscriptions.pop(doc, None)
     if sub is not None:
@@ -155,9 +172,10 @@ async def set_presence(session: Session, message: dict[str, Any], rid: int | str
     if doc not in session.subscriptions:
         raise BadRequest("subscribe to the document before setting presence on it")
     state = validate_presence_state(message.get("state"))
-    kind = await session.coedit.reads.kind_of(session.identity, session.context(message), doc)
+    kind, idea = await session.coedit.reads.placement(session.identity,
+                                                      session.context(message), doc)
     session.presence_state[doc] = state
-    await session.coedit.presence.update(_entry(session, doc, kind, state))
+    await session.coedit.presence.update(_entry(session, doc, kind, state, idea))
     session.reply(rid, {"doc": doc})
 
 

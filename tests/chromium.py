@@ -41,9 +41,10 @@ async def launch_chromium() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def save_screenshot(page: Page, name: str) -> Path:
-    """Save the page as ``SCREENSHOTS/<name>.png`` (named by what it shows) and return it."""
+async def save_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save the page as ``SCREENSHOTS/<name>.png`` (named by what it shows) and return it;
+    ``full_page=False`` keeps to the window, for pages too long to picture whole."""
     os.makedirs(SCREENSHOTS, exist_ok=True)  # a local directory: no real wait
     path = SCREENSHOTS / f"{name}.png"
-    await asyncio.wait_for(page.screenshot(path=str(path), full_page=True), 10)
+    await asyncio.wait_for(page.screenshot(path=str(path), full_page=full_page), 10)
     return path

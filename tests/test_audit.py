@@ -22,7 +22,7 @@ from persistence.schema import revisions
 from tests.support import TIMEOUT, RunningServer
 
 EVENT_FIELDS = {
-    "seq", "id", "tenant", "type", "doc", "kind", "version", "actor", "source",
+    "seq", "id", "tenant", "type", "doc", "kind", "idea", "version", "actor", "source",
     "correlation_id", "ts", "data", "prev_hash", "hash",
 }
 HEX64 = re.compile(r"[0-9a-f]{64}")

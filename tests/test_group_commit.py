@@ -25,11 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from persistence.audit import Actor, AuditContext
 from persistence.batch_commit import write_transaction
 from persistence.database import Database
+from persistence.document_archival import DocumentArchival
 from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, Conflict, Locked, NotFound, TooLarge, Unavailable
 from persistence.facts import Delta
 from persistence.locks import Holder, LockStore
-from persistence.reviews import ReviewStore
 from persistence.schema import idempotency_keys, revisions, snapshots
 from persistence.write_failures import CommitFailed, HeadMoved
 from persistence.write_sql_pg import DriverWriteStatements
@@ -176,7 +176,7 @@ async def test_refused_patch_in_a_batch_fails_alone(db: Database) -> None:
     foreign = await create(store, {"a": 0}, AuditContext(Actor("eve", "Eve"), "globex"))
     holder = Holder(session="other-session", user_id="bob", user_name="Bob", node="n")
     lock, _ = await bounded(LockStore(db).acquire(BOB, locked, "/a", holder))
-    await bounded(ReviewStore(db).set_archived(ANN, archived, True))
+    await bounded(DocumentArchival(db).set_archived(ANN, archived, True))
     futures = [
         store.submit_patch(ANN, doc, base=1, ops=replace("/a", 1)),
         store.submit_patch(ANN, doc, base=2, ops=[{"op": "remove", "path": "/missing"}]),

@@ -4,6 +4,7 @@ sockets."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,10 +15,10 @@ import pytest
 
 from tests.support import RunningServer, replace
 
-DOCUMENT_FIELDS = {"id", "kind", "title", "version", "state", "created_at", "updated_at",
+DOCUMENT_FIELDS = {"id", "kind", "idea", "title", "version", "state", "created_at", "updated_at",
                    "updated_by"}
-EVENT_FIELDS = {"seq", "id", "tenant", "type", "doc", "kind", "version", "actor", "source",
-                "correlation_id", "ts", "data", "prev_hash", "hash"}
+EVENT_FIELDS = {"seq", "id", "tenant", "type", "doc", "kind", "idea", "version", "actor",
+                "source", "correlation_id", "ts", "data", "prev_hash", "hash"}
 
 
 def _error_body(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -571,3 +572,29 @@ async def test_documents_of_another_tenant_are_invisible(server: RunningServer) 
         _error_body(await http.get(f"/api/documents/{visible['id']}"), 404, "not_found")
         listed = (await http.get("/api/documents")).json()["items"]
         assert [item["id"] for item in listed] == [secret["id"]]
+
+
+def test_openapi_describes_every_route_and_only_those() -> None:
+    """Each /api/ route of the table (path and method) is in the description and the other
+    way round, and every schema reference resolves."""
+    from server.http import routes
+    from server.openapi import OPENAPI
+
+    served = {(route.path, method.lower()) for route in routes
+              if route.path.startswith("/api/") for method in (route.methods or ())
+              if method != "HEAD"}
+    described = {(path, method) for path, methods in OPENAPI["paths"].items()
+                 if path.startswith("/api/") for method in methods}
+    assert served == described, (served - described, described - served)
+    names = set(OPENAPI["components"]["schemas"])
+    refs = re.findall(r'"\$ref": "#/components/schemas/([A-Za-z]+)"', json.dumps(OPENAPI))
+    assert refs and set(refs) <= names, set(refs) - names
+
+
+async def test_a_method_a_route_does_not_have_is_405_with_allow(server: RunningServer) -> None:
+    async with server.http(server.token()) as http:
+        for method in ("TRACE", "PUT", "DELETE"):
+            response = await http.request(method, "/api/ideas")
+            assert response.status_code == 405, (method, response.text)
+            assert response.json()["error"]["code"] == "bad_request"
+            assert set(response.headers["allow"].split(", ")) >= {"GET", "POST"}

@@ -3,6 +3,10 @@ module per family of resources, and here the one route table that serves them al
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from server.http.bulk import bulk
@@ -40,7 +44,7 @@ from server.http.search import search
 __all__ = ["routes"]
 
 
-routes = [
+_table = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
@@ -79,3 +83,33 @@ routes = [
     Route("/api/events/stream", stream_events, methods=["GET"]),
     Route("/api/search", search, methods=["GET"]),
 ]
+
+
+def _by_method(handlers: dict[str, Callable[[Request], Awaitable[Response]]]
+               ) -> Callable[[Request], Awaitable[Response]]:
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return dispatch
+
+
+def _one_route_per_path(table: list[Route]) -> list[Route]:
+    """The table with each path's methods in one route. Starlette answers a method a path
+    lacks from the first route of that path, so with one route per method its ``Allow``
+    header would name only that route's methods."""
+    grouped: dict[str, list[Route]] = {}
+    for route in table:
+        grouped.setdefault(route.path, []).append(route)
+    merged = []
+    for path, same in grouped.items():
+        if len(same) == 1:
+            merged.append(same[0])
+            continue
+        handlers = {method: route.endpoint for route in same
+                    for method in (route.methods or ()) if method != "HEAD"}
+        merged.append(Route(path, _by_method(handlers), methods=sorted(handlers)))
+    return merged
+
+
+routes = _one_route_per_path(_table)

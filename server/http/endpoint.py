@@ -1,7 +1,8 @@
 """What every HTTP resource shares: the :func:`endpoint` wrapper, error bodies, and the
 parsers of JSON bodies and query parameters.
 
-Every handler goes through :func:`endpoint`: it resolves the caller, maps a
+Every handler goes through :func:`endpoint`: it resolves the caller (once per request, see
+:func:`caller`), maps a
 :class:`CoeditError` to its status and ``{"error": {...}}`` body, echoes the correlation id
 and sets the anonymous viewer's cookie when one was just issued.
 """
@@ -17,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from persistence.audit import AuditContext
-from persistence.errors import BadRequest, CoeditError, TooLarge
+from persistence.errors import BadRequest, CoeditError, TooLarge, Unauthorized
 from server.auth import ANON_COOKIE, Identity
 from server.service import Coedit, protocol_error
 
-__all__ = ["Handler", "coedit_of", "endpoint", "error_response", "int_param", "json_body"]
+__all__ = ["Handler", "caller", "coedit_of", "endpoint", "error_response", "int_param",
+           "json_body"]
 
 
 Handler = Callable[[Request, Identity, AuditContext, Coedit], Awaitable[Response]]
@@ -38,6 +40,28 @@ def coedit_of(request: Request) -> Coedit:
     return coedit
 
 
+def caller(request: Request, coedit: Coedit) -> tuple[Identity, str | None]:
+    """Who is calling (and a new anonymous cookie, if one was issued); ``unauthorized``
+    without a valid token outside dev mode.
+
+    Resolved once per request and kept in the request's state: the rate limit asks first
+    (``server/http/limits.py``), the handler then gets the same answer without checking
+    the token's signature again, and an anonymous caller the same id and cookie.
+    """
+    state = request.scope.setdefault("state", {})
+    known: tuple[Identity, str | None] | Unauthorized | None = state.get("coedit.caller")
+    if known is None:
+        try:
+            known = coedit.tokens.identify(authorization=request.headers.get("authorization"),
+                                           cookies=request.cookies)
+        except Unauthorized as exc:
+            known = exc
+        state["coedit.caller"] = known
+    if isinstance(known, Unauthorized):
+        raise known
+    return known
+
+
 def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     @functools.wraps(handler)
     async def wrapper(request: Request) -> Response:
@@ -45,10 +69,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         correlation = request.headers.get("x-correlation-id")
         fresh_cookie = None
         try:
-            identity, fresh_cookie = coedit.tokens.identify(
-                authorization=request.headers.get("authorization"),
-                cookies=request.cookies,
-            )
+            identity, fresh_cookie = caller(request, coedit)
             ctx = coedit.context(identity, "http", correlation)
             response = await handler(request, identity, ctx, coedit)
             response.headers["X-Correlation-ID"] = ctx.correlation_id

@@ -45,7 +45,7 @@ def _event_filter(request: Request) -> EventFilter:
         return found or None
 
     return EventFilter.parse(kinds=values("kind"), types=values("type"), docs=values("doc"),
-                             actors=values("actor"))
+                             actors=values("actor"), ideas=values("idea"))
 
 
 def _until(request: Request) -> datetime | None:

@@ -1,0 +1,94 @@
+// The workbench's entry point: find out who we are, then route between the document list, a
+// document and its history (`#/`, `#/d/ID`, `#/d/ID/history`). The models (wire client, stage
+// presence, a document's sync) live here and in the page that owns them; views only render.
+
+import { Api } from "./http.js";
+import { Session } from "./session.js";
+import { WireClient } from "./wire.js";
+import { StagePresence } from "./stage_presence.js";
+import { renderHeader } from "./views/header.js";
+import { renderSignIn } from "./views/sign_in.js";
+import { renderDocumentList } from "./views/document_list.js";
+import { renderDocumentPage } from "./views/document_page.js";
+import { renderHistory } from "./views/history.js";
+
+const header = document.getElementById("topbar");
+const main = document.getElementById("main");
+const api = new Api();
+const session = new Session(api);
+let wire = null;
+let stages = null;
+let leavePage = () => {};
+let wantsSignIn = false;
+
+// For tests and the curious: the live models and a few timings, never used by the views.
+window.coedit = { api, session };
+window.coeditMetrics = { remoteApplyMs: [] };
+
+function drawHeader() {
+  renderHeader(header, { session, wire, stages, onSignOut: () => {
+    wantsSignIn = true;
+    session.signOut();
+  } });
+}
+
+function startWire() {
+  wire?.stop();
+  wire = new WireClient(() => session.socketUrl());
+  stages = new StagePresence(wire);
+  window.coedit.wire = wire;
+  wire.on("status", drawHeader);
+  wire.on("expired", () => { wantsSignIn = true; session.signOut(); });
+  stages.on("change", drawHeader);
+  wire.start();
+}
+
+function route() {
+  leavePage();
+  leavePage = () => {};
+  drawHeader();
+  if (!session.user || wantsSignIn) {
+    document.title = "Sign in · coedit";
+    renderSignIn(main, session, session.devAuth && session.anonymous && session.user
+      ? { onGuest: () => { wantsSignIn = false; start(); } } : {});
+    return;
+  }
+  const match = /^#\/d\/([^/]+)(\/history)?$/.exec(location.hash);
+  if (!match) {
+    document.title = "Documents · coedit";
+    leavePage = renderDocumentList(main, { api, session, onOpen: (id) => { location.hash = `#/d/${id}`; } });
+  } else if (match[2]) {
+    leavePage = renderHistory(main, { api, docId: decodeURIComponent(match[1]) });
+  } else {
+    leavePage = renderDocumentPage(main, { api, wire, session, docId: decodeURIComponent(match[1]) });
+  }
+  main.focus({ preventScroll: true });
+}
+
+function start() {
+  startWire();
+  route();
+}
+
+session.on("change", () => {
+  if (session.user && !session.anonymous) {
+    wantsSignIn = false;
+    start();
+  } else {
+    wire?.stop();
+    wire = null;
+    stages = null;
+    route();
+  }
+});
+window.addEventListener("hashchange", route);
+
+(async () => {
+  const known = await session.refresh();
+  // In dev mode a browser without a session is an anonymous viewer: offer sign-in first.
+  wantsSignIn = !known || session.anonymous;
+  if (wantsSignIn) route();
+  else start();
+})().catch((error) => {
+  main.textContent = `The server could not be reached: ${error.message}`;
+});
