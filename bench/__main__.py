@@ -38,7 +38,8 @@ async def run(args: argparse.Namespace) -> int:
     only = [key.strip() for key in args.only.split(",") if key.strip()]
     unknown = [key for key in only if key not in SCENARIOS]
     if unknown:
-        print(f"bench: no scenario {', '.join(unknown)}; choose from 1-5", file=sys.stderr)
+        print(f"bench: no scenario {', '.join(unknown)}; choose from "
+              f"{', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     ctx = RunContext(log_dir=log_dir, quick=args.quick, generators=args.generators,
                      profile=args.profile)
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="run the scenarios and print the table")
     run_parser.add_argument("--quick", action="store_true",
                             help="short windows and 2,000 instead of 10,000 connections")
-    run_parser.add_argument("--only", default="1,2,3,4,5",
-                            help="comma-separated scenario numbers (default: all)")
+    run_parser.add_argument("--only", default="1,2,3,4,5,search",
+                            help="comma-separated scenario keys: 1-5, search (default: all)")
     run_parser.add_argument("--generators", type=int, default=2,
                             help="load processes for the fan-out scenarios (default 2)")
     run_parser.add_argument("--profile", action="store_true",

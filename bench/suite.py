@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.cluster import BenchCluster
 from bench.measure import Row, RunContext
-from bench.scenarios import bulk, connections, fanout, http_limits, latency, writes
+from bench.scenarios import bulk, connections, fanout, http_limits, latency, search, writes
 
 __all__ = ["SCENARIOS", "run_scenarios"]
 
@@ -228,6 +228,60 @@ async def scenario_5(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any]
                           f"{result['presence_own_joins']} joins announcing the receiver itself"))
 
 
+async def scenario_search(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                          rows: list[Row]) -> None:
+    count = 10_000 if ctx.quick else 100_000
+    nodes = await cluster.start(1, redis=False, tag="-search")  # it migrates the database
+    try:
+        load = out["load"] = await search.load_memos(cluster.database_url, count)
+        asked = search.queries(100 if ctx.quick else 400, count)
+        result = out["queries"] = await search.query_latency(cluster, nodes[0], asked)
+    finally:
+        await cluster.stop()
+    # The write path with and without keeping the index current, alternately, so both
+    # sides meet the same machine; then with pg_trgm's index over the states instead.
+    rates: dict[str, list[float]] = {"on": [], "off": [], "pg_trgm": []}
+    off = {"COEDIT_SEARCH_INDEX": "off"}
+    for turn in range(1 if ctx.quick else 2):
+        for label, extra in (("on", {}), ("off", off)):
+            nodes = await cluster.start(1, redis=False, tag=f"-search-{label}{turn}",
+                                        extra=extra)
+            try:
+                rates[label] += await search.write_rate(ctx, cluster, nodes[0])
+            finally:
+                await cluster.stop()
+    trgm = out["pg_trgm"] = await search.pg_trgm_queries(cluster.database_url, asked)
+    nodes = await cluster.start(1, redis=False, tag="-search-trgm", extra=off)
+    try:
+        rates["pg_trgm"] = await search.write_rate(ctx, cluster, nodes[0])
+    finally:
+        await cluster.stop()
+        await search.drop_pg_trgm(cluster.database_url)
+    out["writes"] = rates
+    best = {label: max(values) for label, values in rates.items()}
+    p99 = result["p99_ms"]
+    label = f"{count:,} memos, two words, one with a typo"
+    rows.append(Row("search", f"{label}: p50", result["p50_ms"], "ms",
+                    notes=f"{100 * result['with_results']:.0f}% of queries found something"))
+    rows.append(Row("search", f"{label}: p99", p99, "ms", target="< 50 ms",
+                    verdict="holds" if p99 < 50 else f"fails ({p99 / 50:.1f}x over)",
+                    notes=f"max {result['max_ms']:.0f} ms; HTTP round trip, one at a time"))
+    rows.append(Row("search", "writes/s keeping the index current", best["on"], "writes/s",
+                    "index off", best["off"], "report", "reported",
+                    notes="16 writers replacing memo paragraphs; best windows"))
+    rows.append(Row("search", "pg_trgm instead: candidate query p99", trgm["p99_ms"], "ms",
+                    "word index p99", p99, "report", "reported",
+                    notes=f"SQL only, no ranking; p50 {trgm['p50_ms']:.1f} ms; GIN "
+                          f"{trgm['index_mb']:.0f} MB built in {trgm['index_build_s']} s"))
+    rows.append(Row("search", "pg_trgm instead: writes/s", best["pg_trgm"], "writes/s",
+                    "index off", best["off"], "report", "reported"))
+    rows.append(Row("search", "load (COPY, index rows by the write path's code)",
+                    load["seconds"], "s",
+                    notes=f"{load['term_rows']:,} terms {load['terms_mb']:.0f} MB; "
+                          f"{load['word_rows']:,} vocabulary keys {load['words_mb']:.0f} MB; "
+                          f"documents {load['documents_mb']:.0f} MB"))
+
+
 async def scenario_bulk(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
                         rows: list[Row]) -> None:
     # Rate limits off: the baseline makes a thousand requests on purpose.
@@ -270,6 +324,7 @@ Step = Callable[[RunContext, BenchCluster, dict[str, Any], list[Row]], Awaitable
 SCENARIOS: dict[str, Step] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
     "bulk": scenario_bulk, "limits": scenario_limits,
+    "search": scenario_search,
 }
 
 

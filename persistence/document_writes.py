@@ -33,6 +33,7 @@ from persistence.ideas import require_idea
 from persistence.jsonutil import dumps
 from persistence.patching import redact_value, validate_ops
 from persistence.schema import documents, idempotency_keys, revisions, snapshots
+from persistence.search_index import apply_changes, new_document_changes
 from persistence.timeutil import format_ts, utcnow
 from persistence.writes import (
     IDEMPOTENCY_WINDOW,
@@ -126,6 +127,9 @@ class DocumentWriter:
             await conn.execute(
                 snapshots.insert().values(doc=doc_id, version=1, state=state_text, ts=now)
             )
+            if self.rules.search_index:
+                # Search: the new document is found as soon as its creation commits.
+                await apply_changes(conn, new_document_changes(ctx.tenant, doc_id, title, state))
             facts: list[Fact] = [Appended(ctx.tenant)]
             if idea is not None and self.workflows is not None:
                 facts += await self.workflows.document_created(conn, ctx, idea=idea,

@@ -1,14 +1,15 @@
 """Versioned documents, as the server uses them: one object over their writes, their current
 state and their past.
 
-:class:`DocumentStore` owns no logic of its own. It builds the three parts from one set of
+:class:`DocumentStore` owns no logic of its own. It builds its parts from one set of
 settings and hands each call to the part whose job it is:
 
 - :class:`persistence.document_writes.DocumentWriter`: creation, the queued versioned write,
   events without a write, the idempotency-key purge;
 - :class:`persistence.document_reads.DocumentReads`: a document now, and listings;
 - :class:`persistence.document_history.DocumentHistory`: deltas after a version, the state at
-  a version or time, the document's events and their chain.
+  a version or time, the document's events and their chain;
+- :class:`persistence.search.DocumentSearch`: search over the index the writes keep current.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from persistence.document_history import DocumentHistory
 from persistence.document_reads import DocumentReads
 from persistence.document_writes import MAX_WRITE_BATCH, DocumentWriter
 from persistence.facts import Committed, Delta
+from persistence.search import DocumentSearch, SearchQuery
 from persistence.writes import WriteResult, WriteRules
 
 __all__ = ["DocumentStore"]
@@ -40,6 +42,7 @@ class DocumentStore:
         redact: frozenset[str] = frozenset(),
         max_batch: int = MAX_WRITE_BATCH,
         writes_in_flight: int = 1,
+        search_index: bool = True,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError("snapshot_every must be at least 1")
@@ -49,10 +52,12 @@ class DocumentStore:
         self.redact = redact
         self.max_batch = max_batch
         self.writer = DocumentWriter(
-            db, WriteRules(snapshot_every, max_state_bytes, redact), max_batch=max_batch,
+            db, WriteRules(snapshot_every, max_state_bytes, redact, search_index),
+            max_batch=max_batch,
             writes_in_flight=writes_in_flight)
         self.reads = DocumentReads(db)
         self.past = DocumentHistory(db, self.reads)
+        self.finder = DocumentSearch(db)
 
     @property
     def moved_retries(self) -> int:
@@ -133,6 +138,11 @@ class DocumentStore:
         """Newest first, keyset-paginated on (created_at, id) so pages never shift."""
         return await self.reads.list_documents(tenant, kind=kind, q=q, limit=limit,
                                                cursor=cursor)
+
+    async def search(self, tenant: str, query: SearchQuery, *, limit: int | None = None,
+                     cursor: str | None = None) -> dict[str, Any]:
+        """The tenant's documents matching every word of ``query``, best first."""
+        return await self.finder.search(tenant, query, limit=limit, cursor=cursor)
 
     # -- their past -----------------------------------------------------------------------
 

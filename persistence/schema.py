@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -48,6 +49,8 @@ __all__ = [
     "notifications",
     "reviews",
     "revisions",
+    "search_terms",
+    "search_words",
     "snapshots",
     "workflow_instances",
     "workflow_steps",
@@ -405,4 +408,36 @@ workflow_steps = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("instance", "key", name="uq_workflow_steps_instance_key"),
     Index("ix_workflow_steps_instance", "instance", "position"),
+)
+
+
+# -- search (docs/protocol.md section 16; persistence/search_index.py) ----------------------
+#
+# ``search_terms``: each distinct word of each document, with where it occurs (``place``: 1
+# title, 2 state, 3 both). The primary key serves the query (a tenant's documents holding a
+# word) as an index-only scan, and the write path's deletes by full key.
+search_terms = Table(
+    "search_terms",
+    metadata,
+    Column("tenant", String(128), nullable=False),
+    Column("word", String(40), nullable=False),
+    Column("doc", String(36), nullable=False),
+    Column("place", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("tenant", "word", "doc", "place"),
+    # The few terms that occur in titles, which rank first: found without reading the many
+    # that occur only in states.
+    Index("ix_search_terms_title", "tenant", "word", "doc",
+          sqlite_where=text("place <> 2"), postgresql_where=text("place <> 2")),
+)
+
+# ``search_words``: the vocabulary of one-edit matching. Every indexed word of four or more
+# characters under its own key and under each of its deletion neighbours; two words one edit
+# apart share a key. Shared by all tenants: it only widens a query word into candidate words,
+# which are then looked up in the caller's tenant's ``search_terms``.
+search_words = Table(
+    "search_words",
+    metadata,
+    Column("key", String(40), nullable=False),
+    Column("word", String(40), nullable=False),
+    PrimaryKeyConstraint("key", "word"),
 )

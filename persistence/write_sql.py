@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import insert_events
 from persistence.schema import documents, idempotency_keys, locks, revisions, snapshots
+from persistence.search_index import apply_changes
 from persistence.write_statements import (
     BatchRows,
     DocumentRow,
@@ -123,4 +124,6 @@ class CoreWriteStatements:
             await conn.execute(_REMEMBER_KEYS, [
                 {"doc": k.doc, "user_id": k.user_id, "key": k.key, "reply": k.reply,
                  "created_at": now} for k in rows.keys])
+        if rows.index:  # search: the index follows the states written, in this transaction
+            await apply_changes(conn, rows.index)
         return changed.rowcount if counted else None

@@ -66,8 +66,9 @@ FROM revisions WHERE doc = $1 AND version > $2 ORDER BY version
 # $1 is the batch's instant; $2-$16 the events' columns; $17-$24 the revisions' (with the id of
 # their event); $25-$32 the document rows' moves (with the head and lock counter each was read
 # at); $33-$35 the snapshots; $36-$39 the keys; $40 the events' ideas (added last, so the
-# numbers above kept their places). coedit_check_moved raises (SQLSTATE 40001),
-# undoing the whole statement, unless every document row was still as read.
+# numbers above kept their places); $41-$50 the search index's rows (removed terms, added
+# terms, vocabulary; see persistence/search_index.py). coedit_check_moved raises (SQLSTATE
+# 40001), undoing the whole statement, unless every document row was still as read.
 _STORE = """
 WITH ev AS (
     INSERT INTO events (id, tenant, type, doc, kind, version, actor_id, actor_name,
@@ -112,6 +113,21 @@ WITH ev AS (
          AS k(doc, user_id, key, reply)
     ON CONFLICT (doc, user_id, key) DO UPDATE
         SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
+), unindexed AS (
+    -- Search: a term's row is removed and its new one added (never the same row), so the two
+    -- CTEs cannot meet; the arrays come sorted, so concurrent batches lock in one order.
+    DELETE FROM search_terms AS t
+    USING unnest($41::varchar[], $42::varchar[], $43::varchar[], $44::smallint[])
+          AS x(tenant, word, doc, place)
+    WHERE t.tenant = x.tenant AND t.word = x.word AND t.doc = x.doc AND t.place = x.place
+), indexed AS (
+    INSERT INTO search_terms (tenant, word, doc, place)
+    SELECT * FROM unnest($45::varchar[], $46::varchar[], $47::varchar[], $48::smallint[])
+    ON CONFLICT DO NOTHING
+), vocabulary AS (
+    INSERT INTO search_words (key, word)
+    SELECT * FROM unnest($49::varchar[], $50::varchar[])
+    ON CONFLICT DO NOTHING
 )
 SELECT ev.id, ev.seq, coedit_check_moved(cardinality($25::varchar[]),
                                           (SELECT count(*) FROM moved)) AS moved
@@ -120,6 +136,11 @@ FROM ev
 
 _EVENT_COLUMNS = ("id", "tenant", "type", "doc", "kind", "version", "actor_id", "actor_name",
                   "actor_kind", "source", "correlation_id", "ts", "data", "prev_hash", "hash")
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows as ``width`` column lists, the shape ``unnest`` takes."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 class DriverWriteStatements:
@@ -169,6 +190,8 @@ class DriverWriteStatements:
             [k.doc for k in keys], [k.user_id for k in keys], [k.key for k in keys],
             [k.reply for k in keys],
             [e.params["idea"] for e in events],
+            *_columns(rows.index.removed, 4), *_columns(rows.index.added, 4),
+            *_columns(rows.index.vocabulary, 2),
         )
         try:
             found = await self.conn.fetch(_STORE, *arguments)

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from persistence.audit import PreparedEvent
+from persistence.search_index import IndexChanges
 
 __all__ = [
     "Advance",
@@ -148,6 +149,8 @@ class BatchRows:
     revisions: list[NewRevision] = field(default_factory=list)
     snapshots: list[NewSnapshot] = field(default_factory=list)
     keys: list[NewKey] = field(default_factory=list)
+    # Search: the rows that keep the index current with the states written (same transaction).
+    index: IndexChanges = field(default_factory=IndexChanges)
 
 
 # -- the interface ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from persistence.patching import (
     written_paths,
 )
 from persistence.rebase import LaterVersion, rebase_patch
+from persistence.search_index import IndexChanges, document_words, holds_words
 from persistence.timeutil import format_ts
 from persistence.write_statements import (
     Advance,
@@ -103,6 +104,9 @@ class WriteRules:
     snapshot_every: int
     max_state_bytes: int
     redact: frozenset[str]
+    # Keep the search index current in each write's transaction (off only to measure what
+    # that costs: search then misses what such writes changed).
+    search_index: bool = True
 
 
 def serialize_state(state: dict[str, Any], max_bytes: int) -> str:
@@ -132,6 +136,9 @@ class _Written:
     event: PreparedEvent
     reply: dict[str, Any]
     delta: Delta  # its event seq is set after the insert
+    # Search: whether the values it overwrote or wrote hold any word; if none of a
+    # document's writes did, its words cannot have changed and its index rows are not read.
+    touches_words: bool = True
 
 
 @dataclass(slots=True)
@@ -240,7 +247,8 @@ class _Batch:
             reply["rebased"] = True
         ts = format_ts(self.now)
         delta = Delta(ctx.tenant, doc_id, version, ops, ctx.actor.public(), ts, None)
-        written = _Written(request, version, units, dumps(ops), state_text, event, reply, delta)
+        written = _Written(request, version, units, dumps(ops), state_text, event, reply, delta,
+                           holds_words(before) or holds_words(after))
         head.version, head.state_text, head.head_hash = version, state_text, event.hash
         head.written.append(written)
         self.written.append(written)
@@ -316,6 +324,8 @@ class _Batch:
             NewKey(*key_of, dumps(w.reply), replaces_expired=key_of in self.stored_keys)
             for w in self.written if (key_of := w.request.key_of) is not None
         ]
+        if self.rules.search_index:
+            rows.index = _index_changes(advanced)
         moved = await sql.store(rows)
         # The row locks make a mismatch unreachable; refuse rather than fork the history
         # where the driver counts rows (the revisions' primary key (doc, version) would
@@ -327,6 +337,18 @@ class _Batch:
             w.delta.event = w.event.seq
         for delta, w in self.awaiting_seq:
             delta.event = w.event.seq
+
+
+def _index_changes(advanced: Sequence[_Head]) -> IndexChanges:
+    """Search: the index rows between each document's state as read and as written."""
+    changes = IndexChanges()
+    for head in advanced:
+        if not any(w.touches_words for w in head.written):
+            continue
+        row = head.row
+        changes.extend(row.tenant, row.id, document_words(row.title, loads(row.state)),
+                       document_words(row.title, loads(head.state_text)))
+    return changes.sort()
 
 
 async def write_patches(

@@ -101,7 +101,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
                                   max_batch=settings.write_batch,
                                   writes_in_flight=settings.writes_in_flight,
                                   max_state_bytes=settings.max_state_bytes,
-                                  redact=settings.redact)
+                                  redact=settings.redact,
+                                  search_index=settings.search_index)
             metrics = Metrics()
             broker, presence_backend, counters = make_broker(settings, metrics)
             parts.running("rate-limit counters", counters.stop)

@@ -124,6 +124,9 @@ class Settings:
     db_pool: int = 20
     write_batch: int = 64
     writes_in_flight: int = 1
+    # Off only to measure what keeping the search index current costs the writes (bench/):
+    # search then misses whatever such a node wrote.
+    search_index: bool = True
     key_prefix: str = "coedit"
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
@@ -169,5 +172,6 @@ class Settings:
             write_batch=_int(env, "COEDIT_WRITE_BATCH", 64, minimum=1, maximum=1000),
             writes_in_flight=_int(env, "COEDIT_WRITES_IN_FLIGHT", 1, minimum=1, maximum=16),
             key_prefix=prefix,
+            search_index=_switch(env, "COEDIT_SEARCH_INDEX", True),
             **extra,
         )

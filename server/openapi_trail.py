@@ -180,6 +180,23 @@ TRAIL_PATHS: dict[str, Any] = {
         "summary": "Mark every notification so far read, for the caller alone",
         "responses": {"200": _answer(_obj(["read_through"], {
             "read_through": {"type": ["integer", "null"]}}), "marked"), **_errors()}}},
+    "/api/search": {"get": {
+        "summary": "Documents whose title or strings hold every word of q (one edit allowed "
+                   "for words of five or more letters), best first",
+        "parameters": [
+            {"name": "q", "in": "query", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+             "description": "at most 8 words of at most 40 characters"},
+            _query("kind", {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$"}),
+            _query("idea", {"type": "string", "maxLength": 36}),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}), _CURSOR],
+        "responses": {"200": _answer(_obj(["items", "next"], {
+            "items": {"type": "array", "items": _obj(["document", "score", "matches"], {
+                "document": {"type": "object", "description": "the document without state"},
+                "score": {"type": "number", "minimum": 0, "maximum": 1},
+                "matches": {"type": "array", "items": _obj(["path", "snippet"], {
+                    "path": _STR, "snippet": _STR})}})},
+            "next": _NULL_STR}), "a page"), **_errors(403)}}},
     "/api/bulk": {"post": {
         "summary": "One operation on up to 1,000 items, each checked as its single call",
         "requestBody": _body(_obj(["operation", "ids"], {

@@ -25,6 +25,7 @@ from channels.streams import EventSink, StreamSubscription
 from persistence.audit import AuditContext
 from persistence.errors import BadRequest, PreconditionRequired, TooLarge
 from persistence.events import EventFilter
+from persistence.search import SearchQuery
 from server.auth import Action, Identity
 
 if TYPE_CHECKING:
@@ -83,6 +84,16 @@ class Reads:
         await self._may_read(identity, ctx)
         return await self._coedit.store.list_documents(
             identity.tenant, kind=kind, q=q, limit=limit, cursor=cursor)
+
+    async def search(
+        self, identity: Identity, ctx: AuditContext, *, q: Any, kind: Any, idea: Any,
+        limit: int | None, cursor: str | None,
+    ) -> dict[str, Any]:
+        """The caller's tenant's documents matching every word of ``q`` (section 16)."""
+        await self._may_read(identity, ctx, what="search documents")
+        query = SearchQuery.parse(q, kind, idea)
+        return await self._coedit.store.search(identity.tenant, query, limit=limit,
+                                               cursor=cursor)
 
     async def history(
         self, identity: Identity, ctx: AuditContext, doc: str, *, since: int | None,

@@ -39,6 +39,7 @@ from server.http.reviews import (
     reopen_document,
     transition_review,
 )
+from server.http.search import search
 from server.http.workflows import (
     change_template,
     create_template,
@@ -102,6 +103,7 @@ _table = [
     Route("/api/presence", list_presence, methods=["GET"]),
     Route("/api/events", list_events, methods=["GET"]),
     Route("/api/events/stream", stream_events, methods=["GET"]),
+    Route("/api/search", search, methods=["GET"]),
 ]
 
 

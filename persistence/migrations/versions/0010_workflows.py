@@ -1,7 +1,7 @@
 """Workflows: templates, instances and their steps.
 
 Revision ID: 0010
-Revises: 0008 (to be re-chained after 0009_search lands)
+Revises: 0009
 Create Date: 2026-12-02
 
 Templates keep their steps as JSON text and one row each (``version`` grows when a
@@ -17,7 +17,7 @@ from alembic import op
 from persistence.schema import UTCDateTime
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

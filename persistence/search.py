@@ -1,0 +1,337 @@
+"""Searching a tenant's documents (docs/protocol.md section 16).
+
+A query is split into words the way documents are (``persistence/search_index.py``). Each
+query word is widened into the document words it matches: itself (exact) and, when it has
+:data:`FUZZY_MIN` or more characters, every vocabulary word one edit away, found through
+the shared deletion keys and confirmed by :func:`one_edit_apart`. The database then finds
+the tenant's documents holding, for every query word, at least one of its words, and ranks
+them; the decision of what matches is made here in Python, so both databases answer alike.
+
+Score: per query word, 1 for matching, plus 16 when it matches in the title, plus 1 when
+that best match is exact; a document's score is the sum, so any title match ranks above
+state-only matches and, at equal title matches, more exact words rank higher. The API shows
+it divided by its maximum (``18 * words``), so 1.0 is every word exactly in the title. Ties
+go by id, and the cursor is the last item's (score, id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, String, exists, func, literal, or_, select, union_all
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.database import Database
+from persistence.document_reads import document_from_row
+from persistence.document_writes import KIND_PATTERN
+from persistence.errors import BadRequest
+from persistence.jsonutil import loads
+from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
+from persistence.schema import documents, search_terms, search_words
+from persistence.search_index import (
+    FUZZY_MIN,
+    IN_STATE,
+    MAX_WORD,
+    WORD,
+    deletion_keys,
+    one_edit_apart,
+    strings_of,
+    words_of,
+)
+
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_WORDS", "DocumentSearch", "SearchQuery"]
+
+MAX_QUERY_CHARS = 200
+MAX_QUERY_WORDS = 8
+MAX_MATCHES = 10  # matching strings shown per document
+SNIPPET_CONTEXT = 40  # characters shown on each side of the first matching word
+TITLE_POINTS = 16  # more than MAX_QUERY_WORDS exact points, so titles always rank first
+
+_LISTED = [c for c in documents.c if c.name != "state"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A checked query: its distinct words, in the order given."""
+
+    words: tuple[str, ...]
+    kind: str | None
+    idea: str | None
+
+    @classmethod
+    def parse(cls, q: Any, kind: Any = None, idea: Any = None) -> SearchQuery:
+        if not isinstance(q, str) or not q.strip():
+            raise BadRequest("q must name at least one word")
+        if len(q) > MAX_QUERY_CHARS:
+            raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
+        words: list[str] = []
+        for match in words_of_query(q):
+            if match not in words:
+                words.append(match)
+        if not words:
+            raise BadRequest("q must contain at least one word (letters or digits)")
+        if len(words) > MAX_QUERY_WORDS:
+            raise BadRequest(f"q may have at most {MAX_QUERY_WORDS} words")
+        if kind is not None and (not isinstance(kind, str) or not KIND_PATTERN.fullmatch(kind)):
+            raise BadRequest("kind must match [a-z][a-z0-9_]{0,31}")
+        if idea is not None and (not isinstance(idea, str) or not 0 < len(idea) <= 36):
+            raise BadRequest("idea must be the id of an idea")
+        return cls(tuple(words), kind, idea)
+
+
+def words_of_query(q: str) -> list[str]:
+    """The query's words, case-folded; a word too long to be indexed is refused, since it
+    could never match."""
+    found = [m.group().casefold() for m in WORD.finditer(q)]
+    too_long = [w for w in found if len(w) > MAX_WORD]
+    if too_long:
+        raise BadRequest(f"query words must be at most {MAX_WORD} characters")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    word: str  # a document word
+    position: int  # the query word it matches
+    exact: bool
+
+
+class DocumentSearch:
+    """Search over the index of one database; every call is scoped to one tenant."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def search(self, tenant: str, query: SearchQuery, *, limit: int | None,
+                     cursor: str | None) -> dict[str, Any]:
+        limit = page_limit(limit, default=20, maximum=100)
+        after = _decode(cursor) if cursor else None
+        async with self.db.reader() as conn:
+            candidates = await _candidates(conn, query)
+            rows = await _page(conn, tenant, query, candidates, after, limit + 1)
+            page = rows[:limit]
+            states = {}
+            if page:
+                found_states = await conn.execute(
+                    select(documents.c.id, documents.c.state)
+                    .where(documents.c.id.in_([row.id for row in page])))
+                states = {row.id: row.state for row in found_states}
+        maximum = (TITLE_POINTS + 2) * len(query.words)
+        items = [{
+            "document": _listed(row),
+            "score": round(row.score / maximum, 4),
+            "matches": _matches(row.title, loads(states.get(row.id, "{}")), candidates),
+        } for row in page]
+        next_cursor = (encode_cursor(int(page[-1].score), page[-1].id)
+                       if len(rows) > limit else None)
+        return {"items": items, "next": next_cursor}
+
+
+async def _candidates(conn: AsyncConnection, query: SearchQuery) -> list[_Candidate]:
+    """Each query word itself (exact), and the vocabulary's words one edit from it."""
+    candidates = [_Candidate(w, i, True) for i, w in enumerate(query.words)]
+    keys = {key for w in query.words if len(w) >= FUZZY_MIN for key in deletion_keys(w)}
+    if keys:
+        found = await conn.execute(select(search_words.c.word).distinct()
+                                   .where(search_words.c.key.in_(sorted(keys))))
+        vocabulary = [row.word for row in found]
+        candidates += [_Candidate(v, i, False) for i, w in enumerate(query.words)
+                       if len(w) >= FUZZY_MIN for v in vocabulary if one_edit_apart(w, v)]
+    return candidates
+
+
+async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                candidates: list[_Candidate], after: tuple[int, str] | None,
+                wanted: int) -> list[Row[Any]]:
+    """Up to ``wanted`` ranked rows after ``after``, in three tiers that never overlap.
+
+    Scoring every matching document is exact but reads every term of every candidate word,
+    which for words found in most documents is most of the index. So the page is filled
+    from the top down, each tier read only while the page has room:
+
+    1. documents with a title match (score at least ``n + 16``), scored in full: found
+       through the small title index, few even for common words;
+    2. the densest level below: documents matching only in their states, with every query
+       word that occurs in the tenant at all matched exactly (score ``n + |exact|``, the
+       highest a state-only document can reach). All have one score, so they come in id
+       order, and a scan in id order stops as soon as the page is full;
+    3. everything scoring lower, scored in full.
+    """
+    n = len(query.words)
+    rows: list[Row[Any]] = []
+    if not await _all_held(conn, tenant, query, candidates):
+        return rows  # some query word matches nothing in the tenant: no tier can hold one
+    title_floor = n + TITLE_POINTS
+    if after is None or after[0] >= title_floor:
+        rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted,
+                                            floor=title_floor, titles=True))).all()
+    if len(rows) >= wanted:
+        return rows
+    exact = await _occurring(conn, tenant, query)
+    level = n + len(exact)
+    if exact and (after is None or after[0] >= level):
+        resume = after[1] if after is not None and after[0] == level else None
+        rows += (await conn.execute(_level(tenant, query, candidates, exact, level, resume,
+                                           wanted - len(rows)))).all()
+        if len(rows) >= wanted:
+            return rows
+    # Below the level (its cursor, when it has one, lies at or above it, so only the
+    # ceiling applies).
+    below = level if exact else title_floor
+    rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted - len(rows),
+                                        ceiling=below))).all()
+    return rows
+
+
+async def _all_held(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                    candidates: list[_Candidate]) -> bool:
+    """Whether every query word has a candidate some document of the tenant holds."""
+    t = search_terms.c
+    checks = [exists().where(t.tenant == tenant, t.word.in_(
+        sorted({c.word for c in candidates if c.position == i}))).label(f"w{i}")
+        for i in range(len(query.words))]
+    return all((await conn.execute(select(*checks))).one())
+
+
+async def _occurring(conn: AsyncConnection, tenant: str, query: SearchQuery) -> list[int]:
+    """The positions of the query words that some document of the tenant holds."""
+    t = search_terms.c
+    checks = [exists().where(t.tenant == tenant, t.word == word).label(f"w{i}")
+              for i, word in enumerate(query.words)]
+    found = (await conn.execute(select(*checks))).one()
+    return [i for i in range(len(query.words)) if found[i]]
+
+
+def _decode(cursor: str) -> tuple[int, str]:
+    score, doc = decode_cursor(cursor, 2)
+    if isinstance(score, bool) or not isinstance(score, int) or not isinstance(doc, str):
+        raise BadRequest(FOREIGN_CURSOR)
+    return score, doc
+
+
+def _filtered(ranked: Any, query: SearchQuery) -> Any:
+    if query.kind is not None:
+        ranked = ranked.where(documents.c.kind == query.kind)
+    if query.idea is not None:
+        ranked = ranked.where(documents.c.idea == query.idea)
+    return ranked
+
+
+def _ranked(tenant: str, query: SearchQuery, candidates: list[_Candidate],
+            after: tuple[int, str] | None, limit: int, *, floor: int | None = None,
+            ceiling: int | None = None, titles: bool = False) -> Any:
+    """Documents scored in full, best first: ``floor <= score < ceiling``, after ``after``;
+    with ``titles``, only documents with a title match are read."""
+    wanted = union_all(*(
+        select(literal(c.word, String()).label("word"),
+               literal(c.position, Integer()).label("position"),
+               literal(1 if c.exact else 0, Integer()).label("exact"))
+        for c in candidates)).cte("wanted")
+    terms = search_terms.alias("terms")
+    t = terms.c
+    # Per document and query word: its best match (title beats state, then exact beats not).
+    in_title = t.place % 2  # IN_TITLE is the low bit of place
+    best = (
+        select(t.doc, wanted.c.position,
+               func.max(in_title * TITLE_POINTS + wanted.c.exact + 1).label("points"))
+        .join(wanted, t.word == wanted.c.word)
+        .where(t.tenant == tenant))
+    if titles:
+        title = search_terms.c
+        titled = (select(title.doc).distinct()
+                  .where(title.tenant == tenant, title.place != IN_STATE,
+                         title.word.in_(sorted({c.word for c in candidates})))
+                  .subquery("titled"))
+        best = best.where(t.doc.in_(select(titled.c.doc)))
+    best_sq = best.group_by(t.doc, wanted.c.position).subquery("best")
+    scored = (
+        select(best_sq.c.doc, func.sum(best_sq.c.points).label("score"))
+        .group_by(best_sq.c.doc)
+        .having(func.count() == len(query.words))
+        .subquery("scored"))
+    ranked = select(scored.c.doc, scored.c.score)
+    if query.kind is not None or query.idea is not None:
+        ranked = ranked.where(scored.c.doc.in_(_filtered(
+            select(documents.c.id).where(documents.c.tenant == tenant), query)))
+    if floor is not None:
+        ranked = ranked.where(scored.c.score >= floor)
+    if ceiling is not None:
+        ranked = ranked.where(scored.c.score < ceiling)
+    if after is not None:
+        score, doc = after
+        ranked = ranked.where(or_(scored.c.score < score,
+                                  (scored.c.score == score) & (scored.c.doc > doc)))
+    # The page first, then its documents: fetching every match's row only to sort them
+    # was half the time of queries that match many documents.
+    page = ranked.order_by(scored.c.score.desc(), scored.c.doc).limit(limit).subquery("page")
+    return (select(*_LISTED, page.c.score)
+            .join_from(page, documents, documents.c.id == page.c.doc)
+            .where(documents.c.tenant == tenant)
+            .order_by(page.c.score.desc(), documents.c.id))
+
+
+def _level(tenant: str, query: SearchQuery, candidates: list[_Candidate], exact: list[int],
+           level: int, resume: str | None, limit: int) -> Any:
+    """State-only documents holding the words at ``exact`` exactly and a candidate of each
+    other query word, in id order (they all score ``level``)."""
+    driver = search_terms.alias("driver")
+    d = driver.c
+
+    def holds(words: list[str], *, title: bool = False) -> Any:
+        t = search_terms.alias()
+        found = exists().where(t.c.tenant == tenant, t.c.doc == d.doc,
+                               t.c.word.in_(words) if len(words) > 1 else t.c.word == words[0])
+        return found.where(t.c.place != IN_STATE) if title else found
+
+    conditions = [d.tenant == tenant, d.word == query.words[exact[0]]]
+    for i, word in enumerate(query.words):
+        if i == exact[0]:
+            continue
+        conditions.append(holds([word] if i in exact else
+                                sorted(c.word for c in candidates if c.position == i)))
+    conditions.append(~holds(sorted({c.word for c in candidates}), title=True))
+    if resume is not None:
+        conditions.append(d.doc > resume)
+    ranked = _filtered(
+        select(*_LISTED, literal(level, Integer()).label("score"))
+        .join_from(driver, documents, documents.c.id == d.doc)
+        .where(documents.c.tenant == tenant, *conditions), query)
+    return ranked.order_by(d.doc).limit(limit)
+
+
+def _listed(row: Row[Any]) -> dict[str, Any]:
+    document = document_from_row(row, state={})
+    del document["state"]
+    return document
+
+
+def _matches(title: str, state: Any, candidates: list[_Candidate]) -> list[dict[str, str]]:
+    """The title and the strings of the state that hold a matching word, each with a snippet
+    around its first one."""
+    words = {c.word for c in candidates}
+    found: list[dict[str, str]] = []
+    for path, text in [("/title", title), *strings_of(state)]:
+        for match, word in words_of(text):
+            if word in words:
+                found.append({"path": path, "snippet": _snippet(text, match.start(),
+                                                                 match.end())})
+                break
+        if len(found) >= MAX_MATCHES:
+            break
+    return found
+
+
+def _snippet(text: str, start: int, end: int) -> str:
+    """The text around ``text[start:end]``, cut at word boundaries where it is long."""
+    left = max(0, start - SNIPPET_CONTEXT)
+    right = min(len(text), end + SNIPPET_CONTEXT)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space != -1 else right
+    snippet = " ".join(text[left:right].split())
+    return ("…" if left > 0 else "") + snippet + ("…" if right < len(text) else "")
