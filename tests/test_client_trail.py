@@ -50,3 +50,55 @@ async def test_review_trail_through_the_client(server: RunningServer) -> None:
         assert done["succeeded"] == 3 and done["rolled_back"] is False
         mine = await reviewer.reviews.list(reviewer="me", status="assigned")
         assert sorted(r["doc"] for r in mine["items"]) == sorted(others)
+
+
+async def test_workflows_and_search_through_the_client(server: RunningServer) -> None:
+    admin = server.token(user="ada", roles=["admin"])
+    ann = server.token(user="ann", roles=["analyst"])
+    async with coedit_client.Api(server.http_url, token=admin) as boss, \
+            coedit_client.Api(server.http_url, token=ann) as api:
+        template = await boss.workflows.create_template({"name": "Short path", "steps": [
+            {"key": "draft", "title": "Draft", "action": "checklist", "role": "analyst",
+             "config": {"items": ["thesis", "risks"]}},
+            {"key": "sign", "title": "Sign off", "action": "approval", "role": "admin",
+             "after": ["draft"]}]})
+        await boss.workflows.publish(template["id"])
+        assert [t["id"] for t in (await boss.workflows.templates(status="published"))[
+            "items"]] == [template["id"]]
+        idea = await api.ideas.create("Initech turnaround")
+        instance = await api.workflows.instantiate(template["id"], idea["id"])
+        draft = next(s for s in instance["steps"] if s["key"] == "draft")
+        await api.workflows.step(draft["id"], "start")
+        with pytest.raises(coedit_client.errors.BadRequest):
+            await api.workflows.step(draft["id"], "complete", {"checked": ["thesis"]})
+        await api.workflows.step(draft["id"], "complete", {"checked": ["thesis", "risks"]})
+        sign = next(s for s in (await api.workflows.instance(instance["id"]))["steps"]
+                    if s["key"] == "sign")
+        assert sign["state"] == "ready"
+        with pytest.raises(Forbidden):
+            await api.workflows.step(sign["id"], "start")
+        await boss.workflows.step(sign["id"], "start")
+        await boss.workflows.step(sign["id"], "complete", {"approved": True})
+        done = await api.workflows.instance(instance["id"])
+        assert done["status"] == "completed"
+        await api.documents.create("memo", "Initech memo",
+                                   state={"thesis": "Margins recover with pricing"},
+                                   idea=idea["id"])
+        found = await api.search("pricing margns")  # one edit away, five letters or more
+        assert [i["document"]["title"] for i in found["items"]] == ["Initech memo"]
+        assert found["items"][0]["matches"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"http_rate_limit": 3}])
+async def test_the_client_waits_out_a_rate_limit(server: RunningServer) -> None:
+    """Past the limit the server answers 429 with Retry-After; a client that may not wait
+    that long raises RateLimited carrying retry_after_ms (waiting within ``max_wait`` is
+    tested against a scripted transport in tests/test_client_http.py: the window here is a
+    minute)."""
+    token = server.token(user="ann")
+    async with coedit_client.Api(server.http_url, token=token, retries=0) as impatient:
+        for _ in range(3):
+            await impatient.ideas.list()
+        with pytest.raises(coedit_client.errors.RateLimited) as limited:
+            await impatient.ideas.list()
+        assert 0 < limited.value.retry_after_ms <= 60_000

@@ -1,4 +1,6 @@
-"""Search (PROTOCOL.md section 16). Server support landing with issue 11/12."""
+"""Search (PROTOCOL.md section 16).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 

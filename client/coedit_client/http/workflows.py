@@ -1,4 +1,6 @@
-"""Workflows (PROTOCOL.md section 13). Server support landing with issue 11/12."""
+"""Workflows (PROTOCOL.md section 13).
+
+Tested against a real server in tests/test_client_trail.py."""
 
 from __future__ import annotations
 
