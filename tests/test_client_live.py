@@ -227,11 +227,11 @@ async def test_a_stage_feed_sees_joins_and_is_resubscribed(server: RunningServer
         await b.open(doc_id)
         diff = await asyncio.wait_for(anext(feed), TIMEOUT)
         assert [e["session"] for e in diff["joins"]] == [b.session]
-        assert set(feed.entries) == {b.session}
+        assert set(feed.entries) == {(b.session, doc_id)}
         first = a.connections
         proxy.cut()
         async with asyncio.timeout(TIMEOUT):
-            while a.connections == first or set(feed.entries) != {b.session}:
+            while a.connections == first or set(feed.entries) != {(b.session, doc_id)}:
                 await asyncio.sleep(0.02)
 
 
@@ -311,3 +311,24 @@ async def test_a_silent_node_is_left_for_a_new_connection(database_url: str) -> 
                     await asyncio.sleep(0.02)
             await asyncio.wait_for(doc.wait_version(2), TIMEOUT)
             assert doc.state == {"n": 1}
+
+
+async def test_an_idea_feed_follows_every_document_of_the_idea(server: RunningServer) -> None:
+    """``client.idea(id)``: the presence of every document of one idea, and nothing else."""
+    token = server.token(user="ann")
+    async with coedit_client.Api(server.http_url, token=token) as api:
+        idea = await api.ideas.create("Acme long")
+        memo = (await api.documents.create("memo", "m", idea=idea["id"]))["id"]
+        valuation = (await api.documents.create("valuation", "v", idea=idea["id"]))["id"]
+        elsewhere = (await api.documents.create("memo", "other"))["id"]
+    async with coedit_client.connect(server.http_url, token=token) as a, \
+            coedit_client.connect(server.http_url, token=server.token()) as b, \
+            a.idea(idea["id"]) as feed:
+        await b.open(elsewhere)
+        await b.open(valuation)
+        diff = await asyncio.wait_for(anext(feed), TIMEOUT)
+        assert diff["doc"] == valuation and [e["session"] for e in diff["joins"]] == [b.session]
+        await b.open(memo)
+        diff = await asyncio.wait_for(anext(feed), TIMEOUT)
+        assert diff["doc"] == memo
+        assert set(feed.entries) == {(b.session, memo), (b.session, valuation)}

@@ -366,8 +366,7 @@ class Client:
         return PresenceFeed(self, "stage", kind)
 
     def idea(self, idea: str) -> PresenceFeed:
-        """The presence of every document of an idea (server support landing with issue
-        11/12)."""
+        """The presence of every document of an idea (PROTOCOL.md section 10)."""
         from coedit_client.streams import PresenceFeed
 
         return PresenceFeed(self, "idea", idea)

@@ -165,8 +165,9 @@ class EventStream:
 class PresenceFeed:
     """The presence of every document of one kind (``scope="stage"``, PROTOCOL.md section 6)
     or of one idea (``scope="idea"``, section 10):
-    :attr:`entries` by session, and each diff as it comes from ``async for``. Subscribed
-    again after every reconnect, with the entries replaced by the reply's."""
+    :attr:`entries` by ``(session, doc)`` (one session may be on several documents of the
+    kind or idea), and each diff as it comes from ``async for``. Subscribed again after every
+    reconnect, with the entries replaced by the reply's."""
 
     def __init__(self, client: Client, scope: str, key: str) -> None:
         if scope not in ("stage", "idea"):
@@ -174,7 +175,7 @@ class PresenceFeed:
         self.client = client
         self.scope = scope
         self.key = key
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
         self._feed = _Feed()
         self._started = False
 
@@ -189,16 +190,16 @@ class PresenceFeed:
     async def resume(self) -> None:
         scope: dict[str, Any] = {self.scope: self.key}
         reply = await self.client.request("subscribe", retry=True, within=300, **scope)
-        self.entries = {e["session"]: e for e in reply.get("presence") or []}
+        self.entries = {(e["session"], e["doc"]): e for e in reply.get("presence") or []}
 
     def disconnected(self) -> None:
         self.entries = {}
 
     def deliver(self, message: dict[str, Any]) -> None:
         for entry in (message.get("joins") or []) + (message.get("updates") or []):
-            self.entries[entry["session"]] = entry
+            self.entries[(entry["session"], entry["doc"])] = entry
         for entry in message.get("leaves") or []:
-            self.entries.pop(entry.get("session"), None)
+            self.entries.pop((entry.get("session"), entry.get("doc")), None)
         self._feed.put(message)
 
     def end(self, exc: BaseException) -> None:
