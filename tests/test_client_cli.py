@@ -108,3 +108,30 @@ def test_bulk_reads_ids_in_three_shapes(tmp_path: Path) -> None:
     lines = tmp_path / "ids.jsonl"
     lines.write_text('{"id": "a"}\n{"id": "b", "x": 1}\n')
     assert _read_ids(str(plain)) == _read_ids(str(listed)) == _read_ids(str(lines)) == ["a", "b"]
+
+
+@sqlite_only
+async def test_bulk_from_a_file_dry_run_then_for_real(server: RunningServer,
+                                                      tmp_path: Path) -> None:
+    """``bulk`` reads ids from a file and prints the server's answer per chunk as JSON; a dry
+    run changes nothing; a failing item makes the exit status 1."""
+    token = server.token(user="ann")
+    docs = [(await server.create(token, title=f"M{i}"))["id"] for i in range(5)]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(docs) + "\n")
+    params = json.dumps({"reviewer": {"id": "rita", "name": "Rita"}})
+    code, out, err = await _cli(server, token, "bulk", "review.assign", str(ids),
+                                "--params", params, "--dry-run", "--chunk", "2")
+    assert code == 0, err
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert [a["total"] for a in answers] == [2, 2, 1]
+    assert all(a["dry_run"] and a["succeeded"] == a["total"] for a in answers)
+    async with server.http(token) as http:
+        assert (await http.get("/api/reviews")).json()["items"] == []
+    code, out, err = await _cli(server, token, "bulk", "review.assign", str(ids),
+                                "--params", params)
+    assert code == 0, err
+    assert json.loads(out)["succeeded"] == 5
+    code, out, _ = await _cli(server, token, "bulk", "review.assign", str(ids),
+                              "--params", params)
+    assert code == 1 and json.loads(out)["rolled_back"] is True
