@@ -241,6 +241,9 @@ class ReviewStore:
         if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
             raise BadRequest(f"note must be text of at most {MAX_NOTE} characters")
         current = await self._review(conn, ctx.tenant, review)
+        if to == "approved" and current.idea is not None and self.workflows is not None:
+            # Workflows may react to this approval: their lock order (chain, then rows).
+            await self.workflows.lock_before_rows(conn, ctx.tenant)
         row = await locked_document(conn, ctx.tenant, current.doc)
         current = await self._review(conn, ctx.tenant, review)  # as of the lock
         threads = await self.open_threads(conn, current.doc) if to == "approved" else 0

@@ -260,6 +260,17 @@ class WorkflowEngine:
         action = self.actions.get(action_name)
         return not action.by_hand and action.reacts_to(loads(config), trigger)
 
+    async def lock_before_rows(self, conn: AsyncConnection, tenant: str) -> None:
+        """Take the tenant's event chain now, for a change that may make workflow moves
+        later in its transaction (approving a review of an idea's document).
+
+        Workflow moves lock the chain before any row; a change that first locks its
+        document row and only then reaches the chain (through :meth:`react`) would take
+        them the other way round, and a bulk request approving several documents could
+        deadlock with a single approval of one of them.
+        """
+        await lock_tenant_chain(conn, tenant)
+
     async def review_approved(self, conn: AsyncConnection, ctx: AuditContext, *, idea: str,
                               stage: str) -> list[Fact]:
         return await self.react(conn, ctx, idea, Trigger("review.approved", stage))
