@@ -20,6 +20,7 @@ pytestmark = needs_chromium
 THESIS = ".section[data-key=thesis]"
 STATUS_IS = ("(s) => document.querySelector('#review-list .review')?.dataset.status === s")
 UNREAD_IS = "(n) => document.querySelector('#bell')?.dataset.unread === String(n)"
+OVERDUE = "document.querySelector('#review-list .review')?.dataset.overdue === 'true'"
 
 
 async def text_of(page: Page, selector: str) -> str:
@@ -37,7 +38,8 @@ async def test_a_review_from_request_to_approval_seen_live_by_both(
     rita = await person(browser, server, "Rita", role="reviewer")
     rita_id = await rita.evaluate("window.coedit.session.user.id")
     await open_doc(ann, doc["id"])
-    await wait_for(ann, "document.querySelector('#review-list')?.textContent.includes('No reviews yet')")
+    await wait_for(ann, "document.querySelector('#review-list')?.textContent"
+                        ".includes('No reviews yet')")
     assert await rita.locator("#bell").get_attribute("aria-label") == "Notifications: none unread"
 
     # Ann asks for the review, with a due date a week away, using the form's fields.
@@ -181,13 +183,14 @@ async def test_an_overdue_review_stands_out_and_a_viewer_gets_no_actions(
 
     vic = await person(browser, server, "Vic", role="viewer")
     await open_doc(vic, doc["id"])
-    await wait_for(vic, "document.querySelector('#review-list .review')?.dataset.overdue === 'true'")
+    await wait_for(vic, OVERDUE)
     card = vic.locator("#review-list .review")
     assert "Overdue: was due" in await card.inner_text()
     assert "2 days late" in await card.inner_text()
     assert await card.evaluate("(e) => getComputedStyle(e).borderLeftWidth") == "5px"
     assert await vic.locator("#review-list [data-move]").count() == 0
     assert await vic.locator("#request-review").count() == 0
+    await save_screenshot(vic, "review-overdue", full_page=False)
     await vic.click(".section[data-key=risks] .comment-toggle")
     thread = vic.locator(".section[data-key=risks] .thread")
     assert "Check leverage." in await thread.inner_text()
@@ -197,5 +200,5 @@ async def test_an_overdue_review_stands_out_and_a_viewer_gets_no_actions(
     # A reviewer who is not the one assigned sees the review but cannot act on it.
     rita = await person(browser, server, "Rita", role="reviewer")
     await open_doc(rita, doc["id"])
-    await wait_for(rita, "document.querySelector('#review-list .review')?.dataset.overdue === 'true'")
+    await wait_for(rita, OVERDUE)
     assert await rita.locator("#review-list [data-move]").count() == 0

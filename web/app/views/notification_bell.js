@@ -42,7 +42,7 @@ export function notificationBell(notifications, { onError = () => {} } = {}) {
     return h("li", { class: `bell-item ${note.read ? "read" : "unread"}`, dataset: { id: note.id, type: note.type } },
       h("div", { class: "bell-item-head" },
         note.read ? null : h("span", { class: "new-tag" }, "New"),
-        h("span", { class: "bell-type" }, LABELS[note.type] ?? note.type),
+        h("span", { class: "visually-hidden" }, LABELS[note.type] ?? note.type),
         h("time", { datetime: note.created_at }, timeOf(note.created_at))),
       link,
       note.body ? h("p", { class: "bell-body" }, note.body) : null,

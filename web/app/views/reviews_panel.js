@@ -83,6 +83,7 @@ export function reviewsPanel(trail, { session, getSync, stages }) {
     const name = h("input", { name: "reviewer_name", id: "reviewer-name", required: true, maxlength: "200",
                               list: "reviewer-suggestions", autocomplete: "off" });
     const id = h("input", { name: "reviewer_id", id: "reviewer-id", required: true, maxlength: "200",
+                            "aria-describedby": "reviewer-id-hint",
                             autocomplete: "off", spellcheck: false });
     const due = h("input", { type: "date", name: "due", id: "review-due" });
     name.addEventListener("input", () => {
@@ -111,6 +112,8 @@ export function reviewsPanel(trail, { session, getSync, stages }) {
       h("h3", {}, "Ask for a review"),
       h("label", {}, "Reviewer", name),
       h("label", {}, "Reviewer id", id),
+      h("p", { class: "hint", id: "reviewer-id-hint" },
+        "Filled in when you pick someone who is on a document now; otherwise ask them for it."),
       h("label", {}, "Due date", due),
       h("button", { type: "submit", class: "primary" }, "Request review"));
   }
