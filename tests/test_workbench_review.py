@@ -162,6 +162,22 @@ async def test_changes_need_a_note_and_are_seen_live(
     assert "Source the multiple." in await text_of(ann, "#review-list .review")
     await wait_for(rita, "!!document.querySelector('#review-list [data-move=in_progress]')")
 
+    # Ann hears of the decision; the bell works from the keyboard alone.
+    await wait_for(ann, UNREAD_IS, 1)
+    await ann.focus("#bell")
+    await ann.keyboard.press("Enter")
+    await wait_for(ann, "!document.querySelector('#bell-panel').hidden")
+    assert await ann.evaluate(
+        "document.querySelector('#bell-panel').contains(document.activeElement)")
+    assert await ann.get_attribute("#bell-panel .bell-item", "data-type") == "review.decided"
+    await ann.keyboard.press("Escape")
+    await wait_for(ann, "document.querySelector('#bell-panel').hidden")
+    assert await ann.evaluate("document.activeElement.id") == "bell"
+    await ann.click("#bell")
+    await ann.click("#bell-read-all")
+    await wait_for(ann, UNREAD_IS, 0)
+    assert await ann.locator("#bell-panel .bell-item.unread").count() == 0
+
 
 async def test_an_overdue_review_stands_out_and_a_viewer_gets_no_actions(
     browser: Browser, server: RunningServer

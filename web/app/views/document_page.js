@@ -46,6 +46,7 @@ export function renderDocumentPage(root, { api, wire, session, stages, docId }) 
   const message = h("p", { class: "page-message", role: "alert", id: "page-message" });
   const body = h("div", { class: "doc-body" });
   const aside = h("aside", { class: "doc-aside", "aria-label": "Reviews and comments" });
+  const layout = h("div", { class: "doc-layout" }, body, aside);
   const readOnly = session.mayEdit() ? null
     : h("p", { class: "read-only-note", id: "read-only-note" }, icon("eye"),
       "Read only: your role may view this document but not change it.");
@@ -58,7 +59,7 @@ export function renderDocumentPage(root, { api, wire, session, stages, docId }) 
           h("a", { href: `#/d/${docId}/history` }, "History"))),
       h("div", { class: "doc-title-row" }, h("div", {}, title, kind), people),
       status),
-    readOnly, message, notices, conflicts, h("div", { class: "doc-layout" }, body, aside)));
+    readOnly, message, notices, conflicts, layout));
 
   let editor = null;
   let sync = null;
@@ -89,6 +90,7 @@ export function renderDocumentPage(root, { api, wire, session, stages, docId }) 
     document.title = `${meta.title} · coedit`;
     kind.textContent = meta.kind;
     kind.className = `kind kind-${meta.kind}`;
+    layout.classList.add(`layout-${meta.kind}`);
     sync = new DocumentSync(wire, meta);
     window.coedit.sync = sync;
     sync.on("failed", (error) => showMessage(`Could not open the document: ${error.message}`));
