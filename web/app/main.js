@@ -40,7 +40,7 @@ function startWire() {
   wire = new WireClient(() => session.socketUrl());
   stages = new StagePresence(wire);
   const notifications = new Notifications({ api, wire });
-  bell = notificationBell(notifications, { onError: (text) => console.warn(text) });
+  bell = notificationBell(notifications);
   window.coedit.wire = wire;
   window.coedit.notifications = notifications;
   wire.on("status", drawHeader);

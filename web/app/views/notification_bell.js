@@ -12,22 +12,25 @@ const LABELS = {
   "step.ready": "Workflow step ready",
 };
 
-export function notificationBell(notifications, { onError = () => {} } = {}) {
+export function notificationBell(notifications) {
   const count = h("span", { class: "bell-count", "aria-hidden": "true" });
   const button = h("button", { type: "button", class: "bell quiet", id: "bell",
-                               "aria-expanded": "false", "aria-controls": "bell-panel",
-                               "aria-haspopup": "true" }, icon("bell"), count);
+                               "aria-expanded": "false", "aria-controls": "bell-panel" },
+                     icon("bell"), count);
   const list = h("ul", { class: "bell-list" });
+  const problem = h("p", { class: "panel-message bell-error", role: "alert" });
   const readAll = h("button", { type: "button", class: "small", id: "bell-read-all" }, "Mark all read");
   const panel = h("section", { class: "bell-panel", id: "bell-panel", hidden: true,
                                "aria-labelledby": "bell-title" },
     h("div", { class: "bell-head" }, h("h2", { id: "bell-title" }, "Notifications"), readAll),
-    list);
+    problem, list);
   const element = h("div", { class: "bell-holder" }, button, panel);
   const live = h("span", { class: "visually-hidden", role: "status", id: "bell-live" });
   element.append(live);
 
-  const act = (promise) => promise.catch((error) => onError(`Could not update notifications: ${error.message}`));
+  const act = (promise) => promise.then(() => { problem.textContent = ""; }, (error) => {
+    problem.textContent = `Could not update notifications: ${error.message}`;
+  });
 
   const setOpen = (open) => {
     panel.hidden = !open;
@@ -73,8 +76,9 @@ export function notificationBell(notifications, { onError = () => {} } = {}) {
       button.focus();
     }
   });
+  // A click anywhere else closes the panel, as a menu would.
   document.addEventListener("click", (event) => {
-    if (!panel.hidden && !element.contains(event.target)) setOpen(false);
+    if (element.isConnected && !panel.hidden && !element.contains(event.target)) setOpen(false);
   });
   notifications.on("change", ({ cause, notification }) => {
     render();
