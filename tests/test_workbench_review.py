@@ -139,7 +139,7 @@ async def test_changes_need_a_note_and_are_seen_live(
     browser: Browser, server: RunningServer
 ) -> None:
     """Rita sends the memo back: without a note nothing is sent; with one, Ann sees the state and
-    the note, and Rita can start again."""
+    the note, and Rita can start again; Ann's bell works by keyboard; Ann withdraws the review."""
     doc = await create_doc(server, kind="memo", title="ACME memo", state=MEMO)
     ann = await person(browser, server, "Ann")
     rita = await person(browser, server, "Rita", role="reviewer")
@@ -177,6 +177,12 @@ async def test_changes_need_a_note_and_are_seen_live(
     await ann.click("#bell-read-all")
     await wait_for(ann, UNREAD_IS, 0)
     assert await ann.locator("#bell-panel .bell-item.unread").count() == 0
+
+    # Ann withdraws the review: Rita sees it withdrawn, with nothing left to do.
+    await ann.click("#review-list [data-move=withdrawn]")
+    await wait_for(rita, STATUS_IS, "withdrawn")
+    assert "Withdrawn" in await text_of(rita, "#review-list .review")
+    assert await rita.locator("#review-list [data-move]").count() == 0
 
 
 async def test_an_overdue_review_stands_out_and_a_viewer_gets_no_actions(
