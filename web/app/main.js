@@ -6,6 +6,8 @@ import { Api } from "./http.js";
 import { Session } from "./session.js";
 import { WireClient } from "./wire.js";
 import { StagePresence } from "./stage_presence.js";
+import { Notifications } from "./review_trail.js";
+import { notificationBell } from "./views/notification_bell.js";
 import { renderHeader } from "./views/header.js";
 import { renderSignIn } from "./views/sign_in.js";
 import { renderDocumentList } from "./views/document_list.js";
@@ -18,6 +20,7 @@ const api = new Api();
 const session = new Session(api);
 let wire = null;
 let stages = null;
+let bell = null;
 let leavePage = () => {};
 let wantsSignIn = false;
 
@@ -26,7 +29,7 @@ window.coedit = { api, session };
 window.coeditMetrics = { remoteApplyMs: [] };
 
 function drawHeader() {
-  renderHeader(header, { session, wire, stages, onSignOut: () => {
+  renderHeader(header, { session, wire, stages, bell, onSignOut: () => {
     wantsSignIn = true;
     session.signOut();
   } });
@@ -36,7 +39,10 @@ function startWire() {
   wire?.stop();
   wire = new WireClient(() => session.socketUrl());
   stages = new StagePresence(wire);
+  const notifications = new Notifications({ api, wire });
+  bell = notificationBell(notifications);
   window.coedit.wire = wire;
+  window.coedit.notifications = notifications;
   wire.on("status", drawHeader);
   wire.on("expired", () => { wantsSignIn = true; session.signOut(); });
   stages.on("change", drawHeader);
@@ -60,7 +66,7 @@ function route() {
   } else if (match[2]) {
     leavePage = renderHistory(main, { api, docId: decodeURIComponent(match[1]) });
   } else {
-    leavePage = renderDocumentPage(main, { api, wire, session, docId: decodeURIComponent(match[1]) });
+    leavePage = renderDocumentPage(main, { api, wire, session, stages, docId: decodeURIComponent(match[1]) });
   }
   main.focus({ preventScroll: true });
 }
@@ -78,6 +84,7 @@ session.on("change", () => {
     wire?.stop();
     wire = null;
     stages = null;
+    bell = null;
     route();
   }
 });

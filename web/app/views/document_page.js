@@ -7,6 +7,9 @@ import { memoEditor } from "./memo_editor.js";
 import { valuationTable } from "./valuation_table.js";
 import { renderConflicts, renderNotices } from "./conflicts.js";
 import { peopleHere } from "./people.js";
+import { DocumentTrail } from "../review_trail.js";
+import { reviewsPanel } from "./reviews_panel.js";
+import { sectionComments } from "./comments.js";
 
 const EDITORS = { memo: memoEditor, valuation: valuationTable };
 
@@ -31,7 +34,7 @@ export function saveStatus(sync) {
   return `All changes saved · version ${sync.version}`;
 }
 
-export function renderDocumentPage(root, { api, wire, session, docId }) {
+export function renderDocumentPage(root, { api, wire, session, stages, docId }) {
   const started = performance.now();
   const title = h("h1", { id: "doc-title" }, "Loading…");
   const kind = h("span", { class: "kind" });
@@ -42,6 +45,8 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
                                    "aria-labelledby": "conflicts-title" });
   const message = h("p", { class: "page-message", role: "alert", id: "page-message" });
   const body = h("div", { class: "doc-body" });
+  const aside = h("aside", { class: "doc-aside", "aria-label": "Reviews and comments" });
+  const layout = h("div", { class: "doc-layout" }, body, aside);
   const readOnly = session.mayEdit() ? null
     : h("p", { class: "read-only-note", id: "read-only-note" }, icon("eye"),
       "Read only: your role may view this document but not change it.");
@@ -54,10 +59,13 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
           h("a", { href: `#/d/${docId}/history` }, "History"))),
       h("div", { class: "doc-title-row" }, h("div", {}, title, kind), people),
       status),
-    readOnly, message, notices, conflicts, body));
+    readOnly, message, notices, conflicts, layout));
 
   let editor = null;
   let sync = null;
+  let panel = null;
+  const trail = new DocumentTrail({ api, wire, docId });
+  window.coedit.trail = trail;
   let stopped = false;
   let messageTimer = null;
   const showMessage = (text) => {
@@ -82,13 +90,17 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
     document.title = `${meta.title} · coedit`;
     kind.textContent = meta.kind;
     kind.className = `kind kind-${meta.kind}`;
+    layout.classList.add(`layout-${meta.kind}`);
     sync = new DocumentSync(wire, meta);
     window.coedit.sync = sync;
     sync.on("failed", (error) => showMessage(`Could not open the document: ${error.message}`));
     sync.on("change", ({ cause }) => {
       if (!editor && sync.loaded) {
         const building = performance.now();
-        editor = (EDITORS[meta.kind] ?? genericView)(sync, session, { onError: showMessage });
+        editor = (EDITORS[meta.kind] ?? genericView)(sync, session, {
+          onError: showMessage,
+          sectionExtras: (path, label) => sectionComments(trail, session, { path, label, onError: showMessage }),
+        });
         body.replaceChildren(editor.element);
         window.coeditMetrics.docRenderMs = performance.now() - building;
         window.coeditMetrics.docFirstRenderMs = performance.now() - started;
@@ -100,6 +112,9 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
     sync.on("conflict", (c) => showMessage(`Your change to ${editor?.describe(c.path).label ?? c.path} ` +
                                            "was not saved: your text is kept in the panel below."));
     sync.open();
+    panel = reviewsPanel(trail, { session, stages, getSync: () => sync });
+    aside.replaceChildren(panel.element);
+    trail.open().catch((error) => showMessage(`Could not load reviews and comments: ${error.message}`));
   }).catch((error) => {
     title.textContent = "Document unavailable";
     showMessage(error.message);
@@ -108,6 +123,8 @@ export function renderDocumentPage(root, { api, wire, session, docId }) {
   return () => {
     stopped = true;
     editor?.destroy();
+    panel?.destroy();
+    trail.close();
     sync?.close();
   };
 }

@@ -13,7 +13,7 @@ const CONNECTION = {
   closed: ["Disconnected", "bad"],
 };
 
-export function renderHeader(root, { session, wire, stages, onSignOut }) {
+export function renderHeader(root, { session, wire, stages, bell, onSignOut }) {
   const stageBadges = STAGES.map(([kind, label]) => {
     const people = stages ? stages.people(kind) : [];
     const names = people.map((p) => p.name).join(", ");
@@ -35,6 +35,7 @@ export function renderHeader(root, { session, wire, stages, onSignOut }) {
       wire ? h("span", { id: "connection", class: `connection ${tone}`, role: "status",
                           dataset: { status: wire.status } },
         h("span", { class: "dot", "aria-hidden": "true" }), text) : null,
+      bell ?? null,
       session.user ? h("div", { class: "me", id: "who" },
         avatar(session.anonymous ? { id: "guest", name: "Guest" } : session.user, { you: true }),
         h("span", { class: "me-text" },

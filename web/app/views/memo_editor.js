@@ -20,7 +20,7 @@ function carryCaret(before, after, at) {
   return change.at + codeLength(change.insert);
 }
 
-export function memoEditor(sync, session, { onError }) {
+export function memoEditor(sync, session, { onError, sectionExtras }) {
   const rows = new Map();
   const list = h("div", { class: "sections" });
   const mayEdit = session.mayEdit();
@@ -36,9 +36,13 @@ export function memoEditor(sync, session, { onError }) {
     row.title = h("input", { class: "section-title", id: `title-${key}`, maxlength: "200",
                              dataset: { path: titlePath(key) } });
     row.meta = h("div", { class: "section-meta" });
+    // What other views hang on a section (its comment threads): a control for the head and a
+    // body under the text, both kept for the row's life.
+    row.extra = sectionExtras?.(sectionPath(key), () => row.section?.title ?? key) ?? null;
     row.element = h("section", { class: "section", dataset: { key },
                                  "aria-labelledby": `title-${key}` },
-      h("div", { class: "section-head" }, row.title, row.meta), row.text);
+      h("div", { class: "section-head" }, row.title, row.meta, row.extra?.head), row.text,
+      row.extra?.body);
     let composing = false;
     row.text.addEventListener("compositionstart", () => { composing = true; });
     row.text.addEventListener("compositionend", () => { composing = false; textEdited(row); });
@@ -96,8 +100,10 @@ export function memoEditor(sync, session, { onError }) {
         row.shown = section.text;
       }
       const editingTitle = document.activeElement === row.title && row.title.value !== row.shownTitle;
-      if (section.title !== row.shownTitle && !editingTitle) row.title.value = section.title;
+      const renamed = section.title !== row.shownTitle;
+      if (renamed && !editingTitle) row.title.value = section.title;
       row.shownTitle = section.title;
+      if (renamed) row.extra?.refresh();
       row.text.setAttribute("aria-label", `${section.title}: text`);
       row.title.setAttribute("aria-label", `Title of section ${section.title}`);
     }
@@ -142,6 +148,7 @@ export function memoEditor(sync, session, { onError }) {
     }
     for (const [key, row] of rows) {
       if (!seen.has(key)) {
+        row.extra?.destroy();
         row.element.remove();
         rows.delete(key);
       }
@@ -166,7 +173,10 @@ export function memoEditor(sync, session, { onError }) {
   render();
   return {
     element,
-    destroy: stop,
+    destroy: () => {
+      stop();
+      for (const row of rows.values()) row.extra?.destroy();
+    },
     describe: (path) => {
       const match = /^\/sections\/([^/]+)(?:\/(title|text))?$/.exec(path);
       const section = match && sync.local?.sections?.[match[1].replaceAll("~1", "/").replaceAll("~0", "~")];
