@@ -300,6 +300,19 @@ class Coedit:
         self.after_commit(committed.facts)
         return committed.value
 
+    async def settle_or_refuse(
+        self, identity: Identity, ctx: AuditContext, change: Awaitable[Committed[T]], *,
+        doc: str | None = None, what: str, needs: str,
+    ) -> T:
+        """:meth:`settle` ``change``; a ``forbidden`` its store raises about this resource
+        (not the reviewer, not the assignee) is recorded like any refusal, then raised."""
+        try:
+            committed = await change
+        except Forbidden as exc:
+            raise await self.refusal(identity, ctx, exc, doc=doc, what=what,
+                                     needs=needs) from None
+        return self.settle(committed)
+
     # -- writes -----------------------------------------------------------------------------
 
     async def create_document(

@@ -38,17 +38,6 @@ class ReviewTrail:
         self._coedit = coedit
         self._stores = coedit.trail_stores
 
-    async def _guarded(self, identity: Identity, ctx: AuditContext,
-                       change: Awaitable[Committed[T]], *, doc: str | None, what: str,
-                       needs: str) -> T:
-        """Settle ``change``; a ``forbidden`` it raises is recorded before it is raised."""
-        try:
-            committed = await change
-        except Forbidden as exc:
-            raise await self._coedit.refusal(identity, ctx, exc, doc=doc, what=what,
-                                             needs=needs) from None
-        return self._coedit.settle(committed)
-
     # -- ideas ------------------------------------------------------------------------------
 
     async def create_idea(self, identity: Identity, ctx: AuditContext,
@@ -73,7 +62,7 @@ class ReviewTrail:
         # Which role is needed depends on the move, so the move must be one first.
         await self._authorize_review_move(identity, ctx, REVIEWS.move(body.get("to")).name)
         admin = allowed(identity, Action.ADMIN)
-        return await self._guarded(
+        return await self._coedit.settle_or_refuse(
             identity, ctx, self._stores.reviews.transition(ctx, review, body, admin=admin),
             doc=None, what="move reviews", needs="reviewer or assigner of the review")
 
@@ -95,7 +84,7 @@ class ReviewTrail:
     async def edit_comment(self, identity: Identity, ctx: AuditContext, comment: str,
                            body: Any) -> dict[str, Any]:
         await self._coedit.authorize(identity, Action.COMMENT, ctx, what="edit comments")
-        return await self._guarded(identity, ctx,
+        return await self._coedit.settle_or_refuse(identity, ctx,
                                    self._stores.comments.edit(ctx, comment, body),
                                    doc=None, what="edit comments", needs="author")
 
@@ -104,7 +93,7 @@ class ReviewTrail:
         what = f"{verb} comment threads"
         await self._coedit.authorize(identity, Action.COMMENT, ctx, what=what)
         moderator = allowed(identity, Action.REVIEW)
-        return await self._guarded(
+        return await self._coedit.settle_or_refuse(
             identity, ctx,
             self._stores.comments.set_resolved(ctx, comment, verb, moderator=moderator),
             doc=None, what=what, needs="thread author, reviewer or admin")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import AuditContext
 from persistence.bulk import ItemRun
-from persistence.errors import BadRequest, Forbidden
+from persistence.errors import BadRequest
 from persistence.facts import Committed
 from persistence.workflows.steps import STEPS
 from server.auth import Action, Identity, allowed
@@ -38,16 +38,6 @@ class Workflows:
     def __init__(self, coedit: Coedit) -> None:
         self._coedit = coedit
         self._stores = coedit.trail_stores.workflows
-
-    async def _guarded(self, identity: Identity, ctx: AuditContext,
-                       change: Awaitable[Committed[T]], *, what: str, needs: str) -> T:
-        """Settle ``change``; a ``forbidden`` it raises is recorded before it is raised."""
-        try:
-            committed = await change
-        except Forbidden as exc:
-            raise await self._coedit.refusal(identity, ctx, exc, doc=None, what=what,
-                                             needs=needs) from None
-        return self._coedit.settle(committed)
 
     async def _may_read(self, identity: Identity, ctx: AuditContext) -> None:
         await self._coedit.authorize(identity, Action.READ, ctx, what="read workflows")
@@ -95,7 +85,7 @@ class Workflows:
                          body: Any) -> dict[str, Any]:
         what = "pause, resume or cancel workflows"
         await self._coedit.authorize(identity, Action.WRITE, ctx, what=what)
-        return await self._guarded(identity, ctx, self._stores.instances.set_status(
+        return await self._coedit.settle_or_refuse(identity, ctx, self._stores.instances.set_status(
             ctx, instance, body, admin=allowed(identity, Action.ADMIN)),
             what=what, needs="creator of the workflow or admin")
 
@@ -130,7 +120,7 @@ class Workflows:
     async def move_step(self, identity: Identity, ctx: AuditContext, step: str, verb: str,
                         payload: Any) -> dict[str, Any]:
         verb = await self._authorize_verb(identity, ctx, verb)
-        return await self._guarded(identity, ctx, self._stores.engine.move(
+        return await self._coedit.settle_or_refuse(identity, ctx, self._stores.engine.move(
             ctx, step, verb, payload, roles=identity.roles,
             admin=allowed(identity, Action.ADMIN)),
             what=f"{verb} workflow steps", needs="the step's role or its assignee")
