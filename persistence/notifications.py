@@ -27,6 +27,7 @@ from persistence.timeutil import format_ts, utcnow
 __all__ = ["NOTIFICATION_TYPES", "NotificationStore"]
 
 NOTIFICATION_TYPES = ("review.assigned", "review.decided", "comment.reply", "step.ready")
+_INSERT = insert(notifications)  # built once: bulk requests store hundreds in a row
 MAX_TITLE = 300
 MAX_BODY = 2000
 
@@ -69,7 +70,7 @@ class NotificationStore:
             "type": type, "title": _clip(title, MAX_TITLE), "body": _clip(body, MAX_BODY),
             "doc": doc, "idea": idea, "created_at": created,
         }
-        await conn.execute(insert(notifications).values(**values))
+        await conn.execute(_INSERT, values)
         shown = {"id": values["id"], "type": type, "title": values["title"],
                  "body": values["body"], "doc": doc, "idea": idea,
                  "created_at": format_ts(created), "read": False}
