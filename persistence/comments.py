@@ -206,9 +206,8 @@ class CommentStore:
         if path is not None:
             _path(path)
             if path:
-                escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where((comments.c.path == path)
-                                    | comments.c.path.like(f"{escaped}/%", escape="\\"))
+                query = query.where((comments.c.path == path) | comments.c.path.startswith(
+                    path + "/", autoescape=True))
         async with self.db.reader() as conn:
             rows = (await conn.execute(
                 query.order_by(comments.c.created_at, comments.c.id))).all()

@@ -93,8 +93,8 @@ class DocumentReads:
         if kind:
             query = query.where(documents.c.kind == kind)
         if q:
-            escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(func.lower(documents.c.title).like(f"%{escaped}%", escape="\\"))
+            query = query.where(func.lower(documents.c.title).contains(q.lower(),
+                                                                       autoescape=True))
         query = newest_first(query, documents.c.created_at, documents.c.id, cursor, limit)
         async with self.db.reader() as conn:
             rows = (await conn.execute(query)).all()

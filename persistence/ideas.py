@@ -22,6 +22,7 @@ from persistence.facts import Appended, Committed
 from persistence.pagination import newest_first, page_limit, page_of
 from persistence.schema import documents, ideas
 from persistence.timeutil import format_ts, utcnow
+from persistence.word_match import query_words, starts_a_word
 
 __all__ = ["IdeaStore", "idea_from_row", "person", "require_idea"]
 
@@ -54,16 +55,10 @@ async def require_idea(conn: AsyncConnection, tenant: str, idea: str) -> Row[Any
 
 def _words_query(query: Select[Any], q: str) -> Select[Any]:
     """Every word of ``q`` starts a word of the title, or is the ticker's start."""
-    words = q.lower().split()
-    if not words or len(q) > MAX_QUERY:
-        raise BadRequest(f"q must hold words, at most {MAX_QUERY} characters")
-    spaced = func.lower(" " + ideas.c.title)
-    for word in words[:10]:
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(or_(
-            spaced.like(f"% {escaped}%", escape="\\"),
-            func.lower(func.coalesce(ideas.c.ticker, "")).like(f"{escaped}%", escape="\\"),
-        ))
+    ticker = func.lower(func.coalesce(ideas.c.ticker, ""))
+    for word in query_words(q, MAX_QUERY):
+        query = query.where(or_(starts_a_word(ideas.c.title, word),
+                                ticker.startswith(word, autoescape=True)))
     return query
 
 

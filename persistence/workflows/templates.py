@@ -14,7 +14,7 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +27,7 @@ from persistence.jsonutil import canonical_json, loads
 from persistence.pagination import newest_first, page_limit, page_of
 from persistence.schema import workflow_templates
 from persistence.timeutil import format_ts, utcnow
+from persistence.word_match import query_words, starts_a_word
 from persistence.workflows.actions import ACTIONS, ActionRegistry
 
 __all__ = ["STEP_ROLES", "TEMPLATE_STATUSES", "TemplateStore", "check_structure",
@@ -131,13 +132,8 @@ def _text(body: dict[str, Any], field: str, maximum: int, *, empty: bool) -> str
 
 
 def _words_query(query: Select[Any], q: str) -> Select[Any]:
-    words = q.lower().split()
-    if not words or len(q) > MAX_QUERY:
-        raise BadRequest(f"q must hold words, at most {MAX_QUERY} characters")
-    spaced = func.lower(" " + workflow_templates.c.name)
-    for word in words[:10]:
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(or_(spaced.like(f"% {escaped}%", escape="\\")))
+    for word in query_words(q, MAX_QUERY):
+        query = query.where(starts_a_word(workflow_templates.c.name, word))
     return query
 
 
