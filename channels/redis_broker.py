@@ -71,7 +71,7 @@ class RedisBroker(Broker):
         self._reader = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
             self._pubsub = None
         with contextlib.suppress(Exception):
             await self._client.aclose()
@@ -170,7 +170,7 @@ class RedisBroker(Broker):
         old, self._pubsub = self._pubsub, self._client.pubsub()
         if old is not None:
             with contextlib.suppress(Exception):
-                await old.aclose()  # type: ignore[no-untyped-call]
+                await old.aclose()
         channels = set(self._channels)
         if not channels:
             self._fire_reconnect()

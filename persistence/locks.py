@@ -251,8 +251,11 @@ class LockStore:
         if not sessions:
             return 0
         renewed = 0
-        now = utcnow()
         async with self.db.transaction() as conn:
+            # The clock is read inside the transaction and a lease only ever moves forward: a
+            # grant that renewed the same lock while this statement waited has already set a
+            # later expiry, which an older reading of the clock must not pull back.
+            now = utcnow()
             ttls = (
                 await conn.execute(
                     select(locks.c.ttl_ms).distinct()
@@ -261,11 +264,13 @@ class LockStore:
                 )
             ).scalars().all()
             for ttl in ttls:
+                until = now + timedelta(milliseconds=int(ttl))
                 result = await conn.execute(
                     update(locks)
                     .where(locks.c.node == node, locks.c.holder_session.in_(sessions),
-                           locks.c.ttl_ms == ttl, locks.c.expires_at > now)
-                    .values(expires_at=now + timedelta(milliseconds=int(ttl)))
+                           locks.c.ttl_ms == ttl, locks.c.expires_at > now,
+                           locks.c.expires_at < until)
+                    .values(expires_at=until)
                 )
                 renewed += int(result.rowcount or 0)
         return renewed
