@@ -16,10 +16,11 @@ go by id, and the cursor is the last item's (score, id).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, exists, func, literal, or_, select, union_all
+from sqlalchemy import Integer, String, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +34,7 @@ from persistence.schema import documents, search_terms, search_words
 from persistence.search_index import (
     FUZZY_MIN,
     IN_STATE,
+    IN_TITLE,
     MAX_WORD,
     WORD,
     deletion_keys,
@@ -48,6 +50,13 @@ MAX_QUERY_WORDS = 8
 MAX_MATCHES = 10  # matching strings shown per document
 SNIPPET_CONTEXT = 40  # characters shown on each side of the first matching word
 TITLE_POINTS = 16  # more than MAX_QUERY_WORDS exact points, so titles always rank first
+# A query word held by at most this many documents drives the search: only its documents
+# are scored. Above it, the tiers of :func:`_page` fill the page from the top down.
+RARE_POSTINGS = 1000
+# Queries of up to this many words read a crowded title tier level by level
+# (:func:`_title_levels`: 4**n - 2**n patterns); longer ones, whose every word must match,
+# score it in full.
+PATTERN_WORDS = 3
 
 _LISTED = [c for c in documents.c if c.name != "state"]
 
@@ -101,8 +110,10 @@ class _Candidate:
 class DocumentSearch:
     """Search over the index of one database; every call is scoped to one tenant."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, rare_postings: int = RARE_POSTINGS) -> None:
+        """``rare_postings``: see :data:`RARE_POSTINGS` (0 always fills pages by tiers)."""
         self.db = db
+        self.rare_postings = rare_postings
 
     async def search(self, tenant: str, query: SearchQuery, *, limit: int | None,
                      cursor: str | None) -> dict[str, Any]:
@@ -110,7 +121,8 @@ class DocumentSearch:
         after = _decode(cursor) if cursor else None
         async with self.db.reader() as conn:
             candidates = await _candidates(conn, query)
-            rows = await _page(conn, tenant, query, candidates, after, limit + 1)
+            rows = await _page(conn, tenant, query, candidates, after, limit + 1,
+                               self.rare_postings)
             page = rows[:limit]
             states = {}
             if page:
@@ -144,15 +156,17 @@ async def _candidates(conn: AsyncConnection, query: SearchQuery) -> list[_Candid
 
 async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
                 candidates: list[_Candidate], after: tuple[int, str] | None,
-                wanted: int) -> list[Row[Any]]:
+                wanted: int, rare_postings: int) -> list[Row[Any]]:
     """Up to ``wanted`` ranked rows after ``after``, in three tiers that never overlap.
 
     Scoring every matching document is exact but reads every term of every candidate word,
-    which for words found in most documents is most of the index. So the page is filled
-    from the top down, each tier read only while the page has room:
+    which for words found in most documents is most of the index. When one query word is
+    rare (at most ``rare_postings`` documents), every result holds it, and only its
+    documents are scored. Otherwise the page is filled from the top down, each tier read
+    only while the page has room:
 
-    1. documents with a title match (score at least ``n + 16``), scored in full: found
-       through the small title index, few even for common words;
+    1. documents with a title match (score at least ``n + 16``): scored in full when the
+       candidates have few title terms, else level by level (:func:`_title_levels`);
     2. the densest level below: documents matching only in their states, with every query
        word that occurs in the tenant at all matched exactly (score ``n + |exact|``, the
        highest a state-only document can reach). All have one score, so they come in id
@@ -161,12 +175,29 @@ async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
     """
     n = len(query.words)
     rows: list[Row[Any]] = []
-    if not await _all_held(conn, tenant, query, candidates):
+    sizes = await _posting_counts(conn, tenant, query, candidates, rare_postings)
+    if min(sizes) == 0:
         return rows  # some query word matches nothing in the tenant: no tier can hold one
+    rarest = sizes.index(min(sizes))
+    if sizes[rarest] <= rare_postings:
+        # Every result holds the rarest word: scoring only its few documents in full is
+        # exact and cheap, where the tiers below would read a common word's every posting.
+        t = search_terms.c
+        docs = (await conn.execute(
+            select(t.doc).distinct().where(t.tenant == tenant, t.word.in_(
+                sorted({c.word for c in candidates if c.position == rarest}))))).scalars().all()
+        return await _scored_within(conn, tenant, query, candidates, list(docs), after, wanted)
     title_floor = n + TITLE_POINTS
     if after is None or after[0] >= title_floor:
-        rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted,
-                                            floor=title_floor, titles=True))).all()
+        titled = await _titled(conn, tenant, candidates, rare_postings)
+        if len(titled) <= rare_postings:
+            rows += await _scored_within(conn, tenant, query, candidates, titled, after,
+                                         wanted, floor=title_floor)
+        elif n <= PATTERN_WORDS:
+            rows += await _title_levels(conn, tenant, query, candidates, after, wanted)
+        else:
+            rows += (await conn.execute(_ranked(tenant, query, candidates, after, wanted,
+                                                floor=title_floor, titles=True))).all()
     if len(rows) >= wanted:
         return rows
     exact = await _occurring(conn, tenant, query)
@@ -185,14 +216,125 @@ async def _page(conn: AsyncConnection, tenant: str, query: SearchQuery,
     return rows
 
 
-async def _all_held(conn: AsyncConnection, tenant: str, query: SearchQuery,
-                    candidates: list[_Candidate]) -> bool:
-    """Whether every query word has a candidate some document of the tenant holds."""
+async def _posting_counts(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                          candidates: list[_Candidate], rare_postings: int) -> list[int]:
+    """Per query word, how many documents of the tenant hold one of its candidates, counted
+    no further than ``rare_postings + 1``: enough to tell an absent word and a rare one from
+    a common one without reading a common word's every posting."""
     t = search_terms.c
-    checks = [exists().where(t.tenant == tenant, t.word.in_(
-        sorted({c.word for c in candidates if c.position == i}))).label(f"w{i}")
-        for i in range(len(query.words))]
-    return all((await conn.execute(select(*checks))).one())
+    counts = []
+    for i in range(len(query.words)):
+        found = (select(literal(1)).where(t.tenant == tenant, t.word.in_(
+            sorted({c.word for c in candidates if c.position == i})))
+            .limit(max(rare_postings, 0) + 1).subquery())
+        counts.append(select(func.count()).select_from(found).scalar_subquery().label(f"w{i}"))
+    return [int(count) for count in (await conn.execute(select(*counts))).one()]
+
+
+async def _titled(conn: AsyncConnection, tenant: str, candidates: list[_Candidate],
+                  rare_postings: int) -> list[str]:
+    """The documents with a candidate in their title; all of them when they have no more
+    than ``rare_postings`` title terms, else more than ``rare_postings`` of them.
+
+    Terms, not distinct documents, are counted: ``DISTINCT`` would read every title term
+    of a common word before the ``LIMIT`` could stop it."""
+    t = search_terms.c
+    found = (await conn.execute(
+        select(t.doc).where(t.tenant == tenant, t.place != IN_STATE,
+                            t.word.in_(sorted({c.word for c in candidates})))
+        .limit(max(rare_postings, 0) + 1))).scalars().all()
+    return list(found) if len(found) > rare_postings else sorted(set(found))
+
+
+# How a query word's best match lies in a document, with its points: exact in the title,
+# one edit away in the title, exact in the state only, one edit away in the state only.
+_CLASSES = (("title", True, TITLE_POINTS + 2), ("title", False, TITLE_POINTS + 1),
+            ("state", True, 2), ("state", False, 1))
+
+
+async def _title_levels(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                        candidates: list[_Candidate], after: tuple[int, str] | None,
+                        wanted: int) -> list[Row[Any]]:
+    """The title tier level by level, for when many documents have a title match.
+
+    A document's score is fixed by how each query word's best match lies in it (one of
+    :data:`_CLASSES`), so the tier is a union of patterns, one class per word with at least
+    one in the title. Patterns of equal score are read together in id order from a title
+    term of the pattern, each other word checked by an index probe, and a level stops as
+    soon as the page is full: a common title word no longer means scoring every document
+    whose title holds it.
+    """
+    exact_words = {i: w for i, w in enumerate(query.words)}
+    fuzzy_words = {i: sorted(c.word for c in candidates if c.position == i and not c.exact)
+                   for i in range(len(query.words))}
+    levels: dict[int, list[tuple[tuple[str, bool], ...]]] = {}
+    for pattern in itertools.product(_CLASSES, repeat=len(query.words)):
+        if all(place == "state" for place, _, _ in pattern):
+            continue
+        if any(not exact and not fuzzy_words[i] for i, (_, exact, _) in enumerate(pattern)):
+            continue  # a one-edit class for a word that has no one-edit neighbour
+        score = sum(points for _, _, points in pattern)
+        levels.setdefault(score, []).append(tuple((p, e) for p, e, _ in pattern))
+    rows: list[Row[Any]] = []
+    for score in sorted(levels, reverse=True):
+        if after is not None and score > after[0]:
+            continue
+        resume = after[1] if after is not None and after[0] == score else None
+        found = union_all(*(
+            _pattern_docs(tenant, query, pattern, exact_words, fuzzy_words, resume,
+                          wanted - len(rows))
+            for pattern in levels[score])).subquery("found")
+        page = select(found.c.doc).order_by(found.c.doc).limit(wanted - len(rows)) \
+            .subquery("page")
+        rows += (await conn.execute(_filtered(
+            select(*_LISTED, literal(score, Integer()).label("score"))
+            .join_from(page, documents, documents.c.id == page.c.doc)
+            .where(documents.c.tenant == tenant), query).order_by(documents.c.id))).all()
+        if len(rows) >= wanted:
+            break
+    return rows
+
+
+def _pattern_docs(tenant: str, query: SearchQuery, pattern: tuple[tuple[str, bool], ...],
+                  exact_words: dict[int, str], fuzzy_words: dict[int, list[str]],
+                  resume: str | None, limit: int) -> Any:
+    """Up to ``limit`` documents (in id order, after ``resume``) whose query words match
+    exactly as ``pattern`` says."""
+    def words(i: int, exact: bool) -> list[str]:
+        return [exact_words[i]] if exact else fuzzy_words[i]
+
+    def term(doc: Any, word_list: list[str], *, title: bool) -> Any:
+        t = search_terms.alias()
+        found = exists().where(t.c.tenant == tenant, t.c.doc == doc,
+                               t.c.word.in_(word_list) if len(word_list) > 1
+                               else t.c.word == word_list[0])
+        return found.where(t.c.place != IN_STATE) if title else found
+
+    lead = next(i for i, (place, _) in enumerate(pattern) if place == "title")
+    driver = search_terms.alias("driver")
+    d = driver.c
+    lead_words = words(lead, pattern[lead][1])
+    conditions = [d.tenant == tenant, d.place != IN_STATE,
+                  d.word.in_(lead_words) if len(lead_words) > 1 else d.word == lead_words[0]]
+    for i, (place, exact) in enumerate(pattern):
+        every = [exact_words[i], *fuzzy_words[i]]
+        if place == "title":
+            if i != lead:
+                conditions.append(term(d.doc, words(i, exact), title=True))
+            if not exact:
+                conditions.append(~term(d.doc, [exact_words[i]], title=True))
+        else:
+            conditions.append(~term(d.doc, every, title=True))
+            conditions.append(term(d.doc, words(i, exact), title=False))
+            if not exact:
+                conditions.append(~term(d.doc, [exact_words[i]], title=False))
+    if resume is not None:
+        conditions.append(d.doc > resume)
+    chosen = select(d.doc).where(*conditions)
+    if query.kind is not None or query.idea is not None:
+        chosen = chosen.where(d.doc.in_(_filtered(
+            select(documents.c.id).where(documents.c.tenant == tenant), query)))
+    return select(chosen.distinct().order_by(d.doc).limit(limit).subquery().c.doc)
 
 
 async def _occurring(conn: AsyncConnection, tenant: str, query: SearchQuery) -> list[int]:
@@ -217,6 +359,50 @@ def _filtered(ranked: Any, query: SearchQuery) -> Any:
     if query.idea is not None:
         ranked = ranked.where(documents.c.idea == query.idea)
     return ranked
+
+
+async def _scored_within(conn: AsyncConnection, tenant: str, query: SearchQuery,
+                         candidates: list[_Candidate], docs: list[str],
+                         after: tuple[int, str] | None, wanted: int, *,
+                         floor: int = 0) -> list[Row[Any]]:
+    """Up to ``wanted`` of ``docs`` scored in full, best first, scoring ``floor`` or more,
+    after ``after``.
+
+    Both the documents and the words go to the database as constant lists, so the index is
+    probed once per (word, document) pair instead of reading a common word's every posting;
+    the few rows found are scored here, by the same rule as :func:`_ranked`.
+    """
+    if not docs:
+        return []
+    if query.kind is not None or query.idea is not None:
+        docs = list((await conn.execute(_filtered(
+            select(documents.c.id).where(documents.c.tenant == tenant,
+                                         documents.c.id.in_(docs)), query))).scalars().all())
+    by_word: dict[str, list[_Candidate]] = {}
+    for candidate in candidates:
+        by_word.setdefault(candidate.word, []).append(candidate)
+    t = search_terms.c
+    found = await conn.execute(select(t.doc, t.word, t.place).where(
+        t.tenant == tenant, t.word.in_(sorted(by_word)), t.doc.in_(docs)))
+    best: dict[str, dict[int, int]] = {}
+    for doc, word, place in found:
+        points = TITLE_POINTS if place & IN_TITLE else 0
+        per_word = best.setdefault(doc, {})
+        for candidate in by_word[word]:
+            value = points + (2 if candidate.exact else 1)
+            if value > per_word.get(candidate.position, 0):
+                per_word[candidate.position] = value
+    scored = [(sum(per_word.values()), doc) for doc, per_word in best.items()
+              if len(per_word) == len(query.words)]
+    ranked = sorted((-score, doc) for score, doc in scored if score >= floor and (
+        after is None or score < after[0] or (score == after[0] and doc > after[1])))
+    page = {doc: -negated for negated, doc in ranked[:wanted]}
+    if not page:
+        return []
+    rows: list[Row[Any]] = list((await conn.execute(  # type: ignore[arg-type]
+        select(*_LISTED, case(page, value=documents.c.id).label("score"))
+        .where(documents.c.tenant == tenant, documents.c.id.in_(list(page))))).all())
+    return sorted(rows, key=lambda row: (-row.score, row.id))
 
 
 def _ranked(tenant: str, query: SearchQuery, candidates: list[_Candidate],

@@ -329,6 +329,41 @@ async def test_pages_rank_like_scoring_every_document(server: RunningServer) -> 
             assert seen == _expected(docs, q.split()), q
 
 
+@pytest.mark.parametrize("rare_postings", [0, 1, 3, 1000])
+async def test_rarest_word_driven_and_tiered_pages_rank_alike(
+        server: RunningServer, rare_postings: int) -> None:
+    """Scoring only the rarest word's documents and filling pages by tiers give the same
+    pages, in the order of scoring every document in full, whichever word is rare."""
+    token = server.token()
+    texts = [("Copper outlook", "copper prices rise"), ("Memo", "copper prices fall"),
+             ("Coppers", "prices of coper"), ("Prices memo", "copper"),
+             ("Memo", "copper pricse"), ("Copper prices", "nothing"),
+             ("Memo", "cooper price zinc"), ("Memo", "copper, prices, copper"),
+             ("Price list", "copper wire zinc"), ("Memo", "prices")]
+    docs = [await server.create(token, title=title, state={"body": body})
+            for title, body in texts]
+    tenant = "acme"  # server.token()'s default
+    db = Database(server.settings.database_url)
+    try:
+        finder = DocumentSearch(db, rare_postings=rare_postings)
+        for q in ("copper prices", "coper prices", "zinc copper", "prices copper memo",
+                  "wire zinc", "pricse", "copper prices outlook rise"):
+            seen: list[tuple[int, str]] = []
+            cursor = None
+            for _ in range(20):
+                page = await asyncio.wait_for(finder.search(
+                    tenant, SearchQuery.parse(q), limit=2, cursor=cursor), TIMEOUT)
+                maximum = 18 * len(q.split())
+                seen += [(round(item["score"] * maximum), item["document"]["id"])
+                         for item in page["items"]]
+                cursor = page["next"]
+                if cursor is None:
+                    break
+            assert seen == _expected(docs, q.split()), (q, rare_postings)
+    finally:
+        await db.dispose()
+
+
 async def test_the_migration_indexes_documents_that_exist(database_url: str) -> None:
     """Upgrading to 0009 indexes the documents already stored, by the same rules."""
     engine = create_async_engine(database_url)
