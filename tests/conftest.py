@@ -103,8 +103,19 @@ def postgres() -> Iterator[PostgresDatabases]:
             pytest.fail(message)
         pytest.skip(message)
     databases = PostgresDatabases()
+    _TO_DROP.append(databases)
     yield databases
-    databases.drop_all()
+
+
+# The run's databases are dropped when the session ends, not in the last test's teardown:
+# each DROP DATABASE waits for a checkpoint, and a few hundred of them on a busy machine
+# once took longer than that test's timeout.
+_TO_DROP: list[PostgresDatabases] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    while _TO_DROP:
+        _TO_DROP.pop().drop_all()
 
 
 @pytest.fixture(scope="session")
