@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Browser
 
 from tests.chromium import needs_chromium, save_screenshot
-from tests.support import RunningServer
+from tests.support import TIMEOUT, RunningServer
 from tests.workbench import MEMO, VALUATION, browser, create_doc, open_doc, person, wait_for
 
 __all__ = ["browser"]
@@ -77,3 +79,28 @@ async def test_a_locked_cell_cannot_be_changed_by_another(
     await wait_for(ann, "document.querySelector('#cell-wacc').value === '10'")
     await bob.click("[aria-label='Unlock Discount rate (WACC)']")
     await wait_for(ann, "!document.querySelector('#cell-wacc').readOnly")
+
+
+async def test_a_lapsed_lock_is_shown_as_expired_and_the_section_opens_again(
+    browser: Browser, server: RunningServer
+) -> None:
+    """A script holds the risks section over HTTP (its lease is not renewed by any
+    connection); when the lease runs out, the open page says the lock expired and lets the
+    analyst type there again."""
+    doc = await create_doc(server, kind="memo", title="ACME memo", state=MEMO)
+    ann = await person(browser, server, "Ann")
+    await open_doc(ann, doc["id"])
+    bot = server.token(tenant="default", name="Feed bot", roles=["bot"])
+    async with server.http(bot) as http:
+        response = await asyncio.wait_for(
+            http.post(f"/api/documents/{doc['id']}/locks",
+                      json={"path": "/sections/risks", "ttl_ms": 1500}), TIMEOUT)
+    assert response.status_code in (200, 201), response.text
+    await wait_for(ann, "document.querySelector('[data-key=risks] .lock-badge')?.textContent"
+                        ".includes('Locked by Feed bot')")
+    assert await ann.locator("#text-risks").get_attribute("readonly") is not None
+    await wait_for(ann, "document.querySelector('#notices')?.textContent"
+                        ".includes(\"Feed bot's lock on Risks expired\")")
+    await wait_for(ann, "!document.querySelector('[data-key=risks] .lock-badge')")
+    await wait_for(ann, "!document.querySelector('#text-risks').readOnly")
+    await save_screenshot(ann, "memo-lock-expired")
