@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
+import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +19,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
+from persistence.audit import Actor, AuditContext, EventDraft, append_event
+from persistence.schema import documents
+from persistence.schema import ideas as ideas_table
 from tests.chromium import needs_chromium, save_screenshot
 from tests.support import TIMEOUT, RunningServer
-from tests.workbench import MEMO, VALUATION, browser, open_doc, person, wait_for
+from tests.workbench import MEMO, VALUATION, browser, metrics, open_doc, person, wait_for
 
 __all__ = ["browser"]
 
@@ -28,6 +34,11 @@ TENANT = "default"
 READY = "document.querySelector('.dashboard')?.dataset.ready === 'true'"
 LIVE = "document.querySelector('#stream-status')?.dataset.state === 'live'"
 FEED_SEQS = "[...document.querySelectorAll('#feed tr[data-seq]')].map((r) => Number(r.dataset.seq))"
+TOTAL_IS = "(n) => document.querySelector('#chart-total')?.dataset.total === String(n)"
+STREAM_IS = "(s) => document.querySelector('#stream-status')?.dataset.state === s"
+LAST_SEQ_IS = "(n) => document.querySelector('#stream-status')?.dataset.lastSeq === String(n)"
+GROWN_PAST = ("(n) => { const t = Number(document.querySelector('#chart-total').dataset.total);"
+              " return t > n && t; }")
 LEGEND = ("Object.fromEntries([...document.querySelectorAll('#chart-legend [data-type]')]"
           ".map((b) => [b.dataset.type, Number(b.dataset.count)]))")
 
@@ -80,6 +91,10 @@ class Team:
 async def open_dashboard(page: Page, query: str = "") -> None:
     await page.goto(page.url.split("#")[0] + f"#/dashboard{query}")
     await wait_for(page, READY)
+
+
+async def steps_in(page: Page, state: str) -> str | None:
+    return await page.get_attribute(f"#step-states [data-state={state}]", "data-count")
 
 
 async def feed_seqs(page: Page) -> list[int]:
@@ -157,8 +172,8 @@ async def test_events_appear_live_counted_per_type_with_presence_and_locks(
         assert "Bob" in await lock_row.inner_text()
         first = dana.locator("#review-queue .queue-item").first
         assert await first.get_attribute("data-overdue") == "true"
-        assert await dana.get_attribute("#step-states [data-state=in_progress]", "data-count") == "1"
-        assert await dana.get_attribute("#step-states [data-state=pending]", "data-count") == "2"
+        assert await steps_in(dana, "in_progress") == "1"
+        assert await steps_in(dana, "pending") == "2"
 
         # Ann works in the browser: she opens the memo (presence) and locks a section.
         ann = await person(browser, server, "Ann")
@@ -179,7 +194,7 @@ async def test_events_appear_live_counted_per_type_with_presence_and_locks(
                             ".includes('All changes saved')")
         events = await team.events()
         assert per_type(events)["patch.applied"] > edits
-        await wait_for(dana, f"document.querySelector('#chart-total').dataset.total === '{len(events)}'")
+        await wait_for(dana, TOTAL_IS, len(events))
         assert await dana.evaluate(LEGEND) == per_type(events)
         assert await feed_seqs(dana) == [e["seq"] for e in reversed(events)]
         await save_screenshot(dana, "dashboard", full_page=True)
@@ -222,8 +237,7 @@ async def test_filters_narrow_every_panel_and_an_overdue_review_stands_out(
         await save_screenshot(dana, "dashboard-review-queue", full_page=True)
 
         async def shows(expected: list[dict[str, Any]]) -> None:
-            await wait_for(dana, f"document.querySelector('#chart-total').dataset.total === "
-                                 f"'{len(expected)}'")
+            await wait_for(dana, TOTAL_IS, len(expected))
             assert await feed_seqs(dana) == [e["seq"] for e in reversed(expected)]
             assert await dana.evaluate(LEGEND) == per_type(expected)
 
@@ -233,12 +247,13 @@ async def test_filters_narrow_every_panel_and_an_overdue_review_stands_out(
         assert f"idea={acme}" in dana.url
         assert "ACME Corp" in await dana.inner_text("#filter-note")
         assert await dana.locator("#review-queue .queue-item").count() == 1
-        assert await dana.get_attribute("#step-states [data-state=pending]", "data-count") == "2"
+        assert await steps_in(dana, "pending") == "2"
         assert await dana.locator("#lock-list li[data-path]").count() == 1
         await dana.select_option("#filter-idea", globex)
         await shows([e for e in events if e["idea"] == globex])
-        assert await dana.get_attribute("#review-queue .queue-item", "data-id") == world["soon"]["id"]
-        assert await dana.get_attribute("#step-states [data-state=pending]", "data-count") == "0"
+        queued = await dana.get_attribute("#review-queue .queue-item", "data-id")
+        assert queued == world["soon"]["id"]
+        assert await steps_in(dana, "pending") == "0"
         assert "No step waits" in await dana.inner_text("#step-list")
         assert await dana.locator("#lock-list li[data-path]").count() == 0
 
@@ -268,7 +283,8 @@ async def test_filters_narrow_every_panel_and_an_overdue_review_stands_out(
         await wait_for(dana, READY)
         assert await dana.input_value("#filter-type") == "workflow.*"
         assert await dana.input_value("#filter-kind") == "memo"
-        await shows([e for e in events if e["type"].startswith("workflow.") and e["kind"] == "memo"])
+        await shows([e for e in events
+                     if e["type"].startswith("workflow.") and e["kind"] == "memo"])
         await dana.click("#filter-clear")
         await shows(events)
         assert "?" not in dana.url.split("#")[1]
@@ -303,11 +319,9 @@ async def test_after_a_cut_network_every_event_is_shown_exactly_once(
         writer = asyncio.create_task(keep_writing())
         try:
             for _cut in range(2):
-                shown = int(await wait_for(dana, "(n) => { const t = Number(document.querySelector("
-                                                 "'#chart-total').dataset.total); return t > n && t; }",
-                                           len(await feed_seqs(dana)) + 3))
+                shown = int(await wait_for(dana, GROWN_PAST, len(await feed_seqs(dana)) + 3))
                 await dana.context.set_offline(True)
-                await wait_for(dana, "document.querySelector('#stream-status').dataset.state === 'paused'")
+                await wait_for(dana, STREAM_IS, "paused")
                 assert "resume after event #" in await dana.inner_text("#stream-status")
                 paused_at = await dana.get_attribute("#stream-status", "data-last-seq")
                 before = writes
@@ -323,8 +337,8 @@ async def test_after_a_cut_network_every_event_is_shown_exactly_once(
             await asyncio.wait_for(writer, TIMEOUT)
         events = await team.events()
         last = events[-1]["seq"]
-        await wait_for(dana, f"document.querySelector('#stream-status').dataset.lastSeq === '{last}'")
-        await wait_for(dana, f"document.querySelector('#chart-total').dataset.total === '{len(events)}'")
+        await wait_for(dana, LAST_SEQ_IS, last)
+        await wait_for(dana, TOTAL_IS, len(events))
         seqs = await feed_seqs(dana)
         assert seqs == [e["seq"] for e in reversed(events)][:200]
         assert len(seqs) == len(set(seqs))
@@ -334,7 +348,133 @@ async def test_after_a_cut_network_every_event_is_shown_exactly_once(
         assert kept == [e["seq"] for e in events]
         stats = await dana.evaluate("window.coedit.dashboard.stream.stats")
         assert stats["subscriptions"] == 3
-        print(f"\n{writes} writes during two cuts; the stream was subscribed {stats['subscriptions']}"
-              f" times and dropped {stats['duplicates']} duplicate events")
+        print(f"\n{writes} writes during two cuts; the stream was subscribed "
+              f"{stats['subscriptions']} times and dropped {stats['duplicates']} duplicates")
+    finally:
+        await team.close()
+
+
+PEOPLE = [Actor("ann", "Ann"), Actor("bob", "Bob"), Actor("cho", "Cho"), Actor("dev", "Dev"),
+          Actor("rita", "Rita"), Actor("feed-bot", "Prices bot", "bot")]
+ACTIVITY = [("patch.applied", 70), ("lock.acquired", 6), ("lock.released", 6), ("comment.added", 7),
+            ("comment.resolved", 2), ("review.transitioned", 3), ("workflow.step_transitioned", 4),
+            ("access.denied", 2)]
+
+
+async def backdated_history(server: RunningServer, *, events: int,
+                            minutes: int) -> dict[str, Any]:
+    """An hour and more of a busy team's history, written straight into the log with the
+    times it would have had (the API stamps the present), in ``seq`` and time order."""
+    db = server.coedit.db
+    rng = random.Random(8)
+    start = datetime.now(UTC) - timedelta(minutes=minutes)
+    ideas = [("Northwind", "NWD"), ("Initech", "INTC"), ("Umbrella", "UMB")]
+    kinds = ["memo", "valuation", "normalization", "monitoring"]
+    docs: list[tuple[str, str, str]] = []
+    system = AuditContext(Actor("setup", "Setup"), TENANT, "http")
+    async with db.transaction() as conn:
+        for n, (title, ticker) in enumerate(ideas):
+            idea = str(uuid.uuid4())
+            await conn.execute(ideas_table.insert().values(
+                id=idea, tenant=TENANT, title=title, ticker=ticker, created_by_id="setup",
+                created_by_name="Setup", created_at=start))
+            await append_event(conn, system, EventDraft(
+                "idea.created", None, None, None, {"title": title, "ticker": ticker}, idea),
+                ts=start + timedelta(seconds=n))
+            for kind in kinds[: 2 + n]:
+                doc = str(uuid.uuid4())
+                label = {"memo": "memo", "valuation": "DCF", "normalization": "normalized P&L",
+                         "monitoring": "monitoring"}[kind]
+                await conn.execute(documents.insert().values(
+                    id=doc, tenant=TENANT, kind=kind, title=f"{title} {label}", version=1,
+                    state="{}", created_at=start, created_by="setup", updated_at=start,
+                    updated_by="setup", idea=idea))
+                await append_event(conn, system, EventDraft(
+                    "document.created", doc, kind, 1, {"title": f"{title} {label}", "state": {}},
+                    idea), ts=start + timedelta(seconds=5))
+                docs.append((doc, kind, idea))
+    # Activity swells and ebbs over the hour, as a working team's does.
+    weights = [1.0 + 0.9 * math.sin(m / 7.0) + rng.random() * 0.6 for m in range(minutes)]
+    total = sum(weights)
+    stamps: list[datetime] = []
+    for m, weight in enumerate(weights):
+        for _ in range(round(events * weight / total)):
+            stamps.append(start + timedelta(minutes=m, seconds=10 + rng.random() * 49))
+    stamps.sort()
+    types = [t for t, w in ACTIVITY for _ in range(w)]
+    versions = collections.Counter[str]()
+    for chunk in range(0, len(stamps), 500):
+        async with db.transaction() as conn:
+            for ts in stamps[chunk:chunk + 500]:
+                doc, kind, idea = rng.choice(docs)
+                kind_of_event = rng.choice(types)
+                actor = rng.choice(PEOPLE)
+                section = rng.choice(["thesis", "catalysts", "risks", "valuation"])
+                data: dict[str, Any] = {"path": f"/sections/{section}"}
+                version = None
+                if kind_of_event == "patch.applied":
+                    versions[doc] += 1
+                    version = versions[doc] + 1
+                    data = {"ops": [{"op": "splice", "path": f"/sections/{section}/text",
+                                     "at": 0, "remove": 0, "insert": "x"}],
+                            "before": {}, "after": {}}
+                elif kind_of_event == "review.transitioned":
+                    data = {"review": "r", "from": "assigned", "to": "in_progress", "note": None}
+                elif kind_of_event == "workflow.step_transitioned":
+                    data = {"step": "s", "key": "model", "from": "ready", "to": "in_progress"}
+                ctx = AuditContext(actor, TENANT, "ws")
+                await append_event(conn, ctx, EventDraft(kind_of_event, doc, kind, version, data,
+                                                         idea), ts=ts)
+    return {"docs": docs, "count": len(stamps)}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_first_render_with_thousands_of_events_in_the_last_hour(
+    browser: Browser, server: RunningServer
+) -> None:
+    """With an hour and a quarter of busy history in the log, the dashboard starts its stream
+    at the first event of the last hour (found by a handful of one-row reads), shows exactly
+    that hour's events, and prints how long the first complete render took."""
+    history = await backdated_history(server, events=4000, minutes=75)
+    team = Team(server)
+    try:
+        world = await seed(team)
+        ann = await person(browser, server, "Ann")
+        await open_doc(ann, world["memo"]["id"])
+        await ann.click(".section[data-key=thesis] .lock-button")
+        bob = await person(browser, server, "Bob")
+        await open_doc(bob, world["model"]["id"])
+        dana = await person(browser, server, "Dana", role="viewer")
+        await dana.goto(dana.url.split("#")[0] + "#/dashboard")  # a fresh page load
+        await wait_for(dana, READY)
+        figures = await metrics(dana)
+        store = await dana.evaluate("({start: window.coedit.dashboard.windowStart(),"
+                                    " since: window.coedit.dashboard.history.since,"
+                                    " kept: window.coedit.dashboard.records.length})")
+        events = await team.events()
+        cutoff = datetime.fromtimestamp(store["start"] / 1000, UTC)
+        older = [e for e in events if datetime.fromisoformat(e["ts"]) < cutoff]
+        recent = [e for e in events if datetime.fromisoformat(e["ts"]) >= cutoff]
+        assert older and len(recent) > 2500
+        assert store["since"] == older[-1]["seq"]  # the look-back starts right at the hour
+        assert store["kept"] == len(recent)
+        await wait_for(dana, TOTAL_IS, len(recent))
+        assert await dana.evaluate(LEGEND) == per_type(recent)
+        await wait_for(dana, "document.querySelector('#people-count').dataset.count === '2'")
+        await wait_for(dana, "document.querySelectorAll('#lock-list li[data-path]').length === 2")
+        await save_screenshot(dana, "dashboard", full_page=True)
+        await save_screenshot(dana, "dashboard-top", full_page=False)
+
+        # One more edit: the time to put it on screen with thousands of events kept.
+        await team.patch("bob", world["model"]["id"], 2, "/assumptions/growth", 0.1)
+        await wait_for(dana, TOTAL_IS, len(recent) + 1)
+        live = await metrics(dana)
+        dashboard = figures["dashboard"]
+        print(f"\nhistory of {history['count']} backdated events, {len(recent)} in the last hour: "
+              f"look-back found in {dashboard['windowFindMs']:.0f} ms with "
+              f"{dashboard['windowProbes']} one-row reads; first render (empty panels) "
+              f"{dashboard['firstRenderMs']:.0f} ms; everything on screen "
+              f"{dashboard['historyRenderMs']:.0f} ms after the page opened; a live event "
+              f"redrawn in {live['dashboard']['lastDrawMs']:.1f} ms")
     finally:
         await team.close()

@@ -69,7 +69,7 @@ export class DashboardStore extends Emitter {
     this.workflows = { items: [], loaded: false };
     this.ideaList = [];
     this.problems = new Map();      // part -> message of its last failed read
-    this.history = { started: false, loaded: 0, probes: 0, findMs: null };
+    this.history = { started: false, since: null, loaded: 0, probes: 0, findMs: null };
     this.stream = new EventStream(wire, { startAt: () => this.#lookBack() });
     this.refreshing = new Map();    // part -> timer
     this.unlisten = [];
@@ -127,6 +127,7 @@ export class DashboardStore extends Emitter {
     this.history.started = true;
     const cutoff = (Math.floor(Date.now() / MINUTE_MS) - (WINDOW_MINUTES - 1)) * MINUTE_MS;
     const { since, probes } = await seqBefore(this.api, cutoff);
+    this.history.since = since;
     this.history.probes = probes;
     this.history.findMs = performance.now() - started;
     return since;

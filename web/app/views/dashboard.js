@@ -18,6 +18,7 @@ import { familyLabel, typeLabel } from "./event_labels.js";
 import { isOverdue } from "../review_trail.js";
 
 const RENDER_GAP_MS = 250;
+const CATCH_UP_GAP_MS = 1000;
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 // Which panels each kind of change touches.
@@ -223,7 +224,9 @@ export function renderDashboard(root, { api, wire, stages }) {
 
   function schedule() {
     if (frame !== null) return;
-    const wait = Math.max(0, RENDER_GAP_MS - (performance.now() - lastDraw));
+    // While the stream replays the hour, drawing less often lets the events in faster.
+    const gap = store.stream.caughtUp ? RENDER_GAP_MS : CATCH_UP_GAP_MS;
+    const wait = Math.max(0, gap - (performance.now() - lastDraw));
     frame = setTimeout(() => requestAnimationFrame(draw), wait);
   }
 

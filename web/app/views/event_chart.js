@@ -21,13 +21,14 @@ function svg(tag, attributes = {}, ...children) {
   return element;
 }
 
-// A round top for the y axis: 4 steps of 1, 2 or 5 times a power of ten.
-function niceTop(max) {
-  if (max <= 4) return 4;
+// The y axis: a round step (1, 2, 2.5 or 5 times a power of ten) giving about four steps,
+// and the first multiple of it at or above the busiest minute.
+function scale(max) {
+  if (max <= 4) return { top: 4, step: 1 };
   const rough = max / 4;
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough);
-  return step * 4;
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= rough);
+  return { top: Math.ceil(max / step) * step, step };
 }
 
 const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
@@ -48,14 +49,18 @@ export function eventChart({ onPickType }) {
   let last = null;
   let width = 0;
 
-  new ResizeObserver(() => {
-    const now = plot.clientWidth;
-    if (last && Math.abs(now - width) > 4) update(...last);
+  // The plot's width comes from the observer, not from reading the layout at every update
+  // (which would force the browser to lay out the whole page while events pour in).
+  new ResizeObserver(([entry]) => {
+    const now = Math.round(entry.contentRect.width);
+    if (Math.abs(now - width) <= 4) return;
+    width = now;
+    if (last) update(...last);
   }).observe(plot);
 
   function update(data, filters) {
     last = [data, filters];
-    width = plot.clientWidth || 900;
+    width ||= 900;
     const shown = data.types.slice(0, SHOWN_TYPES).map((t) => ({ ...t, label: typeLabel(t.type),
                                                                  colour: typeColour(t.type) }));
     const rest = data.types.slice(SHOWN_TYPES);
@@ -76,7 +81,7 @@ export function eventChart({ onPickType }) {
     const innerW = width - MARGIN.left - MARGIN.right;
     const innerH = HEIGHT - MARGIN.top - MARGIN.bottom;
     const peak = Math.max(0, ...data.perMinute);
-    const top = niceTop(peak);
+    const { top, step } = scale(peak);
     const y = (v) => MARGIN.top + innerH - (v / top) * innerH;
     const slot = innerW / data.minutes;
     const barW = Math.max(2, slot * 0.72);
@@ -87,11 +92,11 @@ export function eventChart({ onPickType }) {
         `${plural(peak, "event")}. Most frequent: ${shown.slice(0, 3).map((t) =>
           `${t.label} ${t.total}`).join(", ")}.`;
 
-    const grid = [0, 1, 2, 3, 4].map((i) => {
-      const value = (top / 4) * i;
+    const grid = Array.from({ length: Math.round(top / step) + 1 }, (_, i) => {
+      const value = step * i;
       return svg("g", { class: "tick" },
         svg("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: y(value), y2: y(value) }),
-        svg("text", { x: MARGIN.left - 8, y: y(value) + 4, "text-anchor": "end" }, String(value)));
+        svg("text", { x: MARGIN.left - 8, y: y(value) + 4, "text-anchor": "end" }, value.toLocaleString()));
     });
     const labels = [];
     for (let i = 0; i < data.minutes; i += 10) {

@@ -48,9 +48,17 @@ export function eventFeed(directory) {
       h("td", { class: "num feed-seq" }, `#${record.seq}`));
   }
 
+  // Rows are built once per event and kept while shown; new names (a title read at last)
+  // throw them away, so the next update builds them again with the names.
+  let rows = new Map();
+  directory.on("change", () => { rows = new Map(); });
+  const rowOf = (record) => rows.get(record.seq) ?? rows.set(record.seq, row(record)).get(record.seq);
+
   function update(records) {
     const newest = records.slice(-FEED_ROWS).reverse();
-    body.replaceChildren(...(newest.length ? newest.map(row)
+    const shown = newest.map(rowOf);
+    if (rows.size > FEED_ROWS * 2) rows = new Map(newest.map((r, i) => [r.seq, shown[i]]));
+    body.replaceChildren(...(newest.length ? shown
       : [h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No events in this window match the filters."))]));
     count.textContent = records.length > FEED_ROWS
       ? `The newest ${FEED_ROWS} of ${records.length.toLocaleString()}`

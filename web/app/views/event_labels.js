@@ -62,6 +62,8 @@ export function placeOf(path) {
   return path;
 }
 
+const words = (state) => (state ?? "?").replaceAll("_", " ");
+
 // One line saying what happened, beyond its type.
 export function describe(record) {
   const d = record.detail;
@@ -72,9 +74,9 @@ export function describe(record) {
     case "lock.acquired": case "lock.released": case "lock.expired": case "lock.stolen":
       return placeOf(d.path);
     case "review.transitioned":
-      return d.from && d.to ? `${d.from.replaceAll("_", " ")} → ${d.to.replaceAll("_", " ")}` : "";
+      return d.from && d.to ? `${words(d.from)} → ${words(d.to)}` : "";
     case "workflow.step_transitioned":
-      return `${d.key ?? "step"}: ${d.from ?? "?"} → ${d.to ?? "?"}`;
+      return `${d.key ?? "step"}: ${words(d.from)} → ${words(d.to)}`;
     case "comment.added": case "comment.edited":
       return d.path ? placeOf(d.path) : "";
     case "document.created": case "idea.created":
