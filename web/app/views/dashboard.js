@@ -19,6 +19,10 @@ import { isOverdue } from "../review_trail.js";
 
 const RENDER_GAP_MS = 250;
 const CATCH_UP_GAP_MS = 1000;
+const STATE_WORDS = {
+  finding: "Looking for the last hour's events", "catching-up": "Loading the last hour's events",
+  live: "Following events live", paused: "Connection lost: events will resume where they stopped",
+};
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 // Which panels each kind of change touches.
@@ -81,7 +85,9 @@ export function renderDashboard(root, { api, wire, stages }) {
   }
 
   // -- panels ---------------------------------------------------------------------------------
-  const status = h("p", { class: "stream-status", id: "stream-status", role: "status" });
+  // The status line changes with every event; screen readers hear only its state changing.
+  const status = h("p", { class: "stream-status", id: "stream-status" });
+  const announce = h("span", { class: "visually-hidden", role: "status", id: "stream-announce" });
   const tiles = {
     events: tile("tile-events", "Events · last hour"),
     people: tile("tile-people", "People online"),
@@ -98,7 +104,7 @@ export function renderDashboard(root, { api, wire, stages }) {
 
   const page = h("section", { class: "dashboard", "aria-labelledby": "dashboard-title" },
     h("div", { class: "page-head dash-head" },
-      h("div", {}, h("h1", { id: "dashboard-title" }, "Dashboard"), status),
+      h("div", {}, h("h1", { id: "dashboard-title" }, "Dashboard"), status, announce),
       h("form", { class: "dash-filters", id: "dash-filters", "aria-label": "Filters",
                   onsubmit: (e) => e.preventDefault() },
         h("label", {}, "Idea", ideaSelect), h("label", {}, "Stage", kindSelect),
@@ -114,6 +120,7 @@ export function renderDashboard(root, { api, wire, stages }) {
   // -- drawing --------------------------------------------------------------------------------
   const dirty = new Set(Object.values(TOUCHES).flat());
   let frame = null;
+  let frameDue = 0;
   let lastDraw = 0;
   let optionsKey = "";
 
@@ -169,6 +176,7 @@ export function renderDashboard(root, { api, wire, stages }) {
       state = "live";
       text = `Following live since ${CLOCK.format(new Date(store.windowStart()))}${stream.lastSeq ? ` · last event #${stream.lastSeq}` : ""}`;
     }
+    if (status.dataset.state !== state) announce.textContent = STATE_WORDS[state];
     status.dataset.state = state;
     status.dataset.lastSeq = String(stream.lastSeq ?? "");
     status.replaceChildren(h("span", { class: `stream-dot ${state}`, "aria-hidden": "true" }), text);
@@ -222,12 +230,14 @@ export function renderDashboard(root, { api, wire, stages }) {
     }
   }
 
+  // While the stream replays the hour, drawing less often lets the events in faster; once
+  // it is live, a draw already waiting for the slower pace is brought forward.
   function schedule() {
-    if (frame !== null) return;
-    // While the stream replays the hour, drawing less often lets the events in faster.
-    const gap = store.stream.caughtUp ? RENDER_GAP_MS : CATCH_UP_GAP_MS;
-    const wait = Math.max(0, gap - (performance.now() - lastDraw));
-    frame = setTimeout(() => requestAnimationFrame(draw), wait);
+    const due = lastDraw + (store.stream.caughtUp ? RENDER_GAP_MS : CATCH_UP_GAP_MS);
+    if (frame !== null && frameDue <= due) return;
+    clearTimeout(frame);
+    frameDue = due;
+    frame = setTimeout(() => requestAnimationFrame(draw), Math.max(0, due - performance.now()));
   }
 
   const stop = store.on("change", ({ part }) => {
