@@ -199,6 +199,26 @@ async def test_events_appear_live_counted_per_type_with_presence_and_locks(
         assert await feed_seqs(dana) == [e["seq"] for e in reversed(events)]
         await save_screenshot(dana, "dashboard", full_page=True)
 
+        # Reviews and workflow steps moved by others change the queue and the steps live.
+        await team.call("rex", "POST", f"/api/reviews/{world['soon']['id']}/transition",
+                        {"to": "in_progress"}, role="reviewer")
+        soon = f"#review-queue [data-id='{world['soon']['id']}']"
+        await wait_for(dana, "(s) => document.querySelector(s)?.dataset.status === 'in_progress'",
+                       soon)
+        assert "In review" in await dana.inner_text(soon)
+        await team.call("ann", "POST", f"/api/reviews/{world['late']['id']}/transition",
+                        {"to": "withdrawn"})
+        await wait_for(dana, "document.querySelector('#queue-count').dataset.overdue === '0'")
+        assert await dana.locator("#review-queue .queue-item").count() == 1
+        assert "none overdue" in await dana.inner_text("#tile-reviews")
+        research = world["flow"]["steps"][0]["id"]
+        await team.call("ann", "POST", f"/api/workflows/steps/{research}/complete",
+                        {"approved": True})
+        await wait_for(dana, "document.querySelector('#step-states [data-state=completed]')"
+                             "?.dataset.count === '1'")
+        assert await steps_in(dana, "ready") == "1"
+        assert "Build the model" in await dana.inner_text("#step-list")
+
         # The lock released in the browser leaves the dashboard too.
         await ann.click(".section[data-key=thesis] .lock-button")
         await wait_for(dana, "document.querySelectorAll('#lock-list li[data-path]').length === 1")
