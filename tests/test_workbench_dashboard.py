@@ -152,9 +152,9 @@ def per_type(events: list[dict[str, Any]]) -> dict[str, int]:
 async def test_events_appear_live_counted_per_type_with_presence_and_locks(
     browser: Browser, server: RunningServer
 ) -> None:
-    """Dana's dashboard shows what the team did in the last hour and then, without a reload,
-    each new event once, counted under its type; Ann opening a memo appears on the memo stage,
-    and her lock appears in the locks panel and goes when she releases it."""
+    """Dana's dashboard shows the team's last hour and then, without a reload, each new event
+    once under its type, Ann on the memo stage, her lock until she releases it, and reviews and
+    workflow steps as others move them."""
     team = Team(server)
     try:
         world = await seed(team)
@@ -315,9 +315,8 @@ async def test_filters_narrow_every_panel_and_an_overdue_review_stands_out(
 async def test_after_a_cut_network_every_event_is_shown_exactly_once(
     browser: Browser, server: RunningServer
 ) -> None:
-    """While events keep coming, Dana's dashboard loses its network twice; each time it says
-    it is offline and will resume, and once back it shows every event of the server's stream
-    exactly once: none missed while away, none repeated from before."""
+    """While events keep coming, Dana's dashboard loses its network twice, says each time that
+    it will resume, and once back shows every event of the server's stream exactly once."""
     team = Team(server)
     try:
         doc = await team.call("ann", "POST", "/api/documents",
@@ -453,8 +452,8 @@ async def test_first_render_with_thousands_of_events_in_the_last_hour(
     browser: Browser, server: RunningServer
 ) -> None:
     """With an hour and a quarter of busy history in the log, the dashboard starts its stream
-    at the first event of the last hour (found by a handful of one-row reads), shows exactly
-    that hour's events, and prints how long the first complete render took."""
+    at the first event of the last hour and shows exactly that hour's events (the time it took
+    is printed)."""
     history = await backdated_history(server, events=4000, minutes=75)
     team = Team(server)
     try:
