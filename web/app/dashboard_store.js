@@ -37,6 +37,7 @@ function recordOf(event) {
   for (const name of ["path", "from", "to", "key", "title", "reason", "operation"]) {
     if (typeof data[name] === "string") detail[name] = data[name];
   }
+  if (typeof data.reviewer?.name === "string") detail.reviewer = data.reviewer.name;
   if (Array.isArray(data.ops)) {
     detail.ops = data.ops.length;
     if (typeof data.ops[0]?.path === "string") detail.path = data.ops[0].path;

@@ -73,6 +73,8 @@ export function describe(record) {
         (d.ops > 1 ? ` · ${d.ops} ops` : "");
     case "lock.acquired": case "lock.released": case "lock.expired": case "lock.stolen":
       return placeOf(d.path);
+    case "review.assigned":
+      return d.reviewer ? `reviewer ${d.reviewer}` : "";
     case "review.transitioned":
       return d.from && d.to ? `${words(d.from)} → ${words(d.to)}` : "";
     case "workflow.step_transitioned":
