@@ -481,6 +481,7 @@ async def test_first_render_with_thousands_of_events_in_the_last_hour(
         assert await dana.evaluate(LEGEND) == per_type(recent)
         await wait_for(dana, "document.querySelector('#people-count').dataset.count === '2'")
         await wait_for(dana, "document.querySelectorAll('#lock-list li[data-path]').length === 2")
+        await dana.mouse.move(1, 1)  # no bar hovered in the picture
         await save_screenshot(dana, "dashboard", full_page=True)
         await save_screenshot(dana, "dashboard-top", full_page=False)
 
