@@ -327,3 +327,17 @@ class LockStore:
                 )
             ).all()
         return [lock_from_row(row) for row in rows]
+
+    async def live_in_tenant(self, tenant: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Every live lock of ``tenant`` (at most ``limit``, and whether more are held), for
+        a dashboard that shows all of them at once instead of asking document by document."""
+        async with self.db.reader() as conn:
+            rows = (
+                await conn.execute(
+                    select(locks)
+                    .where(locks.c.tenant == tenant, locks.c.expires_at > utcnow())
+                    .order_by(locks.c.acquired_at, locks.c.doc, locks.c.path)
+                    .limit(limit + 1)
+                )
+            ).all()
+        return [lock_from_row(row) for row in rows[:limit]], len(rows) > limit

@@ -25,6 +25,7 @@ from channels.streams import EventSink, StreamSubscription
 from persistence.audit import AuditContext
 from persistence.errors import BadRequest, PreconditionRequired, TooLarge
 from persistence.events import EventFilter
+from persistence.pagination import page_limit
 from persistence.search import SearchQuery
 from server.auth import Action, Identity
 
@@ -132,6 +133,15 @@ class Reads:
     ) -> list[dict[str, Any]]:
         await self.kind_of(identity, ctx, doc)
         return await self._coedit.locks.live(identity.tenant, doc)
+
+    async def tenant_locks(
+        self, identity: Identity, ctx: AuditContext, *, limit: int | None
+    ) -> dict[str, Any]:
+        """Every live lock of the caller's tenant, oldest grant first (a page of ``limit``)."""
+        await self._may_read(identity, ctx, what="read locks")
+        held, more = await self._coedit.locks.live_in_tenant(
+            identity.tenant, limit=page_limit(limit, default=200, maximum=1000))
+        return {"locks": held, "more": more}
 
     async def presence(
         self, identity: Identity, ctx: AuditContext, *, doc: str | None = None,

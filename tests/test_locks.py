@@ -524,6 +524,45 @@ async def test_locks_of_another_tenant_are_invisible(server: RunningServer) -> N
         assert len(await _live_locks(server, token, doc["id"])) == 1
 
 
+async def test_every_live_lock_of_the_tenant_is_listed_without_a_doc(
+    server: RunningServer,
+) -> None:
+    """GET /api/locks without ``doc`` lists the live locks of every document of the caller's
+    tenant, none of another tenant's, at most ``limit`` with ``more`` saying some were left
+    out; a released lock is gone from it and a bad limit is ``bad_request``."""
+    token = server.token(tenant="acme")
+    viewer = server.token(tenant="acme", roles=["viewer"])
+    outsider = server.token(tenant="globex")
+    first, second = await server.create(token), await server.create(token)
+    theirs = await server.create(outsider)
+    async with await server.connect(token) as holder, await server.connect(outsider) as other:
+        a = await _lock(holder, first["id"], "/a")
+        b = await _lock(holder, second["id"], "")
+        await _lock(other, theirs["id"], "/x")
+
+        listed = await _get(server, viewer, "/api/locks")
+        assert listed["more"] is False
+        assert [(item["doc"], item["path"]) for item in listed["locks"]] == [
+            (first["id"], "/a"), (second["id"], "")]
+        assert _same_lock(listed["locks"][0], a) and _same_lock(listed["locks"][1], b)
+        page = await _get(server, viewer, "/api/locks", limit=1)
+        assert page["more"] is True and [item["path"] for item in page["locks"]] == ["/a"]
+        assert [item["doc"] for item in (await _get(server, outsider, "/api/locks"))["locks"]] \
+            == [theirs["id"]]
+
+        await holder.ok("unlock", doc=first["id"], path="/a")
+        assert [item["doc"] for item in (await _get(server, token, "/api/locks"))["locks"]] \
+            == [second["id"]]
+        async with server.http(token) as http:
+            for bad in ("0", "1001", "many"):
+                response = await asyncio.wait_for(
+                    http.get("/api/locks", params={"limit": bad}), TIMEOUT)
+                assert response.status_code == 400, response.text
+                assert response.json()["error"]["code"] == "bad_request"
+            response = await asyncio.wait_for(http.get("/api/locks", params={"doc": ""}), TIMEOUT)
+            assert response.status_code == 400, response.text
+
+
 # -- bad input and roles ------------------------------------------------------------------------
 
 

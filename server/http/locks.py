@@ -1,4 +1,4 @@
-"""Edit locks over HTTP: take, release, list the live ones of a document."""
+"""Edit locks over HTTP: take, release, list the live ones of a document or of the tenant."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from persistence.audit import AuditContext
 from persistence.errors import BadRequest
 from server.auth import Identity
-from server.http.endpoint import endpoint, json_body
+from server.http.endpoint import endpoint, int_param, json_body
 from server.service import Coedit
 
 __all__ = ["list_locks", "release_lock", "take_lock"]
@@ -51,7 +51,11 @@ async def release_lock(
 async def list_locks(
     request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
 ) -> Response:
-    doc = request.query_params.get("doc")
+    """One document's live locks (``?doc=``), or without it every live lock of the tenant."""
+    if "doc" not in request.query_params:
+        return JSONResponse(await coedit.reads.tenant_locks(
+            identity, ctx, limit=int_param(request, "limit", minimum=1)))
+    doc = request.query_params["doc"]
     if not doc:
-        raise BadRequest("give ?doc=<document id>")
+        raise BadRequest("give ?doc=<document id>, or no doc for every lock of the tenant")
     return JSONResponse({"locks": await coedit.reads.locks(identity, ctx, doc)})

@@ -13,6 +13,7 @@ import { renderSignIn } from "./views/sign_in.js";
 import { renderDocumentList } from "./views/document_list.js";
 import { renderDocumentPage } from "./views/document_page.js";
 import { renderHistory } from "./views/history.js";
+import { renderDashboard } from "./views/dashboard.js";
 
 const header = document.getElementById("topbar");
 const main = document.getElementById("main");
@@ -57,6 +58,12 @@ function route() {
     document.title = "Sign in · coedit";
     renderSignIn(main, session, session.devAuth && session.anonymous && session.user
       ? { onGuest: () => { wantsSignIn = false; start(); } } : {});
+    return;
+  }
+  if (/^#\/dashboard(\?.*)?$/.test(location.hash)) {
+    document.title = "Dashboard · coedit";
+    leavePage = renderDashboard(main, { api, wire, stages });
+    main.focus({ preventScroll: true });
     return;
   }
   const match = /^#\/d\/([^/]+)(\/history)?$/.exec(location.hash);

@@ -35,6 +35,11 @@ export class StagePresence extends Emitter {
     this.emit("change");
   }
 
+  // Every presence entry on a stage (one per session and document), for the dashboard.
+  entries(kind) {
+    return [...(this.byStage.get(kind)?.values() ?? [])];
+  }
+
   // The distinct people on a stage (one person may have several tabs and documents open).
   people(kind) {
     const seen = new Map();
