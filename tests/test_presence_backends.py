@@ -1,9 +1,12 @@
 """One conformance suite for every :class:`~channels.presence_backend.PresenceBackend`.
 
-Both backends run the same tests through one parametrized fixture (``"memory"``,
-``"redis"``). Node liveness and reaping only mean something where nodes can die apart from
-each other, so those tests are parametrized over ``"redis"`` alone. Redis is the machine's
-shared server (``COEDIT_TEST_REDIS``) or a private one, under a key prefix of the test's own.
+Every backend runs the same tests through one parametrized fixture (``"memory"``,
+``"redis"``, ``"redis-cluster"``: the Redis backend on a Redis Cluster, where one change
+spans several shards). Node liveness and reaping only mean something where nodes can die
+apart from each other, so those tests are parametrized over the two Redis kinds alone. Redis
+is the machine's shared server (``COEDIT_TEST_REDIS``) or a private one, the cluster one of
+this run's own (``COEDIT_TEST_REDIS_CLUSTER`` names another), under a key prefix of the test's
+own.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 
 from channels.presence_backend import MemoryPresence, PresenceBackend, PresenceEntry
+from channels.redis_client import connect
 from channels.redis_presence import RedisPresence
-from tests.redis_server import redis_url_fixture  # noqa: F401  (registers ``redis_url``)
+from tests.redis_server import (  # noqa: F401  (registers the fixtures under their names)
+    redis_cluster_url_fixture,
+    redis_url_fixture,
+)
 
 TIMEOUT = 5.0
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def presence_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -36,11 +44,12 @@ async def presence(
 ) -> AsyncIterator[PresenceBackend]:
     backend: PresenceBackend
     prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
-    client: Redis | None = None
+    client: Redis | RedisCluster | None = None
     if presence_kind == "memory":
         backend = MemoryPresence()
     else:
-        client = Redis.from_url(request.getfixturevalue("redis_url"))
+        fixture = "redis_cluster_url" if presence_kind == "redis-cluster" else "redis_url"
+        client = connect(request.getfixturevalue(fixture))
         backend = RedisPresence(client, prefix=prefix)
     try:
         yield backend
@@ -48,12 +57,14 @@ async def presence(
         if client is not None:
             with contextlib.suppress(Exception):
                 keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-                if keys:
-                    await asyncio.wait_for(client.delete(*keys), TIMEOUT)
+                for key in keys:  # one by one: a cluster's keys sit in many slots
+                    await asyncio.wait_for(client.delete(key), TIMEOUT)
         await asyncio.wait_for(backend.close(), TIMEOUT)
 
 
-redis_only = pytest.mark.parametrize("presence_kind", ["redis"], indirect=True)
+redis_only = pytest.mark.parametrize("presence_kind", ["redis", "redis-cluster"],
+                                     indirect=True)
+single_redis_only = pytest.mark.parametrize("presence_kind", ["redis"], indirect=True)
 
 
 def _entry(session: str, doc: str = "doc-1", *, kind: str = "memo", tenant: str = "acme",
@@ -242,7 +253,7 @@ async def test_a_withdrawn_node_is_never_reaped(presence: PresenceBackend) -> No
     assert "node-a" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
 
 
-@redis_only
+@single_redis_only
 async def test_bulk_changes_are_one_or_two_round_trips(
     presence: PresenceBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
