@@ -1,4 +1,8 @@
-"""Several real ``coedit serve`` processes on one PostgreSQL and one Redis behave as one server."""
+"""Several real ``coedit serve`` processes on one PostgreSQL and one Redis behave as one server.
+
+The shared-cluster tests run twice: on one Redis server and on a Redis Cluster (three masters
+with a replica each, sharded pub/sub), named by a ``redis+cluster://`` URL.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,13 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
+from channels.redis_client import connect
 from server.auth import TokenIssuer
 from tests.conftest import PostgresDatabases
 from tests.processes import NodeProcess, clean_env
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, redis_cluster_url_fixture
+
+__all__ = ["redis_cluster_url_fixture"]  # registers the fixture under its name
 from tests.support import TIMEOUT, WsClient
 
 SECRET = "cluster-test-secret-long-enough-for-hs256-signing"
@@ -26,8 +33,9 @@ REDIS_URL = os.environ.get("COEDIT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 class Cluster:
-    def __init__(self, nodes: list[NodeProcess]) -> None:
+    def __init__(self, nodes: list[NodeProcess], redis_url: str = REDIS_URL) -> None:
         self.nodes = nodes
+        self.redis_url = redis_url
         self.issuer = TokenIssuer(SECRET, dev_auth=False)
 
     def token(self, user: str, *, roles: list[str] | None = None) -> str:
@@ -45,22 +53,27 @@ class Cluster:
         return client
 
 
-def node_env(database_url: str, prefix: str, index: int) -> dict[str, str]:
+def node_env(database_url: str, prefix: str, index: int,
+             redis_url: str = REDIS_URL) -> dict[str, str]:
     return clean_env(
-        COEDIT_DATABASE_URL=database_url, COEDIT_REDIS_URL=REDIS_URL, COEDIT_SECRET=SECRET,
+        COEDIT_DATABASE_URL=database_url, COEDIT_REDIS_URL=redis_url, COEDIT_SECRET=SECRET,
         COEDIT_AUTH="token", COEDIT_KEY_PREFIX=prefix, COEDIT_NODE_ID=f"node{index}",
         COEDIT_HEARTBEAT_MS=str(HEARTBEAT_MS),
     )
 
 
-@pytest.fixture
-async def cluster(postgres: PostgresDatabases, tmp_path: Path) -> AsyncIterator[Cluster]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+async def cluster(
+    postgres: PostgresDatabases, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Cluster]:
     url = await postgres.fresh()
     prefix = f"coedit-cluster-{uuid.uuid4().hex[:8]}"
-    nodes = [NodeProcess(node_env(url, prefix, i), tmp_path) for i in range(3)]
+    redis_url = (request.getfixturevalue("redis_cluster_url") if request.param == "redis-cluster"
+                 else REDIS_URL)
+    nodes = [NodeProcess(node_env(url, prefix, i, redis_url), tmp_path) for i in range(3)]
     try:
         await asyncio.gather(*(node.start() for node in nodes))
-        yield Cluster(nodes)
+        yield Cluster(nodes, redis_url)
     finally:
         await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
 
@@ -220,7 +233,7 @@ async def test_a_stopping_node_withdraws_all_its_presence_at_once(cluster: Clust
     bobs = list(await asyncio.wait_for(
         asyncio.gather(*(cluster.connect(1, cluster.token(f"bob{i}")) for i in range(150))), 60))
     prefix = cluster.nodes[1].env["COEDIT_KEY_PREFIX"]
-    redis = Redis.from_url(REDIS_URL)
+    redis = connect(cluster.redis_url)
     try:
         docs = [await _create(alice, {}) for _ in range(3)]
         await alice.ok("subscribe", doc=docs[0])
