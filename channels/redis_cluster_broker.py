@@ -78,6 +78,7 @@ class RedisClusterBroker(Broker):
         self._gap = False  # something may have been published that this node did not hear
         self._repairer: asyncio.Task[None] | None = None
         self._catch_up: asyncio.Future[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # shards being closed (kept referenced)
         self._stopping = False
 
     @classmethod
@@ -99,6 +100,7 @@ class RedisClusterBroker(Broker):
         self._stopping = True
         await cancel_and_wait([self._repairer, self._catch_up])
         self._repairer = None
+        await asyncio.gather(*self._closing, return_exceptions=True)
         for shard in list(self._shards.values()):
             await self._close_shard(shard)
         self._shards.clear()
@@ -260,7 +262,9 @@ class RedisClusterBroker(Broker):
         lost = shard.channels & self._channels
         self._confirmed.difference_update(lost)
         self._gap = self._gap or bool(lost)
-        asyncio.get_running_loop().create_task(self._close_shard(shard))
+        closing = asyncio.get_running_loop().create_task(self._close_shard(shard))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
         self._want_repair()
 
     async def _close_shard(self, shard: _Shard) -> None:

@@ -253,6 +253,39 @@ async def test_a_withdrawn_node_is_never_reaped(presence: PresenceBackend) -> No
     assert "node-a" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
 
 
+@pytest.mark.parametrize("presence_kind", ["redis-cluster"], indirect=True)
+async def test_a_change_cut_between_shards_leaves_nothing_withdraw_misses(
+    presence: PresenceBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster, a put or a removal that fails after its first shard step leaves its
+    entries where the node's withdraw still finds and removes them: no orphan in any view."""
+    assert isinstance(presence, RedisPresence)
+    steps = presence._run
+    done: list[int] = []
+
+    async def cut_after_first(queue: Any) -> None:
+        if done:
+            raise ConnectionError("the next shard is gone")
+        done.append(1)
+        await steps(queue)
+
+    ann, bob = _entry("ann", "doc-1", node="node-a"), _entry("bob", "doc-2", node="node-a")
+    await _put(presence, bob)
+    monkeypatch.setattr(presence, "_run", cut_after_first)
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(presence.put(ann), TIMEOUT)  # in the index, not in the views
+    done.clear()
+    with pytest.raises(ConnectionError):  # out of the views, still in the index (goes last)
+        await asyncio.wait_for(presence.write(remove=[bob]), TIMEOUT)
+    monkeypatch.setattr(presence, "_run", steps)
+    assert _sessions(await asyncio.wait_for(presence.for_doc("doc-2"), TIMEOUT)) == []
+    gone = await asyncio.wait_for(presence.withdraw("node-a"), TIMEOUT)
+    assert _sessions(gone) == ["ann", "bob"]
+    for doc in ("doc-1", "doc-2"):
+        assert await asyncio.wait_for(presence.for_doc(doc), TIMEOUT) == []
+    assert await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT) == []
+
+
 @single_redis_only
 async def test_bulk_changes_are_one_or_two_round_trips(
     presence: PresenceBackend, monkeypatch: pytest.MonkeyPatch
