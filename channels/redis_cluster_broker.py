@@ -179,13 +179,12 @@ class RedisClusterBroker(Broker):
             raise SlotNotCoveredError(f"no master serves the slot of {channel!r} yet")
         shard = await self._shard(node.name, node.host, int(node.port))
         previous = self._where.get(channel)
-        self._where[channel] = shard
+        self._where[channel] = shard  # first: the old node's SUNSUBSCRIBE reply is then ours
         if previous is not None and previous is not shard:
             previous.channels.discard(channel)
             if not previous.broken:
                 with contextlib.suppress(RedisError, OSError):
                     await previous.pubsub.sunsubscribe(channel)
-        self._where[channel] = shard
         shard.channels.add(channel)
         try:
             await shard.pubsub.ssubscribe(channel)
