@@ -292,6 +292,40 @@ async def test_redis_broker_recovers_from_a_redis_restart(
             await asyncio.wait_for(probe.aclose(), TIMEOUT)
 
 
+async def test_cluster_broker_resubscribes_when_a_master_drops_its_connection(
+    private_redis_cluster: RedisCluster,
+) -> None:
+    """When the master of a channel closes the broker's pub/sub connection, the broker
+    subscribes again, calls on_reconnect only once the master confirmed, then delivers."""
+    redis = private_redis_cluster
+    cluster = Cluster("redis-cluster", redis.url)
+    channel = cluster.channel("doc")
+    subscribers_seen: list[str] = []
+    master = await asyncio.to_thread(redis.owner_of, channel)
+
+    async def on_reconnect() -> None:
+        numsub = await asyncio.to_thread(
+            _cluster_command, master.port, "PUBSUB", "SHARDNUMSUB", channel)
+        subscribers_seen.append(numsub.rsplit("\r\n", 2)[-2])
+
+    try:
+        broker, inbox = await cluster.node(on_reconnect)
+        await asyncio.wait_for(broker.subscribe(channel), TIMEOUT)
+        await asyncio.wait_for(broker.publish(channel, b"before"), TIMEOUT)
+        await inbox.wait_for(channel, 1)
+        killed = await asyncio.to_thread(
+            _cluster_command, master.port, "CLIENT", "KILL", "TYPE", "pubsub")
+        assert killed.startswith(":1"), killed
+        async with asyncio.timeout(10):
+            while not subscribers_seen:
+                await asyncio.sleep(0.02)
+        assert subscribers_seen == [":1"]
+        await asyncio.wait_for(broker.publish(channel, b"after"), TIMEOUT)
+        assert await inbox.wait_for(channel, 2) == [b"before", b"after"]
+    finally:
+        await cluster.close()
+
+
 # -- two hubs over Redis ----------------------------------------------------------------------
 
 
