@@ -14,7 +14,7 @@ from :func:`connect` and asks :func:`is_cluster` rather than looking at the URL 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,7 +44,6 @@ class ClusterAddress:
     username: str | None = None
     password: str | None = None
     tls: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
 
     def connection_kwargs(self) -> dict[str, Any]:
         """What a plain connection to one node of this cluster needs besides host and port."""
