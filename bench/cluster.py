@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from redis.asyncio import Redis
 
 from bench.procs import COEDIT, ChildProcess, free_port
+from channels.redis_client import connect
 from server.auth import TokenIssuer
 
 __all__ = ["BenchCluster", "Node", "scratch_database"]
@@ -128,11 +128,15 @@ class BenchCluster:
         Presence entries of sessions a node had not yet released when it stopped stay in
         Redis without expiry when no other node of the prefix is alive to reap them.
         """
-        client = Redis.from_url(REDIS_URL)
+        client = connect(REDIS_URL)  # BENCH_REDIS_URL may name a Redis Cluster
         try:
             keys = [key async for key in client.scan_iter(match=f"{self.prefix}:*", count=1000)]
             for start in range(0, len(keys), 500):
-                await client.delete(*keys[start:start + 500])
+                # One key per DEL: on a cluster the keys of one command must share a slot.
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys[start:start + 500]:
+                        pipe.delete(key)
+                    await pipe.execute()
             return len(keys)
         finally:
             await client.aclose()

@@ -21,6 +21,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -33,12 +40,16 @@ __all__ = ["RedisBroker", "broker_unavailable"]
 log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# A Redis Cluster in the middle of a failover answers these until a replica took over.
+_UNAVAILABLE = (*_CONNECTION_ERRORS, ClusterDownError, ClusterError,
+                RedisClusterUnreachableError, SlotNotCoveredError, TryAgainError)
 
 
 def broker_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means Redis is out of reach (restarting, unreachable, or a pooled
-    connection it dropped), so the client may retry, rather than a bug of ours."""
-    return isinstance(exc, _CONNECTION_ERRORS) or isinstance(exc.__cause__, _CONNECTION_ERRORS)
+    """Whether ``exc`` means Redis is out of reach (restarting, unreachable, a pooled
+    connection it dropped, a cluster shard failing over), so the client may retry, rather
+    than a bug of ours."""
+    return isinstance(exc, _UNAVAILABLE) or isinstance(exc.__cause__, _UNAVAILABLE)
 
 
 class RedisBroker(Broker):

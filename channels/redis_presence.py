@@ -2,20 +2,33 @@
 
 Unlike memory, Redis outlives any one node, so this is where liveness keys expire and a dead
 node's entries are reaped by the others.
+
+On a Redis Cluster every command here names one key, or keys of one hash slot, so each runs on
+one shard. A change that touches several hashes (a document's, a kind's, a node's) cannot be
+one ``MULTI`` there, as their keys live on different shards; it runs in steps ordered so that
+whatever a failure leaves behind can still be cleaned up: a node's own hash (the index that
+``withdraw`` and ``reap`` read) gains an entry before the views do and loses it after them,
+so no entry is ever visible in a view without being found by its node's reaper.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from redis.asyncio.cluster import RedisCluster as _Cluster
+
 from channels.presence_backend import PresenceBackend, PresenceEntry
+from channels.redis_client import is_cluster
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import Pipeline
+    from redis.asyncio.cluster import ClusterPipeline, RedisCluster
     from redis.typing import EncodableT, FieldT
+
+    AnyPipeline = Pipeline | ClusterPipeline
 
 __all__ = ["RedisPresence"]
 
@@ -33,10 +46,12 @@ class RedisPresence(PresenceBackend):
     ``max_in_flight`` round trips (default: the pool's size) are made at once; the others
     wait for one to finish."""
 
-    def __init__(self, client: Redis, *, prefix: str, max_in_flight: int | None = None) -> None:
+    def __init__(self, client: Redis | RedisCluster, *, prefix: str,
+                 max_in_flight: int | None = None) -> None:
         self._r = client
         self._p = prefix
-        pool_size = getattr(client.connection_pool, "max_connections", None)
+        self._cluster = is_cluster(client)
+        pool_size = getattr(getattr(client, "connection_pool", None), "max_connections", None)
         if max_in_flight is None:
             max_in_flight = pool_size if isinstance(pool_size, int) else 100
         self._slots = asyncio.Semaphore(max(1, min(max_in_flight, 10_000)))
@@ -54,33 +69,68 @@ class RedisPresence(PresenceBackend):
                     remove: Sequence[PresenceEntry] = ()) -> None:
         if not put and not remove:
             return
-        async with self._slots, self._r.pipeline(transaction=True) as pipe:
-            self._queue_put(pipe, put)
-            self._queue_delete(pipe, remove)
+        views_put, index_put, nodes = self._put_maps(put)
+        views_del, index_del = self._delete_fields(remove)
+        if not self._cluster:
+            async with self._slots, self._r.pipeline(transaction=True) as pipe:
+                self._queue_hset(pipe, {**views_put, **index_put}, nodes)
+                self._queue_hdel(pipe, {**views_del, **index_del})
+                await pipe.execute()
+            return
+        # Cluster: the index first and last, see the module's docstring.
+        if index_put:
+            await self._run(lambda pipe: self._queue_hset(pipe, index_put, nodes))
+        if views_put or views_del:
+            def views(pipe: AnyPipeline) -> None:
+                self._queue_hset(pipe, views_put, set())
+                self._queue_hdel(pipe, views_del)
+
+            await self._run(views)
+        if index_del:
+            await self._run(lambda pipe: self._queue_hdel(pipe, index_del))
+
+    async def _run(self, queue: Callable[[AnyPipeline], object]) -> None:
+        """One pipeline of commands (on a cluster: one round trip per shard it touches)."""
+        async with self._slots, self._r.pipeline(transaction=False) as pipe:
+            queue(pipe)
             await pipe.execute()
 
-    def _queue_put(self, pipe: Pipeline, entries: Iterable[PresenceEntry]) -> None:
-        hashes: dict[str, dict[FieldT, EncodableT]] = {}
+    def _put_maps(self, entries: Iterable[PresenceEntry]) -> tuple[
+            dict[str, dict[FieldT, EncodableT]], dict[str, dict[FieldT, EncodableT]], set[str]]:
+        """The views' hashes (per document, per tenant and kind), the nodes' hashes, and the
+        nodes named, with the fields ``entries`` set in each."""
+        views: dict[str, dict[FieldT, EncodableT]] = {}
+        index: dict[str, dict[FieldT, EncodableT]] = {}
         nodes: set[str] = set()
         for entry in entries:
             text = entry.dumps()
             field_name = f"{entry.doc}/{entry.session}"
-            hashes.setdefault(self._doc(entry.doc), {})[entry.session] = text
-            hashes.setdefault(self._kind(entry.tenant, entry.kind), {})[field_name] = text
-            hashes.setdefault(self._node(entry.node), {})[field_name] = text
+            views.setdefault(self._doc(entry.doc), {})[entry.session] = text
+            views.setdefault(self._kind(entry.tenant, entry.kind), {})[field_name] = text
+            index.setdefault(self._node(entry.node), {})[field_name] = text
             nodes.add(entry.node)
+        return views, index, nodes
+
+    def _delete_fields(self, entries: Iterable[PresenceEntry]) -> tuple[
+            dict[str, list[str]], dict[str, list[str]]]:
+        views: dict[str, list[str]] = {}
+        index: dict[str, list[str]] = {}
+        for entry in entries:
+            field_name = f"{entry.doc}/{entry.session}"
+            views.setdefault(self._doc(entry.doc), []).append(entry.session)
+            views.setdefault(self._kind(entry.tenant, entry.kind), []).append(field_name)
+            index.setdefault(self._node(entry.node), []).append(field_name)
+        return views, index
+
+    def _queue_hset(self, pipe: AnyPipeline, hashes: dict[str, dict[FieldT, EncodableT]],
+                    nodes: set[str]) -> None:
         for key, mapping in hashes.items():
             pipe.hset(key, mapping=mapping)
         if nodes:
             pipe.sadd(f"{self._p}:nodes", *nodes)
 
-    def _queue_delete(self, pipe: Pipeline, entries: Iterable[PresenceEntry]) -> None:
-        hashes: dict[str, list[str]] = {}
-        for entry in entries:
-            field_name = f"{entry.doc}/{entry.session}"
-            hashes.setdefault(self._doc(entry.doc), []).append(entry.session)
-            hashes.setdefault(self._kind(entry.tenant, entry.kind), []).append(field_name)
-            hashes.setdefault(self._node(entry.node), []).append(field_name)
+    @staticmethod
+    def _queue_hdel(pipe: AnyPipeline, hashes: dict[str, list[str]]) -> None:
         for key, fields in hashes.items():
             pipe.hdel(key, *fields)
 
@@ -116,8 +166,11 @@ class RedisPresence(PresenceBackend):
         nodes = [n.decode() if isinstance(n, bytes) else str(n) for n in members]
         if not nodes:
             return []
+        keys = [f"{self._p}:alive:{n}" for n in nodes]
         async with self._slots:
-            alive = await self._r.mget([f"{self._p}:alive:{n}" for n in nodes])
+            # The liveness keys are spread over the cluster's slots: one MGET per slot there.
+            alive = await (self._r.mget_nonatomic(keys) if isinstance(self._r, _Cluster)
+                           else self._r.mget(keys))
         return [n for n, flag in zip(nodes, alive, strict=True) if flag is None]
 
     async def reap(self, node: str) -> list[PresenceEntry]:
@@ -132,15 +185,27 @@ class RedisPresence(PresenceBackend):
         return await self._remove_node(node)
 
     async def _remove_node(self, node: str) -> list[PresenceEntry]:
-        """Two round trips for any number of entries: read the node's hash, delete it all."""
+        """Two round trips for any number of entries: read the node's hash, delete it all
+        (on a cluster, the views' fields before the node's own keys)."""
         async with self._slots:
             raw = await self._r.hgetall(self._node(node))
         entries = [PresenceEntry.loads(v) for v in raw.values()]
-        async with self._slots, self._r.pipeline(transaction=True) as pipe:
-            self._queue_delete(pipe, entries)
-            pipe.delete(self._node(node), f"{self._p}:alive:{node}")
+        views, index = self._delete_fields(entries)
+
+        def drop_node(pipe: AnyPipeline) -> None:
+            pipe.delete(self._node(node))
+            pipe.delete(f"{self._p}:alive:{node}")
             pipe.srem(f"{self._p}:nodes", node)
-            await pipe.execute()
+
+        if not self._cluster:
+            async with self._slots, self._r.pipeline(transaction=True) as pipe:
+                self._queue_hdel(pipe, {**views, **index})
+                drop_node(pipe)
+                await pipe.execute()
+            return entries
+        if views:
+            await self._run(lambda pipe: self._queue_hdel(pipe, views))
+        await self._run(drop_node)
         return entries
 
     async def close(self) -> None:

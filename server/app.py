@@ -31,7 +31,6 @@ from channels.limits import MemoryWindows, WindowCounter
 from channels.people import People
 from channels.presence import Presence
 from channels.presence_backend import MemoryPresence, PresenceBackend
-from channels.redis_presence import RedisPresence
 from channels.streams import EventStreams
 from persistence.database import Database
 from persistence.documents import DocumentStore
@@ -62,21 +61,15 @@ WEB_DIR = Path(web.__file__).parent
 def make_broker(
     settings: Settings, metrics: Metrics
 ) -> tuple[Broker, PresenceBackend, WindowCounter]:
-    """The one place that chooses the cluster transport: memory, or Redis when configured.
-    Besides the broker and presence, the counters behind rate limits and throttles."""
+    """The one place that chooses the cluster transport: memory, or Redis (one server or a
+    Redis Cluster, see channels/transport.py) when configured. Besides the broker and
+    presence, the counters behind rate limits and throttles."""
     if settings.redis_url is None:
         return MemoryBroker(), MemoryPresence(), MemoryWindows()
-    from redis.asyncio import Redis
+    from channels.transport import redis_transport
 
-    from channels.redis_broker import RedisBroker
-    from channels.redis_limits import RedisWindows
-
-    return (
-        RedisBroker.from_url(settings.redis_url),
-        RedisPresence(Redis.from_url(settings.redis_url), prefix=settings.key_prefix),
-        RedisWindows.from_url(settings.redis_url, prefix=settings.key_prefix,
-                              on_fallback=metrics.rate_limit_fallbacks.inc),
-    )
+    return redis_transport(settings.redis_url, prefix=settings.key_prefix,
+                           on_fallback=metrics.rate_limit_fallbacks.inc)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from channels.redis_client import is_cluster_url, parse_cluster_url
+
 __all__ = ["DEV_SECRET", "ConfigError", "Settings"]
 
 # Dev mode needs *some* key so every node and restart agrees on tokens; anyone may log in as
@@ -92,9 +94,16 @@ def _redis_url(raw: str | None) -> str | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
+    if is_cluster_url(raw):
+        try:
+            parse_cluster_url(raw)
+        except ValueError as exc:
+            raise ConfigError(f"COEDIT_REDIS_URL: {exc}") from None
+        return raw
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
-            f"COEDIT_REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}"
+            "COEDIT_REDIS_URL must start with redis://, rediss://, unix:// or (a Redis "
+            f"Cluster) redis+cluster:// or rediss+cluster://, got {raw!r}"
         )
     return raw
 

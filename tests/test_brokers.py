@@ -1,10 +1,11 @@
 """One conformance suite for every :class:`~channels.broker.Broker`, then Redis resilience.
 
-Every behaviour the hub relies on is checked over both implementations through one
-parametrized fixture (``"memory"``, ``"redis"``); what only a network broker can do (several
-nodes, losing and regaining Redis) is parametrized over ``"redis"`` alone. Redis is the
-machine's shared server (``COEDIT_TEST_REDIS``) under a channel prefix of the test's own, or
-a private server when that is unset; restarts always use a private server.
+Every behaviour the hub relies on is checked over every implementation through one
+parametrized fixture (``"memory"``, ``"redis"``, ``"redis-cluster"``: sharded pub/sub on a
+Redis Cluster); what only a network broker can do (several nodes) is parametrized over the
+two Redis kinds. Redis is the machine's shared server (``COEDIT_TEST_REDIS``) under a channel
+prefix of the test's own, or a private server when that is unset; restarts always use a
+private server, and failovers a private cluster.
 """
 
 from __future__ import annotations
@@ -23,16 +24,22 @@ from channels.broker import Broker, MemoryBroker, ReconnectHandler
 from channels.frames import Frame
 from channels.hub import Hub
 from channels.redis_broker import RedisBroker
+from channels.redis_cluster_broker import RedisClusterBroker
+from channels.transport import redis_broker
 from persistence.audit import Actor, AuditContext
 from persistence.database import Database
 from persistence.documents import DocumentStore
 from server.messages import delta_message
 from server.service import StoreDeltaLog
 from tests.redis_server import (  # noqa: F401  (fixtures register under their names)
+    RedisCluster,
     RedisServer,
+    private_redis_cluster_fixture,
     private_redis_fixture,
+    redis_cluster_url_fixture,
     redis_url_fixture,
 )
+from tests.redis_server import command as _cluster_command
 
 TIMEOUT = 5.0
 CTX = AuditContext(Actor("u1", "Ann"), "acme")
@@ -80,9 +87,11 @@ class Cluster:
         made: Broker
         if self.kind == "memory":
             made = MemoryBroker()
+        elif self.redis_url is None:
+            raise RuntimeError("a redis cluster needs a Redis URL")
+        elif self.kind == "redis-cluster":
+            made = RedisClusterBroker.from_url(self.redis_url)
         else:
-            if self.redis_url is None:
-                raise RuntimeError("a redis cluster needs a Redis URL")
             made = RedisBroker.from_url(self.redis_url)
         self._brokers.append(made)
         return made
@@ -101,14 +110,18 @@ class Cluster:
                 await asyncio.wait_for(broker.stop(), TIMEOUT)
 
 
-@pytest.fixture(params=["memory", "redis"])
+URL_FIXTURES = {"redis": "redis_url", "redis-cluster": "redis_cluster_url"}
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def broker_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
 async def cluster(broker_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
-    url = request.getfixturevalue("redis_url") if broker_kind == "redis" else None
+    url = (request.getfixturevalue(URL_FIXTURES[broker_kind]) if broker_kind in URL_FIXTURES
+           else None)
     made = Cluster(broker_kind, url)
     try:
         yield made
@@ -116,7 +129,7 @@ async def cluster(broker_kind: str, request: pytest.FixtureRequest) -> AsyncIter
         await made.close()
 
 
-redis_only = pytest.mark.parametrize("broker_kind", ["redis"], indirect=True)
+redis_only = pytest.mark.parametrize("broker_kind", ["redis", "redis-cluster"], indirect=True)
 
 
 # -- the conformance suite --------------------------------------------------------------------
@@ -279,6 +292,40 @@ async def test_redis_broker_recovers_from_a_redis_restart(
             await asyncio.wait_for(probe.aclose(), TIMEOUT)
 
 
+async def test_cluster_broker_resubscribes_when_a_master_drops_its_connection(
+    private_redis_cluster: RedisCluster,
+) -> None:
+    """When the master of a channel closes the broker's pub/sub connection, the broker
+    subscribes again, calls on_reconnect only once the master confirmed, then delivers."""
+    redis = private_redis_cluster
+    cluster = Cluster("redis-cluster", redis.url)
+    channel = cluster.channel("doc")
+    subscribers_seen: list[str] = []
+    master = await asyncio.to_thread(redis.owner_of, channel)
+
+    async def on_reconnect() -> None:
+        numsub = await asyncio.to_thread(
+            _cluster_command, master.port, "PUBSUB", "SHARDNUMSUB", channel)
+        subscribers_seen.append(numsub.rsplit("\r\n", 2)[-2])
+
+    try:
+        broker, inbox = await cluster.node(on_reconnect)
+        await asyncio.wait_for(broker.subscribe(channel), TIMEOUT)
+        await asyncio.wait_for(broker.publish(channel, b"before"), TIMEOUT)
+        await inbox.wait_for(channel, 1)
+        killed = await asyncio.to_thread(
+            _cluster_command, master.port, "CLIENT", "KILL", "TYPE", "pubsub")
+        assert killed.startswith(":1"), killed
+        async with asyncio.timeout(10):
+            while not subscribers_seen:
+                await asyncio.sleep(0.02)
+        assert subscribers_seen == [":1"]
+        await asyncio.wait_for(broker.publish(channel, b"after"), TIMEOUT)
+        assert await inbox.wait_for(channel, 2) == [b"before", b"after"]
+    finally:
+        await cluster.close()
+
+
 # -- two hubs over Redis ----------------------------------------------------------------------
 
 
@@ -319,8 +366,7 @@ class Node:
 async def _node(database_url: str, redis_url: str, prefix: str) -> AsyncIterator[Node]:
     database = Database(database_url)
     store = DocumentStore(database)
-    hub = Hub(RedisBroker.from_url(redis_url), StoreDeltaLog(store), prefix=prefix,
-              gap_wait=0.02)
+    hub = Hub(redis_broker(redis_url), StoreDeltaLog(store), prefix=prefix, gap_wait=0.02)
     try:
         await asyncio.wait_for(hub.start(), TIMEOUT)
         yield Node(database, store, hub)
@@ -375,5 +421,58 @@ async def test_hubs_deliver_every_version_once_across_a_redis_restart(
         for _ in range(3):  # and the live path carries new writes again
             version = await _write_and_publish(a, doc, version)
         await sink.wait_for_version(version)
+        await asyncio.sleep(0.2)  # room for a duplicate to show up
+        assert sink.versions() == list(range(current + 1, version + 1))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("how", ["failover", "kill"])
+async def test_hubs_deliver_every_version_once_across_a_cluster_failover(
+    database_url: str, private_redis_cluster: RedisCluster, how: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On a Redis Cluster, the master of a document's channel hands over to its replica
+    (CLUSTER FAILOVER, or SIGKILL) while hub A keeps writing: a subscriber on hub B gets every
+    version exactly once, in order, and new writes reach it live on the new master."""
+    redis = private_redis_cluster
+    prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
+    caplog.set_level(logging.ERROR, logger="channels.hub")
+    async with (_node(database_url, redis.url, prefix) as a,
+                _node(database_url, redis.url, prefix) as b):
+        document, _ = await asyncio.wait_for(
+            a.store.create(CTX, kind="memo", title="t"), TIMEOUT)
+        doc = document["id"]
+        sink = Collector()
+        sub = await asyncio.wait_for(b.hub.join(sink, "acme", doc), TIMEOUT)
+        current = (await asyncio.wait_for(b.store.get("acme", doc), TIMEOUT))["version"]
+        await asyncio.wait_for(b.hub.activate(sub, current=current, since=None), TIMEOUT)
+        master = await asyncio.to_thread(redis.owner_of, b.hub.channel_name(doc))
+        replica = await asyncio.to_thread(redis.replica_of, master)
+
+        version = current
+        for _ in range(5):
+            version = await _write_and_publish(a, doc, version)
+        await sink.wait_for_version(version)
+
+        if how == "kill":
+            await asyncio.to_thread(master.kill)
+        else:
+            reply = await asyncio.to_thread(_cluster_command, replica.port, "CLUSTER", "FAILOVER")
+            assert reply.startswith("+OK"), reply
+        async with asyncio.timeout(20):  # keep writing until the replica took over
+            while True:
+                version = await _write_and_publish(a, doc, version)
+                owner = await asyncio.to_thread(redis.owner_of, b.hub.channel_name(doc))
+                if owner is replica:
+                    break
+                await asyncio.sleep(0.05)
+        for _ in range(5):
+            version = await _write_and_publish(a, doc, version)
+        await sink.wait_for_version(version, timeout=20)
+        assert sink.versions() == list(range(current + 1, version + 1))
+
+        # The live path runs on the new master: one write, nothing after it to reveal a gap.
+        version = await _write_and_publish(a, doc, version)
+        await sink.wait_for_version(version, timeout=3)
         await asyncio.sleep(0.2)  # room for a duplicate to show up
         assert sink.versions() == list(range(current + 1, version + 1))

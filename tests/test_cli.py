@@ -89,6 +89,7 @@ async def test_migrate_brings_an_empty_database_to_head_and_is_repeatable(tmp_pa
         ("COEDIT_HEARTBEAT_MS", "often"),
         ("COEDIT_DATABASE_URL", "mysql://root@localhost/x"),
         ("COEDIT_REDIS_URL", "localhost:6379"),
+        ("COEDIT_REDIS_URL", "redis+cluster://10.0.0.1"),
         ("COEDIT_AUTH", "ldap"),
         ("COEDIT_SNAPSHOT_EVERY", "0"),
     ],

@@ -1,4 +1,8 @@
-"""Several real ``coedit serve`` processes on one PostgreSQL and one Redis behave as one server."""
+"""Several real ``coedit serve`` processes on one PostgreSQL and one Redis behave as one server.
+
+The shared-cluster tests run twice: on one Redis server and on a Redis Cluster (three masters
+with a replica each, sharded pub/sub), named by a ``redis+cluster://`` URL.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,19 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
+from channels.redis_client import connect
 from server.auth import TokenIssuer
 from tests.conftest import PostgresDatabases
 from tests.processes import NodeProcess, clean_env
-from tests.redis_server import RedisServer
+from tests.redis_server import (
+    RedisCluster,
+    RedisServer,
+    private_redis_cluster_fixture,
+    redis_cluster_url_fixture,
+)
+
+# Importing the fixtures registers them under their names.
+__all__ = ["private_redis_cluster_fixture", "redis_cluster_url_fixture"]
 from tests.support import TIMEOUT, WsClient
 
 SECRET = "cluster-test-secret-long-enough-for-hs256-signing"
@@ -26,8 +39,9 @@ REDIS_URL = os.environ.get("COEDIT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 class Cluster:
-    def __init__(self, nodes: list[NodeProcess]) -> None:
+    def __init__(self, nodes: list[NodeProcess], redis_url: str = REDIS_URL) -> None:
         self.nodes = nodes
+        self.redis_url = redis_url
         self.issuer = TokenIssuer(SECRET, dev_auth=False)
 
     def token(self, user: str, *, roles: list[str] | None = None) -> str:
@@ -45,22 +59,27 @@ class Cluster:
         return client
 
 
-def node_env(database_url: str, prefix: str, index: int) -> dict[str, str]:
+def node_env(database_url: str, prefix: str, index: int,
+             redis_url: str = REDIS_URL) -> dict[str, str]:
     return clean_env(
-        COEDIT_DATABASE_URL=database_url, COEDIT_REDIS_URL=REDIS_URL, COEDIT_SECRET=SECRET,
+        COEDIT_DATABASE_URL=database_url, COEDIT_REDIS_URL=redis_url, COEDIT_SECRET=SECRET,
         COEDIT_AUTH="token", COEDIT_KEY_PREFIX=prefix, COEDIT_NODE_ID=f"node{index}",
         COEDIT_HEARTBEAT_MS=str(HEARTBEAT_MS),
     )
 
 
-@pytest.fixture
-async def cluster(postgres: PostgresDatabases, tmp_path: Path) -> AsyncIterator[Cluster]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+async def cluster(
+    postgres: PostgresDatabases, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Cluster]:
     url = await postgres.fresh()
     prefix = f"coedit-cluster-{uuid.uuid4().hex[:8]}"
-    nodes = [NodeProcess(node_env(url, prefix, i), tmp_path) for i in range(3)]
+    redis_url = (request.getfixturevalue("redis_cluster_url") if request.param == "redis-cluster"
+                 else REDIS_URL)
+    nodes = [NodeProcess(node_env(url, prefix, i, redis_url), tmp_path) for i in range(3)]
     try:
         await asyncio.gather(*(node.start() for node in nodes))
-        yield Cluster(nodes)
+        yield Cluster(nodes, redis_url)
     finally:
         await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
 
@@ -220,7 +239,7 @@ async def test_a_stopping_node_withdraws_all_its_presence_at_once(cluster: Clust
     bobs = list(await asyncio.wait_for(
         asyncio.gather(*(cluster.connect(1, cluster.token(f"bob{i}")) for i in range(150))), 60))
     prefix = cluster.nodes[1].env["COEDIT_KEY_PREFIX"]
-    redis = Redis.from_url(REDIS_URL)
+    redis = connect(cluster.redis_url)
     try:
         docs = [await _create(alice, {}) for _ in range(3)]
         await alice.ok("subscribe", doc=docs[0])
@@ -321,6 +340,78 @@ async def test_restarting_redis_mid_stream_loses_no_delta(
             deltas = await watcher.deltas(doc, total, timeout=30)
             assert [d["version"] for d in deltas] == list(range(2, total + 2))
             assert await watcher.nothing_more(0.5) == []
+    finally:
+        for client in writers + watchers:
+            await client.close()
+
+
+@pytest.fixture
+async def nodes_on_redis_cluster(
+    postgres: PostgresDatabases, tmp_path: Path, private_redis_cluster: RedisCluster
+) -> AsyncIterator[tuple[Cluster, RedisCluster, str]]:
+    """Two nodes on a Redis Cluster of the test's own, whose masters the test may kill; and
+    the nodes' key prefix."""
+    url = await postgres.fresh()
+    prefix = f"coedit-cluster-{uuid.uuid4().hex[:8]}"
+    nodes = [NodeProcess(node_env(url, prefix, i, private_redis_cluster.url), tmp_path)
+             for i in range(2)]
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        yield Cluster(nodes, private_redis_cluster.url), private_redis_cluster, prefix
+    finally:
+        await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
+
+
+async def test_a_redis_master_dying_mid_stream_loses_no_delta(
+    nodes_on_redis_cluster: tuple[Cluster, RedisCluster, str],
+) -> None:
+    """The master carrying a document's channel is killed while both nodes take writes; its
+    replica takes over and every subscriber on both nodes gets every version once, in order."""
+    cluster, redis, prefix = nodes_on_redis_cluster
+    token = cluster.token("ann")
+    writers = [await cluster.connect(i, token) for i in range(2)]
+    watchers = [await cluster.connect(i % 2, token) for i in range(4)]
+    try:
+        doc = await _create(writers[0], {"w0": 0, "w1": 0})
+        for watcher in watchers:
+            await watcher.ok("subscribe", doc=doc)
+        master = await asyncio.to_thread(redis.owner_of, f"{prefix}:doc:{doc}")
+        replica = await asyncio.to_thread(redis.replica_of, master)
+        killed = asyncio.Event()
+
+        async def write(index: int, client: WsClient, count: int) -> None:
+            base = 1
+            for n in range(count):
+                reply = await client.ok("patch", doc=doc, base=base,
+                                        ops=[{"op": "replace", "path": f"/w{index}",
+                                              "value": n + 1}])
+                base = reply["version"]
+                await asyncio.sleep(0.02)
+
+        async def kill() -> None:
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(master.kill)
+            killed.set()
+
+        per_writer = 100
+        await asyncio.wait_for(
+            asyncio.gather(kill(), *(write(i, c, per_writer) for i, c in enumerate(writers))),
+            90,
+        )
+        assert killed.is_set()
+        total = 2 * per_writer
+        for watcher in watchers:
+            deltas = await watcher.deltas(doc, total, timeout=30)
+            assert [d["version"] for d in deltas] == list(range(2, total + 2))
+            assert await watcher.nothing_more(0.5) == []
+        owner = await asyncio.to_thread(redis.owner_of, f"{prefix}:doc:{doc}")
+        assert owner is replica
+        # And live again: one more write reaches every watcher through the new master.
+        await writers[0].ok("patch", doc=doc, base=total + 1,
+                            ops=[{"op": "replace", "path": "/w0", "value": 0}])
+        for watcher in watchers:
+            (delta,) = await watcher.deltas(doc, 1, timeout=5)
+            assert delta["version"] == total + 2
     finally:
         for client in writers + watchers:
             await client.close()

@@ -29,9 +29,11 @@ from tests.support import TIMEOUT, WsClient
 from tests.test_cluster import Cluster
 
 # The fixtures of the cluster tests, registered here under the same names: ``cluster`` (three
-# nodes on the shared Redis) and ``redis_cluster`` (two nodes on a Redis of the test's own).
+# nodes on the shared Redis, then on a Redis Cluster, which ``redis_cluster_url`` names) and
+# ``redis_cluster`` (two nodes on a Redis of the test's own).
 cluster = cluster_tests.cluster
 redis_cluster = cluster_tests.redis_cluster
+redis_cluster_url = cluster_tests.redis_cluster_url_fixture
 
 DOCS = 3
 LOCK_EVERY = 5  # every fifth patch of a writer is made inside a lock it takes and releases

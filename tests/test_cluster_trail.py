@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import httpx
 
+from tests.redis_server import redis_cluster_url_fixture
 from tests.support import TIMEOUT
 from tests.test_cluster import Cluster, cluster
 
-__all__ = ["cluster"]  # the fixture, shared with the cluster tests
+# The fixtures, shared with the cluster tests (which run on one Redis and on a Redis Cluster).
+__all__ = ["cluster", "redis_cluster_url_fixture"]
 
 
 async def test_review_comment_and_notification_reach_another_node(cluster: Cluster) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 
+from tests.redis_server import redis_cluster_url_fixture
 from tests.support import TIMEOUT
 from tests.test_cluster import Cluster, cluster
 
-__all__ = ["cluster"]  # the fixture, shared with the cluster tests
+# The fixtures, shared with the cluster tests (which run on one Redis and on a Redis Cluster).
+__all__ = ["cluster", "redis_cluster_url_fixture"]
 
 
 async def _call(cluster: Cluster, node: int, token: str, method: str, path: str,

@@ -1,9 +1,12 @@
 """One conformance suite for every :class:`~channels.presence_backend.PresenceBackend`.
 
-Both backends run the same tests through one parametrized fixture (``"memory"``,
-``"redis"``). Node liveness and reaping only mean something where nodes can die apart from
-each other, so those tests are parametrized over ``"redis"`` alone. Redis is the machine's
-shared server (``COEDIT_TEST_REDIS``) or a private one, under a key prefix of the test's own.
+Every backend runs the same tests through one parametrized fixture (``"memory"``,
+``"redis"``, ``"redis-cluster"``: the Redis backend on a Redis Cluster, where one change
+spans several shards). Node liveness and reaping only mean something where nodes can die
+apart from each other, so those tests are parametrized over the two Redis kinds alone. Redis
+is the machine's shared server (``COEDIT_TEST_REDIS``) or a private one, the cluster one of
+this run's own (``COEDIT_TEST_REDIS_CLUSTER`` names another), under a key prefix of the test's
+own.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 
 from channels.presence_backend import MemoryPresence, PresenceBackend, PresenceEntry
+from channels.redis_client import connect
 from channels.redis_presence import RedisPresence
-from tests.redis_server import redis_url_fixture  # noqa: F401  (registers ``redis_url``)
+from tests.redis_server import (  # noqa: F401  (registers the fixtures under their names)
+    redis_cluster_url_fixture,
+    redis_url_fixture,
+)
 
 TIMEOUT = 5.0
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def presence_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -36,11 +44,12 @@ async def presence(
 ) -> AsyncIterator[PresenceBackend]:
     backend: PresenceBackend
     prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
-    client: Redis | None = None
+    client: Redis | RedisCluster | None = None
     if presence_kind == "memory":
         backend = MemoryPresence()
     else:
-        client = Redis.from_url(request.getfixturevalue("redis_url"))
+        fixture = "redis_cluster_url" if presence_kind == "redis-cluster" else "redis_url"
+        client = connect(request.getfixturevalue(fixture))
         backend = RedisPresence(client, prefix=prefix)
     try:
         yield backend
@@ -48,12 +57,14 @@ async def presence(
         if client is not None:
             with contextlib.suppress(Exception):
                 keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-                if keys:
-                    await asyncio.wait_for(client.delete(*keys), TIMEOUT)
+                for key in keys:  # one by one: a cluster's keys sit in many slots
+                    await asyncio.wait_for(client.delete(key), TIMEOUT)
         await asyncio.wait_for(backend.close(), TIMEOUT)
 
 
-redis_only = pytest.mark.parametrize("presence_kind", ["redis"], indirect=True)
+redis_only = pytest.mark.parametrize("presence_kind", ["redis", "redis-cluster"],
+                                     indirect=True)
+single_redis_only = pytest.mark.parametrize("presence_kind", ["redis"], indirect=True)
 
 
 def _entry(session: str, doc: str = "doc-1", *, kind: str = "memo", tenant: str = "acme",
@@ -242,7 +253,40 @@ async def test_a_withdrawn_node_is_never_reaped(presence: PresenceBackend) -> No
     assert "node-a" not in await asyncio.wait_for(presence.dead_nodes(), TIMEOUT)
 
 
-@redis_only
+@pytest.mark.parametrize("presence_kind", ["redis-cluster"], indirect=True)
+async def test_a_change_cut_between_shards_leaves_nothing_withdraw_misses(
+    presence: PresenceBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster, a put or a removal that fails after its first shard step leaves its
+    entries where the node's withdraw still finds and removes them: no orphan in any view."""
+    assert isinstance(presence, RedisPresence)
+    steps = presence._run
+    done: list[int] = []
+
+    async def cut_after_first(queue: Any) -> None:
+        if done:
+            raise ConnectionError("the next shard is gone")
+        done.append(1)
+        await steps(queue)
+
+    ann, bob = _entry("ann", "doc-1", node="node-a"), _entry("bob", "doc-2", node="node-a")
+    await _put(presence, bob)
+    monkeypatch.setattr(presence, "_run", cut_after_first)
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(presence.put(ann), TIMEOUT)  # in the index, not in the views
+    done.clear()
+    with pytest.raises(ConnectionError):  # out of the views, still in the index (goes last)
+        await asyncio.wait_for(presence.write(remove=[bob]), TIMEOUT)
+    monkeypatch.setattr(presence, "_run", steps)
+    assert _sessions(await asyncio.wait_for(presence.for_doc("doc-2"), TIMEOUT)) == []
+    gone = await asyncio.wait_for(presence.withdraw("node-a"), TIMEOUT)
+    assert _sessions(gone) == ["ann", "bob"]
+    for doc in ("doc-1", "doc-2"):
+        assert await asyncio.wait_for(presence.for_doc(doc), TIMEOUT) == []
+    assert await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT) == []
+
+
+@single_redis_only
 async def test_bulk_changes_are_one_or_two_round_trips(
     presence: PresenceBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,6 @@
 """The hit counters behind HTTP rate limits and the notification throttle: one conformance
-suite over memory and Redis, and how the Redis counter behaves when Redis goes away."""
+suite over memory, Redis and a Redis Cluster (where one call's keys span hash slots), and how
+the Redis counter behaves when Redis goes away."""
 
 from __future__ import annotations
 
@@ -12,30 +13,40 @@ import pytest
 from redis.asyncio import Redis
 
 from channels.limits import MemoryWindows, WindowCounter
+from channels.redis_client import connect
 from channels.redis_limits import RedisWindows
-from tests.redis_server import RedisServer, private_redis_fixture, redis_url_fixture
+from tests.redis_server import (
+    RedisServer,
+    private_redis_fixture,
+    redis_cluster_url_fixture,
+    redis_url_fixture,
+)
 from tests.support import TIMEOUT
 
-__all__ = ["private_redis_fixture", "redis_url_fixture"]
+__all__ = ["private_redis_fixture", "redis_cluster_url_fixture", "redis_url_fixture"]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def counter(request: pytest.FixtureRequest) -> AsyncIterator[WindowCounter]:
     if request.param == "memory":
         yield MemoryWindows()
         return
-    redis_url = request.getfixturevalue("redis_url")
+    redis_url = request.getfixturevalue(
+        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url")
     prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
-    windows = RedisWindows(Redis.from_url(redis_url), prefix=prefix)
+    fallbacks: list[str] = []
+    windows = RedisWindows(connect(redis_url), prefix=prefix,
+                           on_fallback=lambda: fallbacks.append("local"))
     try:
         yield windows
+        assert fallbacks == [], "the counter fell back to counting locally"
     finally:
         await asyncio.wait_for(windows.stop(), TIMEOUT)
-        cleaner = Redis.from_url(redis_url)
+        cleaner = connect(redis_url)
         with contextlib.suppress(Exception):
             keys = [k async for k in cleaner.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await asyncio.wait_for(cleaner.delete(*keys), TIMEOUT)
+            for key in keys:  # one by one: a cluster's keys sit in many slots
+                await asyncio.wait_for(cleaner.delete(key), TIMEOUT)
         await asyncio.wait_for(cleaner.aclose(), TIMEOUT)
 
 
@@ -59,6 +70,10 @@ async def test_keys_count_apart_and_a_call_counts_its_keys_in_order(
         counter.hit_many(["a", "b", "a", "a"], limit=2, window_ms=60_000), TIMEOUT)
     assert [(v.count, v.allowed) for v in verdicts] == [(1, True), (1, True), (2, True),
                                                         (3, False)]
+    many = [f"key-{n % 40}" for n in range(120)]  # many hash slots on a cluster
+    verdicts = await asyncio.wait_for(
+        counter.hit_many(many, limit=2, window_ms=60_000), TIMEOUT)
+    assert [v.count for v in verdicts] == [1 + n // 40 for n in range(120)]
     assert await asyncio.wait_for(counter.hit_many([], limit=2, window_ms=1000), TIMEOUT) == []
 
 
