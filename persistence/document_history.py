@@ -22,7 +22,7 @@ from persistence.facts import Delta
 from persistence.jsonutil import loads
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
 from persistence.patching import apply_ops
-from persistence.schema import events, revisions, snapshots
+from persistence.schema import events, purged_heads, revisions, snapshots
 from persistence.timeutil import format_ts
 from persistence.writes import delta_from_revision
 
@@ -158,12 +158,17 @@ class DocumentHistory:
         return {"events": items, "next": next_cursor}
 
     async def verify(self, tenant: str, doc_id: str) -> dict[str, Any]:
-        """Recompute the document's hash chain from its first event."""
+        """Recompute the document's hash chain from its first live event, linked to the last
+        purged one if ``archive --purge`` removed its start."""
         await self.current.kind_of(tenant, doc_id)
         async with self.db.reader() as conn:
+            purged = (await conn.execute(
+                select(purged_heads.c.seq, purged_heads.c.hash)
+                .where(purged_heads.c.chain == doc_id, purged_heads.c.tenant == tenant)
+            )).first()
             rows = (
                 await conn.execute(
                     select(events).where(events.c.doc == doc_id).order_by(events.c.seq)
                 )
             ).all()
-        return verify_rows(list(rows))
+        return verify_rows(list(rows), after=(int(purged.seq), purged.hash) if purged else None)

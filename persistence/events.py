@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select, text
+from sqlalchemy import ColumnElement, Select, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import event_from_row
 from persistence.database import Database
 from persistence.errors import BadRequest
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor
-from persistence.schema import events
+from persistence.schema import events, purged_heads
 
 __all__ = ["EventFilter", "EventLog", "SeqHorizon"]
 
@@ -226,6 +226,15 @@ class EventLog:
             seq = (await conn.execute(
                 select(events.c.seq).where(events.c.tenant == tenant)
                 .order_by(events.c.seq.desc()).limit(1))).scalar()
+        return int(seq or 0)
+
+    async def purged_through(self, tenant: str) -> int:
+        """The seq of the tenant's last event that ``archive --purge`` removed (0: none):
+        a reader asking for events after a lower seq cannot be given all of them."""
+        async with self.db.reader() as conn:
+            seq = (await conn.execute(
+                select(func.max(purged_heads.c.seq)).where(purged_heads.c.tenant == tenant)
+            )).scalar()
         return int(seq or 0)
 
     async def page(

@@ -47,6 +47,7 @@ __all__ = [
     "notification_marks",
     "notification_reads",
     "notifications",
+    "purged_heads",
     "reviews",
     "revisions",
     "search_terms",
@@ -223,6 +224,17 @@ archived_events = Table(
     Column("seq", BigInteger, primary_key=True),
     Column("archive_id", Integer, nullable=False),
     Index("ix_archived_events_archive", "archive_id"),
+)
+
+# Where each hash chain continues after ``archive --purge``: the seq and hash of the chain's
+# last event that left the database. ``chain`` is a document id, or ``tenant:<tenant>``.
+purged_heads = Table(
+    "purged_heads",
+    metadata,
+    Column("chain", String(160), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 # An idea: the documents of one investment case, one per stage or more.
