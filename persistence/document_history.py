@@ -3,7 +3,9 @@ state at an earlier version or time, and the document's audit events.
 
 To rebuild version ``v`` the nearest snapshot at or below it is replayed forward: a snapshot is
 stored at version 1 and at every multiple of the snapshot interval, so that is at most N-1
-revisions.
+revisions. History retention (``persistence/history_retention.py``) may have cut a document's
+history at a *floor*, where it leaves a snapshot: versions below it answer ``not_found`` with
+``retained_from``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from persistence.database import Database
 from persistence.document_reads import DocumentReads, document_from_row, select_document
 from persistence.errors import BadRequest, NotFound
 from persistence.facts import Delta
+from persistence.history_retention import floor_of
 from persistence.jsonutil import loads
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
 from persistence.patching import apply_ops
@@ -27,6 +30,13 @@ from persistence.timeutil import format_ts
 from persistence.writes import delta_from_revision
 
 __all__ = ["DocumentHistory"]
+
+
+def _before_floor(doc_id: str, floor: int, asked: str) -> NotFound:
+    """History retention removed what was asked for: say so, and from where history is kept."""
+    return NotFound(f"the history of document {doc_id!r} before version {floor} is no longer "
+                    f"kept (history retention); {asked} cannot be replayed",
+                    retained_from=floor)
 
 
 class DocumentHistory:
@@ -72,6 +82,7 @@ class DocumentHistory:
             head = (await conn.execute(select_document(tenant, doc_id))).first()
             if head is None:
                 raise NotFound(f"no document {doc_id!r}")
+            floor = await floor_of(conn, doc_id)
             if at is not None:
                 found = (
                     await conn.execute(
@@ -82,12 +93,16 @@ class DocumentHistory:
                     )
                 ).first()
                 if found is None:
+                    if floor > 1:
+                        raise _before_floor(doc_id, floor, f"at {format_ts(at)}")
                     raise NotFound(f"document {doc_id!r} did not exist at {format_ts(at)}")
                 version = found.version
             if version is None:
                 version = head.version
             if version < 1 or version > head.version:
                 raise NotFound(f"document {doc_id!r} has no version {version}")
+            if version < floor:
+                raise _before_floor(doc_id, floor, f"version {version}")
             snap = (
                 await conn.execute(
                     select(snapshots.c.version, snapshots.c.state)

@@ -40,6 +40,7 @@ __all__ = [
     "documents",
     "event_archives",
     "events",
+    "history_floors",
     "ideas",
     "idempotency_keys",
     "locks",
@@ -235,6 +236,18 @@ purged_heads = Table(
     Column("tenant", String(128), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# History retention: each document's oldest replayable version (a snapshot is kept there);
+# revisions and snapshots below it were removed. The database refuses deleting a revision
+# at or above its document's floor.
+history_floors = Table(
+    "history_floors",
+    metadata,
+    Column("doc", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
 )
 
 # An idea: the documents of one investment case, one per stage or more.

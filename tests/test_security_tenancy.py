@@ -293,8 +293,9 @@ VIEWER_MAY = {("POST", "/api/notifications/read-all"), ("POST", "/api/dev/login"
 async def test_every_write_route_refuses_a_viewer_and_records_it(
     server: RunningServer,
 ) -> None:
-    """A viewer calling any route that changes something, on its own tenant's resources, is
-    refused with 403 before any state check, and each refusal appends one access.denied."""
+    """A viewer calling any HTTP route or WebSocket request that changes something, on its own
+    tenant's resources, is refused with forbidden before any state check, and each refusal
+    appends one access.denied."""
     own, tokens = await _globex(server, tenant="acme")
     values = _path_values(own)
     viewer = server.token(user="a-viewer", roles=["viewer"], tenant="acme")
@@ -327,6 +328,18 @@ async def test_every_write_route_refuses_a_viewer_and_records_it(
                 assert answer.json()["error"]["code"] == "forbidden"
                 refused += 1
     assert refused >= 20
+    async with await server.connect(viewer) as client:
+        for request in (
+            {"type": "patch", "doc": own.doc, "base": 1, "ops": replace("/text", "x")},
+            {"type": "lock", "doc": own.doc, "path": ""},
+            {"type": "lock", "doc": own.doc, "path": "", "force": True},
+            {"type": "unlock", "doc": own.doc, "path": ""},
+            {"type": "create", "kind": "memo", "title": "t"},
+        ):
+            kind = request.pop("type")
+            reply = await client.request(kind, **request)
+            assert reply["type"] == "error" and reply["code"] == "forbidden", (kind, reply)
+            refused += 1
     async with server.http(tokens["admin"]) as http:
         denied = (await _call(http, "GET", "/api/events?type=access.denied&actor=a-viewer"
                                            "&limit=1000")).json()["events"]
