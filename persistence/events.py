@@ -247,4 +247,12 @@ class EventLog:
             after = max(after, _position_of(cursor))
         found, position, more = await self.read(tenant, after=after, flt=flt, limit=limit,
                                                 until=until)
-        return {"events": found, "next": encode_cursor(_CURSOR_TAG, position) if more else None}
+        page: dict[str, Any] = {"events": found,
+                                "next": encode_cursor(_CURSOR_TAG, position) if more else None}
+        if since is not None and not cursor:
+            # As a stream says ``reset``: events after ``since`` up to this seq were purged
+            # (``archive --purge``) and are only in the archive files.
+            purged = await self.purged_through(tenant)
+            if since < purged:
+                page["purged_through"] = purged
+        return page

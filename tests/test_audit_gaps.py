@@ -79,7 +79,8 @@ async def test_websocket_stream_since_below_the_purge_point_is_told_reset(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A stream subscribed with a ``since`` below the purge point first receives ``reset``
-    naming the purge point, then the live events after it; one at the point gets none."""
+    naming the purge point, then the live events after it; one at the point gets none. A
+    page of ``GET /api/events`` read from below the point says ``purged_through``."""
     doc, purged = await _purged_history(server, monkeypatch, tmp_path, "bob")
     token = server.token(user="bob")
     async with await server.connect(token) as client:
@@ -90,6 +91,14 @@ async def test_websocket_stream_since_below_the_purge_point_is_told_reset(
         events = [(await client.recv_type("event"))["event"] for _ in range(2)]
         assert [e["version"] for e in events] == [6, 7]
         assert all(e["seq"] > purged for e in events)
+
+        async with server.http(token) as http:
+            below = (await http.get("/api/events", params={"doc": doc, "since": 0})).json()
+            above = (await http.get("/api/events", params={"doc": doc,
+                                                           "since": purged})).json()
+        assert below["purged_through"] == purged and "purged_through" not in above
+        assert [e["version"] for e in below["events"]] == [6, 7] == \
+            [e["version"] for e in above["events"]]
 
         again = await client.ok("subscribe", stream={"docs": [doc]}, since=purged)
         message = await client.recv()
