@@ -197,3 +197,25 @@ async def test_paths_under_web_never_leave_the_web_directory(
         assert _status(served) == 200
     finally:
         link.unlink()
+
+
+async def test_integers_beyond_64_bits_are_bad_requests(server: RunningServer) -> None:
+    """A ``since``, ``version`` or ``Last-Event-ID`` past the 64-bit range answers 400
+    ``bad_request`` on HTTP, SSE and WebSocket (PostgreSQL's driver answered 500 before)."""
+    token = server.token()
+    doc = (await server.create(token))["id"]
+    huge = str(2**63)
+    async with server.http(token) as http:
+        for path in (f"/api/events?since={huge}", f"/api/documents/{doc}/history?since={huge}",
+                     f"/api/events/stream?since={huge}"):
+            answer = await http.get(path)
+            assert answer.status_code == 400, (path, answer.status_code, answer.text)
+            assert answer.json()["error"]["code"] == "bad_request"
+        answer = await http.get("/api/events/stream", headers={"Last-Event-ID": huge})
+        assert answer.status_code == 400, answer.text
+        fits = await http.get(f"/api/documents/{doc}/history?since={2**63 - 1}")
+        assert fits.status_code == 200 and fits.json()["events"] == []
+    async with await server.connect(token) as client:
+        for request in ({"stream": {}, "since": 2**63}, {"doc": doc, "since": 2**63}):
+            reply = await client.request("subscribe", **request)
+            assert reply["type"] == "error" and reply["code"] == "bad_request", reply
