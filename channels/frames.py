@@ -63,6 +63,10 @@ def server_sent_event(frame: Frame) -> str:
     message = frame.message
     if message.get("type") == "comment":
         return f": {message['text']}\n\n"
+    if message.get("type") == "reset":
+        # A named event: its id moves Last-Event-ID past the purge point, so a reconnect
+        # resumes after it instead of being told again.
+        return f"event: reset\nid: {message['seq']}\ndata: {encode_json(message)}\n\n"
     event = message["event"]
     return f"id: {event['seq']}\ndata: {encode_json(event)}\n\n"
 

@@ -40,6 +40,8 @@ class EventReader(Protocol):
 
     async def head(self, tenant: str) -> int: ...
 
+    async def purged_through(self, tenant: str) -> int: ...
+
 
 class EventSink(Protocol):
     def put(self, frame: Frame) -> bool: ...
@@ -118,7 +120,18 @@ class EventStreams:
         return sub
 
     async def activate(self, sub: StreamSubscription, since: int | None) -> None:
-        """Send everything after ``since`` up to the registration point, then go live."""
+        """Send everything after ``since`` up to the registration point, then go live.
+
+        When ``since`` lies below events that ``archive --purge`` removed, the reader is told
+        first (``reset`` with the purge point) and the stream goes on after that point: it
+        must not look as if the oldest live event came right after ``since``.
+        """
+        if since is not None:
+            purged = await self.reader.purged_through(sub.tenant)
+            if since < purged:
+                sub.sink.put(Frame({"type": "reset", "stream": sub.id, "since": since,
+                                    "seq": purged}))
+                since = purged
         cursor = last = sub.start if since is None else since
         while cursor < sub.start:
             found, position, more = await self.reader.read(

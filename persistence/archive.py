@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import event_from_row, event_hash
 from persistence.database import Database
 from persistence.jsonutil import canonical_json
-from persistence.schema import archived_events, event_archives, events
+from persistence.schema import archived_events, event_archives, events, purged_heads
 from persistence.timeutil import utcnow
 
-__all__ = ["ArchiveError", "ArchiveResult", "Archiver", "ChainReport"]
+__all__ = ["ArchiveError", "ArchiveResult", "Archiver", "ChainReport", "chain_key"]
 
 PAGE = 5000
 
@@ -107,6 +108,21 @@ def _load_archive(path: Path, sha256: str) -> tuple[list[dict[str, Any]], list[d
         return [], [*problems, {"archive": str(path), "reason": str(exc)}]
 
 
+def chain_key(tenant: str, doc: str | None) -> str:
+    """The name of the hash chain an event belongs to: its document's, else its tenant's."""
+    return doc or f"tenant:{tenant}"
+
+
+async def _record_purged_heads(
+    conn: AsyncConnection, tenant: str, heads: dict[str, tuple[int, str]]
+) -> None:
+    """Months are purged oldest first, so a later month's head replaces an earlier one's."""
+    for chain, (seq, digest) in heads.items():
+        await conn.execute(delete(purged_heads).where(purged_heads.c.chain == chain))
+        await conn.execute(insert(purged_heads).values(chain=chain, tenant=tenant, seq=seq,
+                                                       hash=digest))
+
+
 class Archiver:
     def __init__(self, db: Database, directory: Path) -> None:
         self.db = db
@@ -165,6 +181,8 @@ class Archiver:
         seqs: list[int] = []
         last_hash = ""
         first_seq = 0
+        # The last event of each chain in this month: where the chain goes on once purged.
+        heads: dict[str, tuple[int, str]] = {}
         with gzip.open(partial, "wt", encoding="utf-8") as handle:
             async for row in self._month_events(tenant, start):
                 event = event_from_row(row)
@@ -172,6 +190,7 @@ class Archiver:
                 seqs.append(int(row.seq))
                 last_hash = event["hash"]
                 first_seq = first_seq or int(row.seq)
+                heads[chain_key(tenant, row.doc)] = (int(row.seq), event["hash"])
         if not seqs:
             partial.unlink()
             return None
@@ -203,6 +222,8 @@ class Archiver:
                                    [{"seq": seq, "archive_id": archive_id} for seq in chunk])
                 if purge:
                     await conn.execute(delete(events).where(events.c.seq.in_(chunk)))
+            if purge:
+                await _record_purged_heads(conn, tenant, heads)
         return ArchiveResult(tenant, month, final, len(seqs), last_hash, purge)
 
     @staticmethod
@@ -265,7 +286,7 @@ class Archiver:
         heads: dict[str, str | None] = {}
         for seq in sorted(found):
             event = found[seq]
-            chain = event["doc"] or f"tenant:{tenant}"
+            chain = chain_key(tenant, event["doc"])
             expected = heads.get(chain)
             if event["prev_hash"] != expected or event_hash(event, expected) != event["hash"]:
                 report.broken.append({"seq": seq, "doc": event["doc"],

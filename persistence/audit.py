@@ -253,12 +253,19 @@ def event_from_row(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def verify_rows(rows: list[Row[Any]]) -> dict[str, Any]:
-    """Check one chain, oldest first: every link and every hash must recompute."""
-    previous: str | None = None
+def verify_rows(
+    rows: list[Row[Any]], *, after: tuple[int, str] | None = None
+) -> dict[str, Any]:
+    """Check one chain, oldest first: every link and every hash must recompute.
+
+    ``after`` is the seq and hash of the chain's last purged event, when its start left the
+    database (``archive --purge``): the first live event must link to that hash, not to none.
+    """
+    previous: str | None = after[1] if after else None
+    extra = {"continues_from": {"seq": after[0], "hash": after[1]}} if after else {}
     for count, row in enumerate(rows):
         event = event_from_row(row)
         if event["prev_hash"] != previous or event_hash(event, previous) != event["hash"]:
-            return {"ok": False, "seq": event["seq"], "events": count}
+            return {"ok": False, "seq": event["seq"], "events": count, **extra}
         previous = event["hash"]
-    return {"ok": True, "events": len(rows)}
+    return {"ok": True, "events": len(rows), **extra}

@@ -3,7 +3,9 @@ state at an earlier version or time, and the document's audit events.
 
 To rebuild version ``v`` the nearest snapshot at or below it is replayed forward: a snapshot is
 stored at version 1 and at every multiple of the snapshot interval, so that is at most N-1
-revisions.
+revisions. History retention (``persistence/history_retention.py``) may have cut a document's
+history at a *floor*, where it leaves a snapshot: versions below it answer ``not_found`` with
+``retained_from``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,22 @@ from persistence.database import Database
 from persistence.document_reads import DocumentReads, document_from_row, select_document
 from persistence.errors import BadRequest, NotFound
 from persistence.facts import Delta
+from persistence.history_retention import floor_of
 from persistence.jsonutil import loads
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor, page_limit
 from persistence.patching import apply_ops
-from persistence.schema import events, revisions, snapshots
+from persistence.schema import events, purged_heads, revisions, snapshots
 from persistence.timeutil import format_ts
 from persistence.writes import delta_from_revision
 
 __all__ = ["DocumentHistory"]
+
+
+def _before_floor(doc_id: str, floor: int, asked: str) -> NotFound:
+    """History retention removed what was asked for: say so, and from where history is kept."""
+    return NotFound(f"the history of document {doc_id!r} before version {floor} is no longer "
+                    f"kept (history retention); {asked} cannot be replayed",
+                    retained_from=floor)
 
 
 class DocumentHistory:
@@ -72,6 +82,7 @@ class DocumentHistory:
             head = (await conn.execute(select_document(tenant, doc_id))).first()
             if head is None:
                 raise NotFound(f"no document {doc_id!r}")
+            floor = await floor_of(conn, doc_id)
             if at is not None:
                 found = (
                     await conn.execute(
@@ -82,12 +93,16 @@ class DocumentHistory:
                     )
                 ).first()
                 if found is None:
+                    if floor > 1:
+                        raise _before_floor(doc_id, floor, f"at {format_ts(at)}")
                     raise NotFound(f"document {doc_id!r} did not exist at {format_ts(at)}")
                 version = found.version
             if version is None:
                 version = head.version
             if version < 1 or version > head.version:
                 raise NotFound(f"document {doc_id!r} has no version {version}")
+            if version < floor:
+                raise _before_floor(doc_id, floor, f"version {version}")
             snap = (
                 await conn.execute(
                     select(snapshots.c.version, snapshots.c.state)
@@ -158,12 +173,17 @@ class DocumentHistory:
         return {"events": items, "next": next_cursor}
 
     async def verify(self, tenant: str, doc_id: str) -> dict[str, Any]:
-        """Recompute the document's hash chain from its first event."""
+        """Recompute the document's hash chain from its first live event, linked to the last
+        purged one if ``archive --purge`` removed its start."""
         await self.current.kind_of(tenant, doc_id)
         async with self.db.reader() as conn:
+            purged = (await conn.execute(
+                select(purged_heads.c.seq, purged_heads.c.hash)
+                .where(purged_heads.c.chain == doc_id, purged_heads.c.tenant == tenant)
+            )).first()
             rows = (
                 await conn.execute(
                     select(events).where(events.c.doc == doc_id).order_by(events.c.seq)
                 )
             ).all()
-        return verify_rows(list(rows))
+        return verify_rows(list(rows), after=(int(purged.seq), purged.hash) if purged else None)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select, text
+from sqlalchemy import ColumnElement, Select, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.audit import event_from_row
 from persistence.database import Database
 from persistence.errors import BadRequest
 from persistence.pagination import FOREIGN_CURSOR, decode_cursor, encode_cursor
-from persistence.schema import events
+from persistence.schema import events, purged_heads
 
 __all__ = ["EventFilter", "EventLog", "SeqHorizon"]
 
@@ -228,6 +228,15 @@ class EventLog:
                 .order_by(events.c.seq.desc()).limit(1))).scalar()
         return int(seq or 0)
 
+    async def purged_through(self, tenant: str) -> int:
+        """The seq of the tenant's last event that ``archive --purge`` removed (0: none):
+        a reader asking for events after a lower seq cannot be given all of them."""
+        async with self.db.reader() as conn:
+            seq = (await conn.execute(
+                select(func.max(purged_heads.c.seq)).where(purged_heads.c.tenant == tenant)
+            )).scalar()
+        return int(seq or 0)
+
     async def page(
         self, tenant: str, *, flt: EventFilter, since: int | None, until: datetime | None,
         limit: int, cursor: str | None,
@@ -238,4 +247,12 @@ class EventLog:
             after = max(after, _position_of(cursor))
         found, position, more = await self.read(tenant, after=after, flt=flt, limit=limit,
                                                 until=until)
-        return {"events": found, "next": encode_cursor(_CURSOR_TAG, position) if more else None}
+        page: dict[str, Any] = {"events": found,
+                                "next": encode_cursor(_CURSOR_TAG, position) if more else None}
+        if since is not None and not cursor:
+            # As a stream says ``reset``: events after ``since`` up to this seq were purged
+            # (``archive --purge``) and are only in the archive files.
+            purged = await self.purged_through(tenant)
+            if since < purged:
+                page["purged_through"] = purged
+        return page

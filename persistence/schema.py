@@ -40,6 +40,7 @@ __all__ = [
     "documents",
     "event_archives",
     "events",
+    "history_floors",
     "ideas",
     "idempotency_keys",
     "locks",
@@ -47,6 +48,7 @@ __all__ = [
     "notification_marks",
     "notification_reads",
     "notifications",
+    "purged_heads",
     "reviews",
     "revisions",
     "search_terms",
@@ -223,6 +225,29 @@ archived_events = Table(
     Column("seq", BigInteger, primary_key=True),
     Column("archive_id", Integer, nullable=False),
     Index("ix_archived_events_archive", "archive_id"),
+)
+
+# Where each hash chain continues after ``archive --purge``: the seq and hash of the chain's
+# last event that left the database. ``chain`` is a document id, or ``tenant:<tenant>``.
+purged_heads = Table(
+    "purged_heads",
+    metadata,
+    Column("chain", String(160), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# History retention: each document's oldest replayable version (a snapshot is kept there);
+# revisions and snapshots below it were removed. The database refuses deleting a revision
+# at or above its document's floor.
+history_floors = Table(
+    "history_floors",
+    metadata,
+    Column("doc", String(36), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
 )
 
 # An idea: the documents of one investment case, one per stage or more.

@@ -280,6 +280,13 @@ class _Batch:
         with ``conflict`` where its units overlap theirs otherwise."""
         committed = [row for row in self.committed.get(head.row.id, ()) if row.version > base]
         ours = [w for w in head.written if w.version > base]
+        first = committed[0].version if committed else ours[0].version if ours else None
+        if first != base + 1:
+            # History retention removed the versions right after the base: they can be
+            # neither compared nor sent as conflict deltas, so the client must read again.
+            raise BadRequest(f"base {base} is older than the history kept for this document; "
+                             "read it again and patch the current version",
+                             current_version=head.version)
         later = [LaterVersion(row.ops, loads(row.units)) for row in committed]
         later += [LaterVersion(w.ops_text, w.units) for w in ours]
         rebased = rebase_patch(ops, units, state, later)

@@ -36,6 +36,8 @@ SESSION_COOKIE = "coedit_session"
 ANON_COOKIE = "coedit_anon"
 DEFAULT_TENANT = "default"
 MAX_NAME = 128
+# PROTOCOL.md section 2: a token lacking any of these is not valid.
+REQUIRED_CLAIMS = ("sub", "name", "roles", "tenant", "exp")
 
 
 class Action(Enum):
@@ -112,32 +114,38 @@ class TokenIssuer:
             return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> Identity:
-        """The identity in ``token``; ``unauthorized`` if it is forged, expired or incomplete."""
+        """The identity in ``token``; ``unauthorized`` if it is forged, expired or incomplete.
+
+        Only HS256 is accepted, whatever the token's header says (``none``, another HMAC, an
+        asymmetric algorithm whose "public key" would be our secret). Every claim of the
+        contract is required: a token without ``tenant`` must not land in a default tenant,
+        and one without ``exp`` would be valid forever.
+        """
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 claims = jwt.decode(token, self._secret, algorithms=["HS256"],
-                                    options={"require": ["sub", "exp"]})
+                                    options={"require": list(REQUIRED_CLAIMS)})
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
-        roles = claims.get("roles")
+        roles = claims["roles"]
         if isinstance(roles, str):
             roles = [roles]
         if (
-            not isinstance(claims.get("sub"), str)
+            not all(isinstance(claims[name], str) and claims[name].strip()
+                    for name in ("sub", "name", "tenant"))
             or not isinstance(roles, list)
             or not roles
             or any(role not in ROLES for role in roles)
-            or not isinstance(claims.get("tenant", DEFAULT_TENANT), str)
         ):
             raise Unauthorized("token claims must hold sub, name, roles and tenant")
         return Identity(
             id=claims["sub"],
-            name=str(claims.get("name") or claims["sub"]),
+            name=claims["name"],
             roles=tuple(roles),
-            tenant=claims.get("tenant") or DEFAULT_TENANT,
+            tenant=claims["tenant"],
             exp=float(claims["exp"]),
         )
 

@@ -6,6 +6,8 @@
   dev-mode key, with a warning).
 * ``archive``: copy whole months of old audit events to gzip-compressed JSON Lines files,
   read back and checked; with ``--purge``, also delete the archived events from the database.
+  With ``--history-older-than`` (or ``COEDIT_HISTORY_RETENTION``), also cut each document's
+  revisions and snapshots older than that (``persistence/history_retention.py``).
 * ``verify``: recompute the hash chains (of every tenant, or of ``--tenant``) over archived
   files and live rows together; exits 1 if any is broken.
 * ``replay``: print a document (or only its state) as it was at a given version.
@@ -36,6 +38,7 @@ from persistence.database import Database
 from persistence.documents import DocumentStore
 from persistence.errors import CoeditError
 from persistence.events import EventFilter, EventLog
+from persistence.history_retention import HistoryRetention
 from persistence.migrate import upgrade
 from server.config import ConfigError, Settings
 
@@ -118,19 +121,46 @@ def _with_db(job: Callable[[Database], Awaitable[int]]) -> int:
     return asyncio.run(run())
 
 
+def _history_retention(text: str) -> timedelta:
+    """A history retention period: at least an hour, so that a subscriber that reconnects
+    after a short outage still catches up with deltas rather than a ``reset``."""
+    period = _duration(text)
+    if period < timedelta(hours=1):
+        raise argparse.ArgumentTypeError("history retention must be at least 1h")
+    return period
+
+
 def _archive(args: argparse.Namespace) -> int:
-    async def job(db: Database) -> int:
-        archiver = Archiver(db, Path(args.dir))
+    configured = (os.environ.get("COEDIT_HISTORY_RETENTION") or "").strip()
+    if args.history_older_than is None and configured:
         try:
-            results = await archiver.archive(older_than=args.older_than, purge=args.purge)
-        except ArchiveError as exc:
-            print(f"coedit: archive failed, nothing was removed: {exc}", file=sys.stderr)
-            return 1
-        for result in results:
-            print(f"{result.tenant}\t{result.month}\t{result.count} events\t{result.file}"
-                  f"\t{'purged' if result.purged else 'kept'}")
-        print(f"coedit: archived {sum(r.count for r in results)} events "
-              f"in {len(results)} files", file=sys.stderr)
+            args.history_older_than = _history_retention(configured)
+        except argparse.ArgumentTypeError as exc:
+            print(f"coedit: COEDIT_HISTORY_RETENTION: {exc}", file=sys.stderr)
+            return 2
+    if args.older_than is None and args.history_older_than is None:
+        print("coedit: archive needs --older-than (events), --history-older-than "
+              "(revisions and snapshots) or COEDIT_HISTORY_RETENTION", file=sys.stderr)
+        return 2
+
+    async def job(db: Database) -> int:
+        if args.older_than is not None:
+            archiver = Archiver(db, Path(args.dir))
+            try:
+                results = await archiver.archive(older_than=args.older_than, purge=args.purge)
+            except ArchiveError as exc:
+                print(f"coedit: archive failed, nothing was removed: {exc}", file=sys.stderr)
+                return 1
+            for result in results:
+                print(f"{result.tenant}\t{result.month}\t{result.count} events\t{result.file}"
+                      f"\t{'purged' if result.purged else 'kept'}")
+            print(f"coedit: archived {sum(r.count for r in results)} events "
+                  f"in {len(results)} files", file=sys.stderr)
+        if args.history_older_than is not None:
+            cut = await HistoryRetention(db).prune(older_than=args.history_older_than)
+            print(f"coedit: history retention cut {cut.documents} documents: "
+                  f"{cut.revisions} revisions and {cut.snapshots} snapshots removed",
+                  file=sys.stderr)
         return 0
 
     return _with_db(job)
@@ -231,12 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     archive = commands.add_parser(
         "archive", help="move whole months of old events to compressed JSON Lines files")
-    archive.add_argument("--older-than", type=_duration, required=True,
+    archive.add_argument("--older-than", type=_duration,
                          help="archive months that ended this long ago, e.g. 90d")
     archive.add_argument("--dir", default=os.environ.get("COEDIT_ARCHIVE_DIR", "archive"),
                          help="where the files go (COEDIT_ARCHIVE_DIR, default ./archive)")
     archive.add_argument("--purge", action="store_true",
                          help="delete the archived events from the database once verified")
+    archive.add_argument(
+        "--history-older-than", type=_history_retention,
+        help="also cut each document's revisions and snapshots at the version current this "
+             "long ago, e.g. 180d (COEDIT_HISTORY_RETENTION; default: keep all)")
     archive.set_defaults(run=_archive)
 
     verify = commands.add_parser("verify", help="check hash chains over live and archived events")

@@ -122,6 +122,8 @@ class Settings:
     snapshot_every: int = 50
     max_frame_bytes: int = 1024 * 1024
     max_state_bytes: int = 1024 * 1024
+    # Request line plus headers of one HTTP request (cookies and query strings included).
+    max_head_bytes: int = 32 * 1024
     send_queue: int = 1024
     rate_per_second: int = 1000
     # HTTP requests a minute per caller (token user, else client address), cluster-wide;
@@ -170,6 +172,8 @@ class Settings:
                                  minimum=1024, maximum=64 * 1024 * 1024),
             max_state_bytes=_int(env, "COEDIT_MAX_STATE_BYTES", 1024 * 1024,
                                  minimum=1024, maximum=64 * 1024 * 1024),
+            max_head_bytes=_int(env, "COEDIT_MAX_HEADER_BYTES", 32 * 1024,
+                                minimum=4 * 1024, maximum=1024 * 1024),
             send_queue=_int(env, "COEDIT_SEND_QUEUE", 1024, minimum=8, maximum=1_000_000),
             rate_per_second=_int(env, "COEDIT_RATE_LIMIT", 1000, minimum=0, maximum=1_000_000),
             http_rate_limit=_int(env, "COEDIT_HTTP_RATE_LIMIT", 1200, minimum=0,

@@ -20,6 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from server.config import Settings
+from server.request_head import bounded_http_protocol
 from server.session import CloseCode
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int,
         host=host,
         port=port,
         log_level=log_level,
+        # Heads (URL, headers, cookies) are bounded before the app sees them: 431 past it.
+        http=bounded_http_protocol(settings.max_head_bytes),
+        h11_max_incomplete_event_size=settings.max_head_bytes,
         ws="websockets-sansio",
         # The protocol's frame limit: uvicorn closes with 1009 past it, before buffering it.
         ws_max_size=settings.max_frame_bytes,

@@ -398,6 +398,9 @@ class Coedit:
     async def unlock(
         self, identity: Identity, ctx: AuditContext, session: str, doc: str, *, path: Any
     ) -> dict[str, Any]:
+        # Only writers ever hold a lock, but the role table is checked before the state, as
+        # for every action: a viewer hears forbidden, not "you hold no lock".
+        await self.authorize(identity, Action.WRITE, ctx, doc=doc, what="unlock documents")
         return self.settle(await self.locks.release(ctx, doc, path, session))
 
     async def release_locks(self, identity: Identity, session: str) -> None:

@@ -13,6 +13,7 @@ from channels.frames import decode_msgpack
 from persistence.errors import BadRequest
 
 __all__ = [
+    "MAX_INT",
     "REQUEST_TYPES",
     "decode_frame",
     "optional_int",
@@ -71,10 +72,15 @@ def require_doc(message: dict[str, Any]) -> str:
     return require_str(message, "doc", maximum=64)
 
 
+# Every integer a client sends ends up compared with a 64-bit column (seqs, versions): one
+# beyond it is refused here instead of failing inside the database driver.
+MAX_INT = 2**63 - 1
+
+
 def require_int(message: dict[str, Any], field: str, *, minimum: int = 0) -> int:
     value = message.get(field)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadRequest(f"{field!r} must be an integer of at least {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT:
+        raise BadRequest(f"{field!r} must be an integer from {minimum} to {MAX_INT}")
     return value
 
 

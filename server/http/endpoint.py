@@ -21,6 +21,7 @@ from persistence.audit import AuditContext
 from persistence.errors import BadRequest, CoeditError, TooLarge, Unauthorized
 from server.auth import ANON_COOKIE, Identity
 from server.service import Coedit, protocol_error
+from server.wire import MAX_INT
 
 __all__ = ["Handler", "caller", "coedit_of", "endpoint", "error_response", "int_param",
            "json_body"]
@@ -111,4 +112,6 @@ def int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
         raise BadRequest(f"query parameter {name!r} must be an integer") from None
     if value < minimum:
         raise BadRequest(f"query parameter {name!r} must be at least {minimum}")
+    if value > MAX_INT:  # seqs and versions are 64-bit columns
+        raise BadRequest(f"query parameter {name!r} must be at most {MAX_INT}")
     return value

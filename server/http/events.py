@@ -21,6 +21,7 @@ from persistence.timeutil import parse_ts
 from server.auth import Identity
 from server.http.endpoint import endpoint, int_param
 from server.service import Coedit
+from server.wire import MAX_INT
 
 __all__ = ["document_history", "list_events", "stream_events"]
 
@@ -84,7 +85,7 @@ async def stream_events(
     since = int_param(request, "since")
     last_id = request.headers.get("last-event-id")
     if last_id:
-        if not last_id.strip().isdigit():
+        if not last_id.strip().isdigit() or int(last_id) > MAX_INT:
             raise BadRequest("Last-Event-ID must be the seq of the last event received")
         since = int(last_id)
     return EventStreamResponse(coedit, identity, ctx, flt, since)
