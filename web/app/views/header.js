@@ -13,6 +13,15 @@ const CONNECTION = {
   closed: ["Disconnected", "bad"],
 };
 
+// The main places; the current one is marked for screen readers and by its underline.
+const PLACES = [["#/", "Ideas", /^(#\/?|#\/i\/.*|)$/], ["#/documents", "Documents", /^#\/(documents|d\/.*)$/],
+                ["#/templates", "Templates", /^#\/templates/]];
+
+function places() {
+  return h("nav", { class: "places", "aria-label": "Main" }, PLACES.map(([href, label, here]) =>
+    h("a", { href, "aria-current": here.test(location.hash) ? "page" : null }, label)));
+}
+
 export function renderHeader(root, { session, wire, stages, bell, onSignOut }) {
   const stageBadges = STAGES.map(([kind, label]) => {
     const people = stages ? stages.people(kind) : [];
@@ -28,6 +37,7 @@ export function renderHeader(root, { session, wire, stages, bell, onSignOut }) {
   root.replaceChildren(
     h("a", { class: "brand", href: "#/" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "◆"),
       "coedit"),
+    session.signedIn ? places() : null,
     session.signedIn || session.user
       ? h("nav", { class: "stages", "aria-label": "Who is on each stage" }, h("ul", {}, stageBadges))
       : h("span"),
