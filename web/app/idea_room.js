@@ -28,6 +28,8 @@ export class IdeaRoom extends Emitter {
     this.closed = false;
     this.unlisten = [];
     this.lastEvent = null;     // the newest stream event, for tests and the curious
+    this.reads = 0;            // reads asked for
+    this.shown = 0;            // the newest read whose answer is shown
   }
 
   open() {
@@ -53,9 +55,13 @@ export class IdeaRoom extends Emitter {
     if (this.stream) this.wire.tell({ type: "unsubscribe", stream: this.stream });
   }
 
+  // Reads may overlap (an own move's read, a stream cue's read): the answer of an older read
+  // arriving after a newer one's must not put the page back in time.
   async load() {
+    const asked = ++this.reads;
     const idea = await this.api.get(`/api/ideas/${encodeURIComponent(this.ideaId)}`);
-    if (this.closed) return;
+    if (this.closed || asked < this.shown) return;
+    this.shown = asked;
     this.idea = idea;
     this.emit("change", { cause: "loaded" });
   }
@@ -114,6 +120,7 @@ export class IdeaRoom extends Emitter {
 
   #keepInstance(instance) {
     if (!this.idea) return;
+    this.shown = this.reads + 1; // reads asked before this answer are older than it
     const others = this.idea.workflows.filter((w) => w.id !== instance.id);
     this.idea = { ...this.idea, workflows: [instance, ...others] };
     this.emit("change", { cause: "workflow" });
@@ -122,8 +129,7 @@ export class IdeaRoom extends Emitter {
   async moveStep(step, verb, payload = {}) {
     const answer = await this.api.post(`/api/workflows/steps/${encodeURIComponent(step.id)}/${verb}`,
                                        payload);
-    // The answer is the step or the instance, depending on the server; a read settles both.
-    if (answer?.steps) this.#keepInstance(answer);
+    // The answer is the step alone; what followed from it (dependents, the instance) is read.
     await this.load();
     return answer;
   }

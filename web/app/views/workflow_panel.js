@@ -122,15 +122,17 @@ export function workflowPanel(room, { api, session }) {
     } else if (draft.verb === "complete" && step.action === "approval") {
       const choice = (value, label) => h("label", { class: "check" },
         h("input", { type: "radio", name: `approve-${step.id}`, value: String(value), checked: draft.approved === value,
+                     id: `approve-${step.id}-${value}`,
                      onchange: () => { draft.approved = value; } }), h("span", {}, label));
       fields.push(h("fieldset", { class: "checklist" }, h("legend", {}, "Decision"),
         choice(true, "Approve"), choice(false, "Reject (the step fails)")));
-      const comment = h("textarea", { rows: 2, maxlength: "2000", name: "comment" });
+      const comment = h("textarea", { rows: 2, maxlength: "2000", name: "comment", id: `comment-${step.id}` });
       comment.value = draft.comment;
       comment.addEventListener("input", () => { draft.comment = comment.value; });
       fields.push(h("label", {}, "Comment (optional)", comment));
     } else {
-      const reason = h("textarea", { rows: 2, maxlength: "2000", name: "reason", "aria-required": "true" });
+      const reason = h("textarea", { rows: 2, maxlength: "2000", name: "reason", "aria-required": "true",
+                                     id: `reason-${step.id}` });
       reason.value = draft.reason;
       reason.addEventListener("input", () => { draft.reason = reason.value; });
       fields.push(h("label", {}, draft.verb === "block" ? "What is it waiting for?" : "Reason", reason));
@@ -153,8 +155,10 @@ export function workflowPanel(room, { api, session }) {
       fields,
       h("div", { class: "actions" },
         h("button", { type: "submit", class: draft.verb === "complete" ? "primary small" : "danger small",
+                      id: `submit-${step.id}`,
                       disabled: busy.has(step.id) }, `${VERB_LABELS[draft.verb]} step`),
-        h("button", { type: "button", class: "small", onclick: () => { forms.delete(step.id); render(); } }, "Cancel")));
+        h("button", { type: "button", class: "small", id: `cancel-${step.id}`,
+                      onclick: () => { forms.delete(step.id); render(); } }, "Cancel")));
   }
 
   function stepCard(step, instance, byKey) {
@@ -233,6 +237,7 @@ export function workflowPanel(room, { api, session }) {
   function render() {
     const instance = room.currentWorkflow();
     const focused = body.contains(document.activeElement) ? document.activeElement.id : null;
+    const caret = focused && document.activeElement.tagName === "TEXTAREA" ? document.activeElement.selectionStart : null;
     if (!instance) {
       body.replaceChildren(h("p", { class: "empty-flow" }, "No workflow on this idea yet."), startForm(false));
     } else {
@@ -265,7 +270,12 @@ export function workflowPanel(room, { api, session }) {
         ended ? startForm(true) : null);
       body.dataset.instance = instance.id;
     }
-    if (focused) document.getElementById(focused)?.focus();
+    // Other people's moves redraw the panel: the user keeps their place, caret included.
+    if (focused) {
+      const again = document.getElementById(focused);
+      again?.focus();
+      if (again && caret !== null && "setSelectionRange" in again) again.setSelectionRange(caret, caret);
+    }
   }
 
   const element = h("section", { class: "panel workflow-panel", id: "workflow", "aria-labelledby": "workflow-title" },
