@@ -96,7 +96,8 @@ async def test_an_admin_builds_a_template_and_an_analyst_runs_it_live_with_the_a
     await wait_for(ada, "document.querySelector('#template-state')?.dataset.status"
                         " === 'published'")
     assert "Published version 1" in await ada.inner_text("#template-status")
-    await save_screenshot(ada, "template-builder", full_page=True)
+    await ada.evaluate("window.scrollTo(0, 0)")
+    await save_screenshot(ada, "template-builder", full_page=False)
 
     # Ann starts a workflow from it on the idea; Ada watches the same page.
     await open_idea(ann, idea["id"])
@@ -124,7 +125,8 @@ async def test_an_admin_builds_a_template_and_an_analyst_runs_it_live_with_the_a
     await ann.check("#workflow .step[data-key=normalize_the_numbers] input[data-item='Revenue ties to filings']")
     await ann.click("#workflow .step[data-key=normalize_the_numbers] .step-form button[type=submit]")
     await wait_for(ann, MESSAGE + ".includes('Margins normalized')")
-    await save_screenshot(ann, "workflow-panel", full_page=True)
+    await ann.evaluate("document.querySelector('#workflow').scrollIntoView()")
+    await save_screenshot(ann, "workflow-panel", full_page=False)
     await ann.check("#workflow .step[data-key=normalize_the_numbers] input[data-item='Margins normalized']")
     await ann.click("#workflow .step[data-key=normalize_the_numbers] .step-form button[type=submit]")
     await step_is(ada, "normalize_the_numbers", "completed")

@@ -37,7 +37,7 @@ export function renderHeader(root, { session, wire, stages, bell, onSignOut }) {
   root.replaceChildren(
     h("a", { class: "brand", href: "#/" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "◆"),
       "coedit"),
-    session.signedIn ? places() : null,
+    session.user ? places() : null,
     session.signedIn || session.user
       ? h("nav", { class: "stages", "aria-label": "Who is on each stage" }, h("ul", {}, stageBadges))
       : h("span"),

@@ -92,6 +92,7 @@ export function renderTemplateBuilder(root, { api, session, templateId, onSelect
         : error.code === "forbidden" ? "Only an admin may change workflow templates."
           : `Not ${andPublish ? "published" : "saved"}: ${error.message}`);
       renderEditor();
+      loadList().catch(() => {}); // a refused publish may follow a saved change
       if (index !== null) document.getElementById(`tstep-${index}`)?.scrollIntoView({ block: "center" });
     }
   }

@@ -45,7 +45,8 @@ export function stepVerbs(step, instance, user) {
 
 function refusal(error, what) {
   if (error.code === "invalid_transition") {
-    const now = error.body?.state ? ` (it is ${STATE_LABEL[error.body.state] ?? error.body.state} now)` : "";
+    const state = error.body?.state;
+    const now = state ? ` (the step is ${(STATE_LABEL[state] ?? state).toLowerCase()})` : "";
     return `${what} was refused: ${error.message}${now}.`;
   }
   if (error.code === "forbidden") return `${what} was refused: your role does not allow it. ${error.message}`;
@@ -239,7 +240,8 @@ export function workflowPanel(room, { api, session }) {
     const focused = body.contains(document.activeElement) ? document.activeElement.id : null;
     const caret = focused && document.activeElement.tagName === "TEXTAREA" ? document.activeElement.selectionStart : null;
     if (!instance) {
-      body.replaceChildren(h("p", { class: "empty-flow" }, "No workflow on this idea yet."), startForm(false));
+      body.replaceChildren(...[h("p", { class: "empty-flow" }, "No workflow on this idea yet."), startForm(false)]
+        .filter(Boolean));
     } else {
       const byKey = new Map(instance.steps.map((s) => [s.key, s]));
       const done = instance.steps.filter((s) => ["completed", "skipped"].includes(s.state)).length;
@@ -251,7 +253,7 @@ export function workflowPanel(room, { api, session }) {
           steps.length ? h("ul", { class: "steps" }, steps.map((s) => stepCard(s, instance, byKey))) : null);
       });
       const ended = instance.status === "completed" || instance.status === "canceled";
-      body.replaceChildren(
+      body.replaceChildren(...[
         h("div", { class: "flow-head" },
           h("div", {},
             h("p", { class: "flow-name" }, instance.template.name, h("small", {}, ` · template v${instance.template.version}`)),
@@ -267,7 +269,7 @@ export function workflowPanel(room, { api, session }) {
         instance.status === "paused" ? h("p", { class: "paused-note" }, icon("clock"),
           "Paused: no step moves until the workflow is resumed.") : null,
         h("div", { class: "step-groups" }, groups),
-        ended ? startForm(true) : null);
+        ended ? startForm(true) : null].filter(Boolean)); // replaceChildren would write "null"
       body.dataset.instance = instance.id;
     }
     // Other people's moves redraw the panel: the user keeps their place, caret included.
