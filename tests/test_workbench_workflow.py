@@ -122,13 +122,14 @@ async def test_an_admin_builds_a_template_and_an_analyst_runs_it_live_with_the_a
     await step_is(ada, "normalize_the_numbers", "in_progress")
     # Completing with one item ticked is refused and said; with both it completes.
     await ann.click(step(ann, "normalize_the_numbers", "complete"))
-    await ann.check("#workflow .step[data-key=normalize_the_numbers] input[data-item='Revenue ties to filings']")
-    await ann.click("#workflow .step[data-key=normalize_the_numbers] .step-form button[type=submit]")
+    numbers = "#workflow .step[data-key=normalize_the_numbers]"
+    await ann.check(f"{numbers} input[data-item='Revenue ties to filings']")
+    await ann.click(f"{numbers} .step-form button[type=submit]")
     await wait_for(ann, MESSAGE + ".includes('Margins normalized')")
     await ann.evaluate("document.querySelector('#workflow').scrollIntoView()")
     await save_screenshot(ann, "workflow-panel", full_page=False)
-    await ann.check("#workflow .step[data-key=normalize_the_numbers] input[data-item='Margins normalized']")
-    await ann.click("#workflow .step[data-key=normalize_the_numbers] .step-form button[type=submit]")
+    await ann.check(f"{numbers} input[data-item='Margins normalized']")
+    await ann.click(f"{numbers} .step-form button[type=submit]")
     await step_is(ada, "normalize_the_numbers", "completed")
     await step_is(ada, "committee_sign_off", "ready")
 
@@ -140,8 +141,8 @@ async def test_an_admin_builds_a_template_and_an_analyst_runs_it_live_with_the_a
     # Ada approves: the workflow is completed on both pages.
     await ada.click(step(ada, "committee_sign_off", "start"))
     await ada.click(step(ada, "committee_sign_off", "complete"))
-    await ada.check("#workflow .step[data-key=committee_sign_off] input[type=radio][value=true]")
-    await ada.click("#workflow .step[data-key=committee_sign_off] .step-form button[type=submit]")
+    await ada.check("#workflow .step[data-key=committee_sign_off] input[value=true]")
+    await ada.click("#workflow .step[data-key=committee_sign_off] button[type=submit]")
     await wait_for(ada, "document.querySelector('#flow-status')?.dataset.status === 'completed'")
     await open_idea(ann, idea["id"])
     await wait_for(ann, "document.querySelector('#flow-status')?.dataset.status === 'completed'")
@@ -209,7 +210,8 @@ async def test_a_refused_move_is_shown_pausing_stops_steps_and_admins_skip_and_r
     await ann.keyboard.press("Enter")
     await step_is(ada, "model", "blocked")
     assert "Waiting for the 10-K" in await ada.inner_text("#workflow .step[data-key=model]")
-    assert await ada.get_attribute("#workflow .step-group[data-state=blocked]", "data-count") == "1"
+    blocked = "#workflow .step-group[data-state=blocked]"
+    assert await ada.get_attribute(blocked, "data-count") == "1"
     await ann.focus(step(ann, "model", "unblock"))
     await ann.keyboard.press("Enter")
     await step_is(ada, "model", "in_progress")
