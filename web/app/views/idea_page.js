@@ -81,12 +81,12 @@ export function renderIdeaPage(root, { api, wire, session, ideaId, onOpenDoc }) 
         h("span", {}, people.length === 1 ? `${people[0].name} is here` : `${people.length} people here`)]
         : h("span", { class: "hint" }, "Nobody here now"));
     const list = docs.length ? h("ul", { class: "stage-docs" }, docs.map((d) => h("li", {},
-      h("a", { href: `#/d/${encodeURIComponent(d.id)}`, class: "stage-doc-link",
+      h("a", { href: `#/d/${encodeURIComponent(d.id)}`, class: "stage-doc-link", id: `open-${d.id}`,
                "aria-label": `Open ${label.toLowerCase()}: ${d.title}` }, d.title),
       h("small", {}, `version ${d.version} · ${timeOf(d.updated_at)}`))))
       : h("p", { class: "stage-missing" }, `No ${label.toLowerCase()} yet`);
     const add = !docs.length && session.mayEdit() ? h("button", {
-      type: "button", class: "small", disabled: creating.has(kind), dataset: { create: kind },
+      type: "button", class: "small", disabled: creating.has(kind), dataset: { create: kind }, id: `create-${kind}`,
       onclick: () => create(kind, label) }, creating.has(kind) ? "Creating…" : `Create ${label.toLowerCase()}`) : null;
     return h("li", { class: `stage-card ${docs.length ? "has-doc" : "empty"}`, dataset: { kind, docs: String(docs.length),
                                                                                        present: String(people.length) } },
@@ -97,8 +97,11 @@ export function renderIdeaPage(root, { api, wire, session, ideaId, onOpenDoc }) 
       list, here, add);
   }
 
+  // Presence changes redraw the cards often: whoever is on a card's link or button stays there.
   function renderStages() {
+    const focused = stages.contains(document.activeElement) ? document.activeElement.id : null;
     stages.replaceChildren(...STAGES.map(stageCard));
+    if (focused) document.getElementById(focused)?.focus();
   }
 
   let panel = null;

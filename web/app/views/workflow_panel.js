@@ -179,7 +179,8 @@ export function workflowPanel(room, { api, session }) {
       after.length ? h("p", { class: "step-after" }, `After: ${after.join(", ")}`) : null,
       h("p", { class: "step-who" }, step.assignee
         ? [avatar(step.assignee), h("span", {}, step.assignee.id === user?.id ? `${step.assignee.name} (you)` : step.assignee.name)]
-        : h("span", { class: "hint" }, "Unassigned"),
+        : h("span", { class: "hint" }, step.state === "completed" && !["checklist", "approval"].includes(step.action)
+          ? "Completed by itself" : "Unassigned"),
         step.completed_at ? h("small", {}, ` · done ${timeOf(step.completed_at)}`)
           : step.started_at ? h("small", {}, ` · started ${timeOf(step.started_at)}`) : null),
       note ? h("p", { class: "step-note" }, h("span", { class: "label" }, step.state === "blocked" ? "Blocked: " : "Note: "), note) : null,
