@@ -149,6 +149,23 @@ async def test_an_admin_builds_a_template_and_an_analyst_runs_it_live_with_the_a
     await wait_for(ann, "document.querySelector('#flow-status')?.dataset.status === 'completed'")
     assert await ann.inner_text("#idea-state") == "Workflow completed · 3 of 3 steps done"
 
+    # A change to the published template is a draft of version 2; the run keeps version 1.
+    await ada.goto(ada.url.split("#")[0] + "#/templates")
+    await ada.click("#template-list a")
+    await wait_for(ada, "document.querySelector('#template-state')?.dataset.status"
+                        " === 'published'")
+    await ada.fill("#template-description", "For every new idea.")
+    await ada.click("#save-template")
+    await wait_for(ada, "document.querySelector('#template-state')?.textContent"
+                        " === 'Draft · version 2'")
+    assert "template v1" in await ann.inner_text("#workflow .flow-name")
+    # Ann sees the templates read only.
+    await ann.goto(ann.url.split("#")[0] + "#/templates")
+    await ann.click("#template-list a")
+    await wait_for(ann, "document.querySelector('#template-state')?.dataset.status === 'draft'")
+    assert await ann.locator("#add-step, #save-template, #new-template").count() == 0
+    assert await ann.get_attribute("#template-name", "readonly") is not None
+
 
 STEPS = [
     {"key": "numbers", "title": "Normalize the numbers", "action": "checklist",
