@@ -118,7 +118,6 @@ async def test_an_idea_page_opens_its_memo_creates_a_stage_and_is_live_for_a_rev
     await wait_for(rita, CARD + "?.dataset.present === '1'", "memo")
     assert await rita.get_attribute(".stage-card[data-kind=memo] .stage-here",
                                     "aria-label") == "Memo: Ann here now"
-    await save_screenshot(rita, "idea-page", full_page=False)
 
     # Back to the idea (the memo's back link goes there), then a valuation from its card.
     assert await ann.inner_text("#back-link") == "← Idea"
@@ -147,3 +146,4 @@ async def test_an_idea_page_opens_its_memo_creates_a_stage_and_is_live_for_a_rev
     await rita.click("#review-list [data-move=in_progress]")
     await wait_for(rita, "document.querySelector('#review-list .review')?.dataset.status"
                          " === 'in_progress'")
+    await save_screenshot(rita, "idea-page", full_page=False)
