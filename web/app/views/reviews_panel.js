@@ -174,7 +174,10 @@ export function reviewsPanel(trail, { session, getSync, stages }) {
         avatar({ id: review.reviewer.id, name: who }),
         h("div", { class: "review-who" },
           h("strong", {}, who),
-          h("small", {}, `${perIdea && review.stage ? `${review.stage} · ` : ""}asked by ${review.assigned_by.name ?? review.assigned_by.id}`)),
+          h("small", {}, perIdea && review.stage
+            ? h("a", { href: `#/d/${encodeURIComponent(review.doc)}`, "aria-label": `Open the ${review.stage} under review` },
+              review.stage) : null,
+          `${perIdea && review.stage ? " · " : ""}asked by ${review.assigned_by.name ?? review.assigned_by.id}`)),
         h("span", { class: `status-badge status-${review.status}` }, STATUS_LABELS[review.status] ?? review.status)),
       overdue ? h("p", { class: "overdue-note" }, icon("alert"), overdueText(review, now))
         : review.due ? h("p", { class: "due" }, icon("clock"), `Due ${dateOf(review.due)}`) : null,
