@@ -52,6 +52,7 @@ async def test_a_thousand_documents_and_a_memo_of_two_hundred_sections(
     memo = await create_doc(server, kind="memo", title="ACME deep dive", state=big_memo(200))
 
     ann = await person(browser, server, "Ann")
+    await ann.click(".places a[href='#/documents']")  # the front page lists ideas
     await wait_for(ann, "document.querySelector('.documents')?.dataset.loaded === 'true'")
     assert await ann.locator("#list tr").count() == 1000
     await ann.fill("#filter", "Company 0042")

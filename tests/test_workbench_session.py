@@ -44,6 +44,7 @@ async def test_dev_login_shows_the_user_and_the_documents(
     await save_screenshot(page, "sign-in")
     await page.keyboard.press("Enter")
     await wait_for(page, "document.querySelector('#who')?.textContent.includes('Ann Analyst')")
+    await page.click(".places a[href='#/documents']")  # the front page lists ideas
     await wait_for(page, "document.querySelectorAll('#list tr').length === 1")
     assert "analyst · default" in await page.inner_text("#who")
     await save_screenshot(page, "documents")

@@ -1,6 +1,8 @@
-// The workbench's entry point: find out who we are, then route between the document list, a
-// document and its history (`#/`, `#/d/ID`, `#/d/ID/history`). The models (wire client, stage
-// presence, a document's sync) live here and in the page that owns them; views only render.
+// The workbench's entry point: find out who we are, then route between the ideas (`#/`), an
+// idea (`#/i/ID`), the document list (`#/documents`), a document and its history (`#/d/ID`,
+// `#/d/ID/history`) and the workflow templates (`#/templates`, `#/templates/ID`). The models
+// (wire client, stage presence, a document's sync, an idea's room) live here and in the page
+// that owns them; views only render.
 
 import { Api } from "./http.js";
 import { Session } from "./session.js";
@@ -14,6 +16,9 @@ import { renderDocumentList } from "./views/document_list.js";
 import { renderDocumentPage } from "./views/document_page.js";
 import { renderHistory } from "./views/history.js";
 import { renderDashboard } from "./views/dashboard.js";
+import { renderIdeaList } from "./views/idea_list.js";
+import { renderIdeaPage } from "./views/idea_page.js";
+import { renderTemplateBuilder } from "./views/template_builder.js";
 
 const header = document.getElementById("topbar");
 const main = document.getElementById("main");
@@ -66,8 +71,21 @@ function route() {
     main.focus({ preventScroll: true });
     return;
   }
+  const idea = /^#\/i\/([^/]+)$/.exec(location.hash);
+  const templates = /^#\/templates(?:\/([^/]+))?$/.exec(location.hash);
   const match = /^#\/d\/([^/]+)(\/history)?$/.exec(location.hash);
-  if (!match) {
+  if (idea) {
+    leavePage = renderIdeaPage(main, { api, wire, session, ideaId: decodeURIComponent(idea[1]),
+                                       onOpenDoc: (id) => { location.hash = `#/d/${id}`; } });
+  } else if (templates) {
+    document.title = "Workflow templates · coedit";
+    leavePage = renderTemplateBuilder(main, { api, session,
+      templateId: templates[1] ? decodeURIComponent(templates[1]) : null,
+      onSelect: (id) => { location.hash = `#/templates/${id}`; } });
+  } else if (!match && location.hash !== "#/documents") {
+    document.title = "Ideas · coedit";
+    leavePage = renderIdeaList(main, { api, session, onOpen: (id) => { location.hash = `#/i/${id}`; } });
+  } else if (!match) {
     document.title = "Documents · coedit";
     leavePage = renderDocumentList(main, { api, session, onOpen: (id) => { location.hash = `#/d/${id}`; } });
   } else if (match[2]) {

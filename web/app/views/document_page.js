@@ -53,7 +53,8 @@ export function renderDocumentPage(root, { api, wire, session, stages, docId }) 
   root.replaceChildren(h("article", { class: "doc-page" },
     h("div", { class: "doc-head" },
       h("div", { class: "doc-title-row" },
-        h("a", { href: "#/", class: "back" }, h("span", { "aria-hidden": "true" }, "← "), "Documents"),
+        h("a", { href: "#/documents", class: "back", id: "back-link" }, h("span", { "aria-hidden": "true" }, "← "),
+          "Documents"),
         h("nav", { class: "tabs", "aria-label": "Document views" },
           h("a", { href: `#/d/${docId}`, "aria-current": "page" }, "Edit"),
           h("a", { href: `#/d/${docId}/history` }, "History"))),
@@ -89,6 +90,11 @@ export function renderDocumentPage(root, { api, wire, session, stages, docId }) 
     title.textContent = meta.title;
     document.title = `${meta.title} · coedit`;
     kind.textContent = meta.kind;
+    if (meta.idea) { // a stage document goes back to its idea
+      const back = root.querySelector("#back-link");
+      back.href = `#/i/${encodeURIComponent(meta.idea)}`;
+      back.lastChild.textContent = "Idea";
+    }
     kind.className = `kind kind-${meta.kind}`;
     layout.classList.add(`layout-${meta.kind}`);
     sync = new DocumentSync(wire, meta);

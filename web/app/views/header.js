@@ -13,13 +13,13 @@ const CONNECTION = {
   closed: ["Disconnected", "bad"],
 };
 
-// The pages one moves between; the current one is marked for screen readers too.
-const PAGES = [["#/", "Documents", /^#\/?(d\/.*)?$/], ["#/dashboard", "Dashboard", /^#\/dashboard/]];
+// The main places; the current one is marked for screen readers and by its underline.
+const PLACES = [["#/", "Ideas", /^(#\/?|#\/i\/.*|)$/], ["#/documents", "Documents", /^#\/(documents|d\/.*)$/],
+                ["#/templates", "Templates", /^#\/templates/], ["#/dashboard", "Dashboard", /^#\/dashboard/]];
 
-function pageLinks() {
-  const hash = location.hash || "#/";
-  return h("nav", { class: "pages", "aria-label": "Pages" }, PAGES.map(([href, label, current]) =>
-    h("a", { href, "aria-current": current.test(hash) ? "page" : null }, label)));
+function places() {
+  return h("nav", { class: "places", "aria-label": "Main" }, PLACES.map(([href, label, here]) =>
+    h("a", { href, "aria-current": here.test(location.hash) ? "page" : null }, label)));
 }
 
 export function renderHeader(root, { session, wire, stages, bell, onSignOut }) {
@@ -37,7 +37,7 @@ export function renderHeader(root, { session, wire, stages, bell, onSignOut }) {
   root.replaceChildren(
     h("a", { class: "brand", href: "#/" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "◆"),
       "coedit"),
-    session.signedIn ? pageLinks() : null,
+    session.user ? places() : null,
     session.signedIn || session.user
       ? h("nav", { class: "stages", "aria-label": "Who is on each stage" }, h("ul", {}, stageBadges))
       : h("span"),

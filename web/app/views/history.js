@@ -90,7 +90,7 @@ export function renderHistory(root, { api, docId }) {
   root.replaceChildren(h("article", { class: "doc-page history" },
     h("div", { class: "doc-head" },
       h("div", { class: "doc-title-row" },
-        h("a", { href: "#/", class: "back" }, h("span", { "aria-hidden": "true" }, "← "), "Documents"),
+        h("a", { href: "#/documents", class: "back" }, h("span", { "aria-hidden": "true" }, "← "), "Documents"),
         h("nav", { class: "tabs", "aria-label": "Document views" },
           h("a", { href: `#/d/${docId}` }, "Edit"),
           h("a", { href: `#/d/${docId}/history`, "aria-current": "page" }, "History"))),

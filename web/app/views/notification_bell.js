@@ -39,7 +39,8 @@ export function notificationBell(notifications) {
   };
 
   function item(note) {
-    const link = note.doc ? h("a", { class: "bell-link", href: `#/d/${encodeURIComponent(note.doc)}`,
+    const to = note.doc ? `#/d/${encodeURIComponent(note.doc)}` : note.idea ? `#/i/${encodeURIComponent(note.idea)}` : null;
+    const link = to ? h("a", { class: "bell-link", href: to,
       onclick: () => { act(notifications.markRead(note.id)); setOpen(false); } }, note.title)
       : h("span", { class: "bell-link" }, note.title);
     return h("li", { class: `bell-item ${note.read ? "read" : "unread"}`, dataset: { id: note.id, type: note.type } },

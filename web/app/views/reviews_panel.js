@@ -54,7 +54,10 @@ function knownPeople(sync, stages, me) {
 
 export function reviewsPanel(trail, { session, getSync, stages }) {
   const user = session.signedIn ? session.user : null;
-  const mayRequest = Boolean(user?.roles.some((r) => r === "analyst" || r === "admin"));
+  // An idea's reviews (views/idea_page.js) span its documents: asking happens on a document,
+  // and comment threads are counted there.
+  const perIdea = trail.openThreadCount === null;
+  const mayRequest = !perIdea && Boolean(user?.roles.some((r) => r === "analyst" || r === "admin"));
   const message = h("p", { class: "panel-message", role: "alert", id: "review-message" });
   const summary = h("p", { class: "hint", id: "thread-summary" });
   const list = h("ul", { class: "review-list", id: "review-list" });
@@ -171,7 +174,10 @@ export function reviewsPanel(trail, { session, getSync, stages }) {
         avatar({ id: review.reviewer.id, name: who }),
         h("div", { class: "review-who" },
           h("strong", {}, who),
-          h("small", {}, `asked by ${review.assigned_by.name ?? review.assigned_by.id}`)),
+          h("small", {}, perIdea && review.stage
+            ? h("a", { href: `#/d/${encodeURIComponent(review.doc)}`, "aria-label": `Open the ${review.stage} under review` },
+              review.stage) : null,
+          `${perIdea && review.stage ? " · " : ""}asked by ${review.assigned_by.name ?? review.assigned_by.id}`)),
         h("span", { class: `status-badge status-${review.status}` }, STATUS_LABELS[review.status] ?? review.status)),
       overdue ? h("p", { class: "overdue-note" }, icon("alert"), overdueText(review, now))
         : review.due ? h("p", { class: "due" }, icon("clock"), `Due ${dateOf(review.due)}`) : null,
@@ -182,6 +188,10 @@ export function reviewsPanel(trail, { session, getSync, stages }) {
   }
 
   function renderSummary() {
+    if (perIdea) {
+      summary.textContent = "Reviews of every document of this idea; comments are on each document.";
+      return;
+    }
     const open = trail.openThreadCount();
     summary.textContent = open ? `${open} open comment thread${open > 1 ? "s" : ""} on this document`
       : "No open comment threads";
