@@ -5,16 +5,19 @@ every request the description calls valid accepted (and the invalid ones refused
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support import RunningServer
 from tests.workflow_support import COMMITTEE, Calls
@@ -23,6 +26,24 @@ EXAMPLES = 12
 """Examples per operation and generation mode: about 1,000 cases in all, a minute a database."""
 ENDLESS = {"/api/events/stream"}
 """Answers that never end (Server-Sent Events): tests/test_events.py drives them."""
+REFUSED_BY_STATE = {
+    "POST /api/workflows/templates": "each action's config is checked by the action",
+    "PATCH /api/workflows/templates/{template}": "each action's config, as above",
+    "POST /api/workflows/templates/{template}/publish": "the template's steps must be sound",
+    "POST /api/workflows/steps/{step}/{verb}": "the payload depends on the step's action",
+    "POST /api/bulk": "params depend on the operation and each item on its resource",
+    "PATCH /api/documents/{doc}": "ops must apply to the document as it is",
+    "POST /api/documents/{doc}/comments": "parent must be a comment of the document",
+    "POST /api/reviews/{review}/transition": "changes_requested needs a note",
+    "GET /api/documents/{doc}": "version and at exclude each other; at must be a time",
+    "GET /api/events": "until must be a time; type filters must name types",
+    "GET /api/presence": "one of doc and kind",
+    "POST /api/documents/{doc}/locks": "a lock's path is refused on an archived document",
+}
+"""Operations where a request of the described shape may still be refused with
+``bad_request``: what makes it wrong depends on stored state or on several fields at once,
+which the description cannot say. schemathesis' positive_data_acceptance is left out there;
+every other check still runs."""
 
 
 @pytest.fixture
@@ -64,6 +85,34 @@ def _all_checks() -> list[Any]:
             and not isinstance(check, type)]
 
 
+def _cases(strategy: Any, url: str, headers: dict[str, str], checks: list[Any],
+           excluded: list[Any], positive: bool, failed: Any) -> Any:
+    """A hypothesis run of ``strategy``'s cases: each one sent and checked; returns how many
+    ran."""
+    ran = 0
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def one(case: Any) -> None:
+        nonlocal ran
+        ran += 1
+        if positive and case.query:
+            # A cursor is valid only as the server issued it; none can be generated.
+            case.query.pop("cursor", None)
+        try:
+            case.call_and_validate(base_url=url, headers=headers, checks=checks,
+                                   excluded_checks=excluded, timeout=10)
+        except FailureGroup as exc:
+            failed(exc)
+
+    def run() -> int:
+        one()
+        return ran
+
+    return run
+
+
 def _run(url: str, token: str, ids: dict[str, list[str]]) -> tuple[int, list[str]]:
     """Every operation, positive cases on seeded ids and on generated ones, negative cases;
     answers (cases run, failures). Runs in a thread: schemathesis' transport blocks."""
@@ -78,30 +127,22 @@ def _run(url: str, token: str, ids: dict[str, list[str]]) -> tuple[int, list[str
             continue
         names = {p.name for p in operation.path_parameters}
         seeded = {name: ids[name] for name in names if name in ids}
-        strategies = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                      operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)]
+        excluded = [positive_data_acceptance] if operation.label in REFUSED_BY_STATE else []
+        strategies = [(True, operation.as_strategy(generation_mode=GenerationMode.POSITIVE)),
+                      (False, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))]
         if seeded and len(seeded) == len(names):
-            strategies.append(st.fixed_dictionaries(
+            strategies.append((True, st.fixed_dictionaries(
                 {name: st.sampled_from(values) for name, values in seeded.items()}
             ).flatmap(lambda chosen, op=operation: op.as_strategy(
-                generation_mode=GenerationMode.POSITIVE, path_parameters=chosen)))
-        for strategy in strategies:
-            @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=strategy)
-            def one(case: Any) -> None:
-                nonlocal cases
-                cases += 1
-                try:
-                    case.call_and_validate(base_url=url, headers=headers, checks=checks,
-                                           timeout=10)
-                except FailureGroup as exc:
-                    failures.append(f"{operation.label}: {exc}"[:3000])
-
-            try:
-                one()
-            except Unsatisfiable:
-                pass  # a negative mode for an operation with nothing to get wrong
+                generation_mode=GenerationMode.POSITIVE, path_parameters=chosen))))
+        for positive, strategy in strategies:
+            one = _cases(strategy, url, headers, checks, excluded, positive,
+                         lambda exc, label=operation.label: failures.append(
+                             f"{label}: {exc}"[:3000]))
+            started = time.monotonic()
+            with contextlib.suppress(Unsatisfiable):  # nothing to get wrong: no negative mode
+                cases += one()
+            print(f"{time.monotonic() - started:6.2f} s {operation.label}", flush=True)
     return cases, failures
 
 

@@ -27,7 +27,10 @@ __all__ = ["document_history", "list_events", "stream_events"]
 
 
 _SINCE = Param("since", "query", Value("integer", minimum=0), description="a seq")
-_FILTER = text(max_length=4096, description="comma separated; the parameter may repeat")
+# ASCII and bounded so that all five filters at their longest still fit in a request line
+# the HTTP parser accepts (about 64 KiB once percent-encoded).
+_FILTER = text(max_length=3900, pattern="^[!-~]*$",
+               description="comma separated, at most 100 values; the parameter may repeat")
 _FILTERS = [query("kind", _FILTER), query("type", _FILTER, "exact, or a prefix like lock.*"),
             query("doc", _FILTER), query("idea", _FILTER), query("actor", _FILTER)]
 

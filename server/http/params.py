@@ -10,7 +10,7 @@ __all__ = ["CURSOR", "KIND", "POINTER", "cursor", "kind_filter", "limit", "path_
 KIND = text(pattern=f"^{KIND_PATTERN.pattern}$", description="a document kind")
 POINTER = text(max_length=1024, pattern="^(/[^/]*)*$",
                description="a JSON pointer: empty (the whole document) or /a/b")
-CURSOR = text(max_length=4096, pattern="^[A-Za-z0-9_-]+$",
+CURSOR = text(max_length=1024, pattern="^[A-Za-z0-9_-]+$",
               description="the next of the previous page, as it was")
 
 
