@@ -188,6 +188,8 @@ class FuzzReport:
     the connection closed."""
     reconnects: int = 0
     seconds: float = 0.0
+    """Time spent sending and reading, summed over the calls of :func:`fuzz` (making the
+    frames is not counted)."""
 
     def summary(self) -> str:
         codes = ", ".join(f"{code} {n}" for code, n in self.codes.most_common())
@@ -242,12 +244,11 @@ async def fuzz(ws_url: str, token: str, frame_batches: list[list[Frame]],
                 conns.pop(protocol, None)
                 await conn.close()
             if progress is not None and index % 100 == 99:
-                report.seconds = time.monotonic() - started
                 progress(report)
     finally:
         for conn in conns.values():
             await conn.close()
-    report.seconds = time.monotonic() - started
+        report.seconds += time.monotonic() - started
     return report
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from persistence.workflows.actions import ACTIONS
 from server.openapi_trail import _NULL_TIME, _PERSON, _STR, _TIME, _obj, _page, _ref
 
 __all__ = ["WORKFLOW_SCHEMAS"]
 
 _STEP_STATES = ["pending", "ready", "in_progress", "blocked", "completed", "failed", "skipped"]
 _INSTANCE_STATUSES = ["active", "paused", "completed", "canceled"]
-_ACTIONS = ["approval", "checklist", "document", "review"]
+_ACTIONS = sorted(ACTIONS.names())
 _ROLES = ["admin", "analyst", "reviewer", "viewer", "bot"]
 
 WORKFLOW_SCHEMAS: dict[str, Any] = {

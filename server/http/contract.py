@@ -380,7 +380,9 @@ def operation(method: str, path: str, summary: str, *, params: Sequence[Param] =
             args = await read_args(request, coedit, params, body)
             return await handler(request, identity, ctx, coedit, args)
 
+        # A body may always be too large (413) and a header may still be refused (400).
+        sized = (413,) if body is not None else ()
         return Operation(method, path, summary, endpoint(checked), tuple(params), body,
-                         tuple(answers), tuple(sorted({*COMMON_ERRORS, *errors})))
+                         tuple(answers), tuple(sorted({*COMMON_ERRORS, *errors, *sized})))
 
     return declare

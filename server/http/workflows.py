@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from persistence.audit import AuditContext
+from persistence.workflows.actions import ACTIONS
 from persistence.workflows.instances import INSTANCE_STATUSES
 from persistence.workflows.templates import (
     KEY_PATTERN,
@@ -34,12 +35,11 @@ __all__ = [
     "set_instance_status",
 ]
 
-ACTIONS = ("approval", "checklist", "document", "review")
 VERBS = ("claim", "start", "complete", "fail", "block", "unblock", "skip", "retry")
 _KEY = text(pattern=f"^{KEY_PATTERN.pattern}$")
 _STEP = Value("object", shape=Body((
     Prop("key", _KEY, required=True), Prop("title", text(1, MAX_NAME)),
-    Prop("action", Value("string", enum=ACTIONS), required=True),
+    Prop("action", Value("string", enum=tuple(sorted(ACTIONS.names()))), required=True),
     Prop("role", Value("string", enum=STEP_ROLES)), Prop("required", Value("boolean")),
     Prop("after", Value("array", items=_KEY)),
     Prop("config", Value("object", description='checklist {"items":[...]}; approval {}; '
