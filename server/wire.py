@@ -78,6 +78,8 @@ def require_str(message: dict[str, Any], field: str, *, maximum: int = 256) -> s
     value = message.get(field)
     if not isinstance(value, str) or not value or len(value) > maximum:
         raise BadRequest(f"{field!r} must be a non-empty string of at most {maximum} characters")
+    if "\x00" in value:  # no text column of PostgreSQL can hold it
+        raise BadRequest(f"{field!r} must not hold the NUL character")
     return value
 
 

@@ -29,6 +29,8 @@ from server.service import Coedit
 
 __all__ = [
     "FLAG",
+    "NON_BLANK",
+    "NO_NUL",
     "Answer",
     "Args",
     "Body",
@@ -44,6 +46,12 @@ __all__ = [
 
 JsonSchema = dict[str, Any]
 Args = dict[str, Any]
+NO_NUL = "^[^\\x00]*$"
+"""Any text without the NUL character, which PostgreSQL cannot store in text."""
+NON_BLANK = ("^[^\\x00]*[^\\x00\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\u0085\\u00a0\\u1680"
+             "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$")
+"""Text with something other than white space in it (as ``str.strip`` sees white space), and
+no NUL."""
 """A request's checked values: each declared parameter by name (None when absent), and the
 checked JSON body as ``body``."""
 
@@ -89,6 +97,8 @@ class Value:
                   "minimum": self.minimum, "maximum": self.maximum, "pattern": self.pattern,
                   "minItems": self.min_items, "maxItems": self.max_items, "format": self.format}
         schema.update({key: value for key, value in bounds.items() if value is not None})
+        if self.type == "string" and self.pattern is None and self.enum is None:
+            schema["pattern"] = NO_NUL
         if self.enum is not None:
             schema["enum"] = list(self.enum)
         if self.items is not None:
@@ -126,13 +136,16 @@ class Value:
         return value
 
     def _check_text(self, value: str, where: str) -> None:
+        if "\x00" in value:
+            raise BadRequest(f"{where} must not hold the NUL character")
         if self.enum is not None and value not in self.enum:
             raise BadRequest(f"{where} must be one of {', '.join(self.enum)}")
         if ((self.min_length is not None and len(value) < self.min_length)
                 or (self.max_length is not None and len(value) > self.max_length)):
             raise BadRequest(f"{where} must be {self._words()}")
         if self.pattern is not None and not re.search(self.pattern, value):
-            raise BadRequest(f"{where} must match {self.pattern.strip('^$')}")
+            raise BadRequest(f"{where} must match {self.pattern.strip('^$')}"
+                             if self.pattern != NON_BLANK else f"{where} must not be blank")
 
     def _words(self) -> str:
         words = _TYPE_WORDS[self.type]
@@ -254,7 +267,13 @@ class Param:
         elif self.where == "header":
             raw = request.headers.get(self.name)
         else:
-            raw = request.query_params.get(self.name)
+            given = request.query_params.getlist(self.name)
+            if self.value.type == "array":
+                items = [v for v in given if v != ""]
+                return self.value.check(items, self.name) if items else None
+            if len(given) > 1:
+                raise BadRequest(f"give the query parameter {self.name!r} once")
+            raw = given[0] if given else None
         if raw is None or (raw == "" and self.where == "query" and not self.required):
             if self.required:
                 raise BadRequest(f"give the query parameter {self.name!r}")

@@ -17,7 +17,18 @@ from persistence.errors import BadRequest, PreconditionRequired
 from persistence.patching import MAX_OPS
 from persistence.timeutil import parse_ts
 from server.auth import Identity
-from server.http.contract import Answer, Args, Body, Param, Prop, Value, operation, ref, text
+from server.http.contract import (
+    NON_BLANK,
+    Answer,
+    Args,
+    Body,
+    Param,
+    Prop,
+    Value,
+    operation,
+    ref,
+    text,
+)
 from server.http.params import KIND, cursor, kind_filter, limit, path_id, query
 from server.service import Coedit
 
@@ -64,7 +75,7 @@ _DOCUMENT = Answer(200, "the document; ETag: its version", ref("Document"), head
 @operation("POST", "/api/documents", "Create a document (analysts, bots, admins)",
            body=Body((
                Prop("kind", KIND, required=True),
-               Prop("title", text(1, MAX_TITLE_LENGTH, pattern=r"\S"), required=True),
+               Prop("title", text(1, MAX_TITLE_LENGTH, pattern=NON_BLANK), required=True),
                Prop("state", Value("object", description="at most 1 MiB as JSON")),
                Prop("idea", Value("string", min_length=1, max_length=128, nullable=True,
                                   description="the idea the document belongs to")),
@@ -121,7 +132,7 @@ async def get_document(request: Request, identity: Identity, ctx: AuditContext,
 _OP = Value("object", shape=Body((
     Prop("op", Value("string", enum=("add", "remove", "replace", "move", "copy", "test",
                                      "splice")), required=True),
-    Prop("path", text(max_length=4096, pattern="^(/[^/]*)*$"), required=True),
+    Prop("path", text(max_length=4096, pattern="^(/[^/\\x00]*)*$"), required=True),
 ), closed=False))
 
 

@@ -29,10 +29,12 @@ __all__ = ["document_history", "list_events", "stream_events"]
 _SINCE = Param("since", "query", Value("integer", minimum=0), description="a seq")
 # ASCII and bounded so that all five filters at their longest still fit in a request line
 # the HTTP parser accepts (about 64 KiB once percent-encoded).
-_FILTER = text(max_length=3900, pattern="^[!-~]*$",
-               description="comma separated, at most 100 values; the parameter may repeat")
-_FILTERS = [query("kind", _FILTER), query("type", _FILTER, "exact, or a prefix like lock.*"),
-            query("doc", _FILTER), query("idea", _FILTER), query("actor", _FILTER)]
+_FILTER = Value("array", items=text(max_length=1300, pattern="^[!-~]*$"), max_items=3,
+                description="comma separated values (at most 100 in all); the parameter may "
+                            "repeat")
+_FILTERS = [query(name, _FILTER, description) for name, description in (
+    ("kind", ""), ("type", "exact, or a prefix like lock.*"), ("doc", ""), ("idea", ""),
+    ("actor", ""))]
 
 
 def _events_page(description: str) -> Answer:

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from persistence.audit import AuditContext
 from persistence.ideas import MAX_QUERY, MAX_TICKER, MAX_TITLE
 from server.auth import Identity
-from server.http.contract import Answer, Args, Body, Prop, Value, operation, ref, text
+from server.http.contract import NON_BLANK, Answer, Args, Body, Prop, Value, operation, ref, text
 from server.http.params import cursor, limit, path_id, query
 from server.service import Coedit
 
@@ -16,9 +16,9 @@ __all__ = ["create_idea", "get_idea", "list_ideas"]
 
 
 @operation("POST", "/api/ideas", "Create an idea (analysts, admins)",
-           body=Body((Prop("title", text(1, MAX_TITLE, pattern=r"\S"), required=True),
+           body=Body((Prop("title", text(1, MAX_TITLE, pattern=NON_BLANK), required=True),
                       Prop("ticker", Value("string", min_length=1, max_length=MAX_TICKER,
-                                         pattern=r"\S", nullable=True)))),
+                                         pattern=NON_BLANK, nullable=True)))),
            answers=[Answer(201, "created", ref("Idea"), headers=("Location",))], errors=[403])
 async def create_idea(request: Request, identity: Identity, ctx: AuditContext,
                       coedit: Coedit, args: Args) -> Response:

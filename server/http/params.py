@@ -8,7 +8,7 @@ from server.http.contract import Param, Value, text
 __all__ = ["CURSOR", "KIND", "POINTER", "cursor", "kind_filter", "limit", "path_id", "query"]
 
 KIND = text(pattern=f"^{KIND_PATTERN.pattern}$", description="a document kind")
-POINTER = text(max_length=1024, pattern="^(/[^/]*)*$",
+POINTER = text(max_length=1024, pattern="^(/[^/\\x00]*)*$",
                description="a JSON pointer: empty (the whole document) or /a/b")
 CURSOR = text(max_length=1024, pattern="^[A-Za-z0-9_-]+$",
               description="the next of the previous page, as it was")

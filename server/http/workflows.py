@@ -18,7 +18,18 @@ from persistence.workflows.templates import (
     TEMPLATE_STATUSES,
 )
 from server.auth import Identity
-from server.http.contract import Answer, Args, Body, Param, Prop, Value, operation, ref, text
+from server.http.contract import (
+    NON_BLANK,
+    Answer,
+    Args,
+    Body,
+    Param,
+    Prop,
+    Value,
+    operation,
+    ref,
+    text,
+)
 from server.http.params import cursor, limit, path_id, query
 from server.service import Coedit
 
@@ -44,7 +55,7 @@ _STEP = Value("object", shape=Body((
     Prop("after", Value("array", items=_KEY)),
     Prop("config", Value("object", description='checklist {"items":[...]}; approval {}; '
                                                'review and document {"stage":KIND}')))))
-_NAME = text(1, MAX_NAME, pattern=r"\S")
+_NAME = text(1, MAX_NAME, pattern=NON_BLANK)
 _DESCRIPTION = text(max_length=MAX_DESCRIPTION)
 _STEPS = Value("array", items=_STEP, max_items=MAX_STEPS)
 _TEMPLATE = ref("WorkflowTemplate")
