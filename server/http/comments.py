@@ -8,14 +8,25 @@ from starlette.responses import JSONResponse, Response
 from persistence.audit import AuditContext
 from persistence.comments import MAX_BODY, MAX_PATH
 from server.auth import Identity
-from server.http.contract import FLAG, Answer, Args, Body, Prop, Value, operation, ref, text
+from server.http.contract import (
+    FLAG,
+    NON_BLANK,
+    Answer,
+    Args,
+    Body,
+    Prop,
+    Value,
+    operation,
+    ref,
+    text,
+)
 from server.http.params import POINTER, path_id, query
 from server.service import Coedit
 
 __all__ = ["add_comment", "edit_comment", "list_comments", "reopen_thread", "resolve_thread"]
 
 
-_TEXT = text(1, MAX_BODY)
+_TEXT = text(1, MAX_BODY, pattern=NON_BLANK)
 _POINTER = Value("string", max_length=MAX_PATH, pattern=POINTER.pattern,
                  description=POINTER.description)
 _COMMENT = ref("Comment")

@@ -250,6 +250,8 @@ class Param:
         if self.where == "query" and not self.required and self.value.type == "string":
             if "pattern" in schema:
                 schema["pattern"] = f"^(?:{schema['pattern'].strip('^$')})?$"
+            if "enum" in schema:
+                schema["enum"] = [*schema["enum"], ""]
             schema.pop("minLength", None)
         return schema
 
