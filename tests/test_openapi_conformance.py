@@ -178,3 +178,33 @@ def test_the_description_declares_what_the_server_enforces() -> None:
     for methods in paths.values():
         for operation in methods.values():
             assert "200" in operation["responses"] or "201" in operation["responses"]
+
+
+async def test_the_nul_character_is_bad_request_on_both_edges(server: RunningServer) -> None:
+    """Text holding NUL (which PostgreSQL cannot store) is refused with bad_request over HTTP
+    and over the WebSocket, where it used to be internal on PostgreSQL, and nothing is
+    stored."""
+    admin = server.token(user="ada", roles=["admin"])
+    doc = await server.create(admin, state={"n": 0})
+    async with server.http(admin) as http:
+        for response in (
+            await http.post(f"/api/documents/{doc['id']}/comments", json={"body": "a\x00b"}),
+            await http.post("/api/ideas", json={"title": "Acme\x00"}),
+            await http.get("/api/locks", params={"doc": "x\x00y"}),
+        ):
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "bad_request"
+    async with await server.connect(admin) as client:
+        created = await client.request("create", kind="memo", title="Nul\x00title")
+        assert created["type"] == "error" and created["code"] == "bad_request", created
+        patched = await client.request("patch", doc=doc["id"], base=1, key="k\x00",
+                                       ops=[{"op": "replace", "path": "/n", "value": 1}])
+        assert patched["type"] == "error" and patched["code"] == "bad_request", patched
+        valued = await client.request("patch", doc=doc["id"], base=1,
+                                      ops=[{"op": "replace", "path": "/n", "value": "\x00"}])
+        assert valued["type"] == "ok" and valued["version"] == 2, valued
+    async with server.http(admin) as http:
+        document = (await http.get(f"/api/documents/{doc['id']}")).json()
+        assert document["version"] == 2 and document["state"] == {"n": "\x00"}
+        listed = (await http.get("/api/documents")).json()["items"]
+        assert [item["id"] for item in listed] == [doc["id"]]

@@ -46,14 +46,14 @@ __all__ = [
 
 JsonSchema = dict[str, Any]
 Args = dict[str, Any]
+"""A request's checked values: each declared parameter by name (None when absent), and the
+checked JSON body as ``body``."""
 NO_NUL = "^[^\\x00]*$"
 """Any text without the NUL character, which PostgreSQL cannot store in text."""
 NON_BLANK = ("^[^\\x00]*[^\\x00\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\u0085\\u00a0\\u1680"
              "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$")
 """Text with something other than white space in it (as ``str.strip`` sees white space), and
 no NUL."""
-"""A request's checked values: each declared parameter by name (None when absent), and the
-checked JSON body as ``body``."""
 
 ArgsHandler = Callable[[Request, Identity, AuditContext, Coedit, Args], Awaitable[Response]]
 
