@@ -1,4 +1,5 @@
 """``python -m bench run [--quick] [--only 1,3] [--profile]``: every scenario, one table.
+``python -m bench fuzz [--frames 100000]``: the WebSocket frame fuzzer at volume.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
 ``pip install -e ".[bench]"``. Each run creates its own databases and drops them, uses its
@@ -97,7 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                             help="a setting for every coedit node (repeatable)")
     run_parser.add_argument("--out", type=Path, default=RESULTS,
                             help="where results and logs go (default bench/results)")
+    fuzz_parser = commands.add_parser(
+        "fuzz", help="send malformed WebSocket frames to a server of its own (bench/fuzz.py)")
+    fuzz_parser.add_argument("--frames", type=int, default=100_000,
+                             help="at least this many frames (default 100,000)")
+    fuzz_parser.add_argument("--seed", type=int, default=0, help="the first chunk's seed")
+    fuzz_parser.add_argument("--database-url", default="",
+                             help="COEDIT_DATABASE_URL of the server (default: a scratch SQLite)")
     args = parser.parse_args(argv or sys.argv[1:] or ["run"])
+    if args.command == "fuzz":
+        from bench.fuzz_run import run_fuzz
+
+        return run_fuzz(args)
     if args.command != "run":
         parser.print_help()
         return 2

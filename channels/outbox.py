@@ -139,7 +139,15 @@ class Outbox:
             return
         direct = self._direct
         if direct is not None and direct.writable.is_set():
-            self._write_direct(direct)
+            try:
+                self._write_direct(direct)
+            except Exception:
+                # A frame that cannot be encoded ends its own connection; raised, it would
+                # also stop the flush of every other socket queued in the same turn.
+                log.error("a frame could not be encoded; ending the session", exc_info=True)
+                self._pending.clear()
+                if self._on_failure is not None:
+                    self._on_failure()
         else:
             self._writer = asyncio.create_task(self._drain())
 

@@ -39,7 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from persistence.errors import Unavailable
 
-__all__ = ["Database", "DatabaseTraits", "sqlite_path", "storage_unavailable", "traits_of"]
+__all__ = ["Database", "DatabaseTraits", "sqlite_path", "storage_unavailable",
+           "text_not_storable", "traits_of"]
 
 # The connection itself failed (its protocol state is unknown afterwards), as opposed to the
 # server refusing a statement.
@@ -339,6 +340,25 @@ def storage_unavailable(exc: BaseException) -> bool:
         if isinstance(current, (*_ENGINE_UNAVAILABLE, *_DRIVER_UNAVAILABLE)):
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+        seen += 1
+    return False
+
+
+_CHARACTERS_REFUSED = (asyncpg.exceptions.CharacterNotInRepertoireError,
+                       asyncpg.exceptions.UntranslatableCharacterError)
+
+
+def text_not_storable(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused a value's characters: the NUL character (``\\x00``, or
+    ``\\u0000`` inside JSON) that no text column can hold. That is the request's fault, and
+    the statement's transaction is rolled back, so the caller answers ``bad_request``."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, _CHARACTERS_REFUSED):
             return True
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__

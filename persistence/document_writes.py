@@ -87,6 +87,8 @@ class DocumentWriter:
             raise BadRequest("kind must match [a-z][a-z0-9_]{0,31}")
         if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE_LENGTH:
             raise BadRequest(f"title must be a non-empty string of at most {MAX_TITLE_LENGTH}")
+        if "\x00" in title:  # PostgreSQL cannot store it; refused on every backend alike
+            raise BadRequest("title must not hold the NUL character")
         if state is None:
             state = {}
         if not isinstance(state, dict):
@@ -174,6 +176,9 @@ class DocumentWriter:
             raise BadRequest("base must be a positive integer version")
         if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
             raise BadRequest(f"key must be a string of 1 to {MAX_KEY_LENGTH} characters")
+        if key is not None and "\x00" in key:
+            # Checked before the batch: PostgreSQL's refusal would fail the whole group commit.
+            raise BadRequest("key must not hold the NUL character")
         request = PatchRequest(ctx, doc_id, base, validate_ops(ops), key, session, lock_token)
         return self._queue.submit(request)
 

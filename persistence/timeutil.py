@@ -13,7 +13,9 @@ def utcnow() -> datetime:
 
 def format_ts(value: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a ``Z``: fixed width, sorts as text."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    # strftime's %Y does not pad years before 1000 on every platform ("365-07-14").
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_ts(text: str) -> datetime:
@@ -24,4 +26,7 @@ def parse_ts(text: str) -> datetime:
     value = datetime.fromisoformat(cleaned)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00" is before the first UTC time
+        raise ValueError(f"{text!r} is out of range") from None

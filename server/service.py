@@ -27,7 +27,7 @@ from channels.redis_broker import broker_unavailable
 from channels.streams import EventStreams
 from channels.tasks import cancel_and_wait
 from persistence.audit import AuditContext, EventDraft
-from persistence.database import Database, storage_unavailable
+from persistence.database import Database, storage_unavailable, text_not_storable
 from persistence.documents import DocumentStore
 from persistence.errors import (
     BadRequest,
@@ -82,6 +82,8 @@ def protocol_error(exc: Exception) -> CoeditError:
             delta_message(d) for d in deltas]})
     if isinstance(exc, CoeditError):
         return exc
+    if text_not_storable(exc):
+        return BadRequest("the request holds a character that cannot be stored (NUL)")
     # Both classifiers count the plain OSError and TimeoutError of a socket as well.
     if storage_unavailable(exc) or broker_unavailable(exc):
         orig = getattr(exc, "orig", None) or exc

@@ -7,6 +7,7 @@ can act on; the session turns it into an ``error`` reply and keeps the connectio
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from channels.frames import decode_msgpack
@@ -28,6 +29,9 @@ REQUEST_TYPES = frozenset(
     {"heartbeat", "subscribe", "unsubscribe", "patch", "create", "presence", "lock", "unlock"}
 )
 MAX_ID_LENGTH = 128
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A ``\\uD800``-``\\uDFFF`` escape: JSON text may spell a lone surrogate that way, which
+decodes to a string no reply (nor the database) could ever encode as UTF-8."""
 
 
 def decode_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
@@ -48,6 +52,13 @@ def decode_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
         raise BadRequest(f"frame is not valid MessagePack: {exc}") from None
     if not isinstance(message, dict):
         raise BadRequest("a message must be a map")
+    if text is not None and _SURROGATE_ESCAPE.search(text):
+        # Paired surrogates decode to one character; only lone ones fail here.
+        try:
+            json.dumps(message, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("frame holds a lone UTF-16 surrogate, which is not Unicode text")\
+                from None
     return message
 
 
@@ -56,7 +67,10 @@ def request_id(message: dict[str, Any]) -> int | str | None:
     value = message.get("id")
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) or (isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH):
+    # An id is echoed as `re`: an integer MessagePack cannot carry would break the reply.
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return value
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH:
         return value
     return None
 
@@ -65,6 +79,8 @@ def require_str(message: dict[str, Any], field: str, *, maximum: int = 256) -> s
     value = message.get(field)
     if not isinstance(value, str) or not value or len(value) > maximum:
         raise BadRequest(f"{field!r} must be a non-empty string of at most {maximum} characters")
+    if "\x00" in value:  # no text column of PostgreSQL can hold it
+        raise BadRequest(f"{field!r} must not hold the NUL character")
     return value
 
 

@@ -1,5 +1,7 @@
 """The HTTP resources of docs/protocol.md section 9, plus dev login, health and metrics: one
-module per family of resources, and here the one route table that serves them all."""
+module per family of resources, each operation declared with what it accepts and answers
+(``server/http/contract.py``), and here the one list of them that both the route table and
+the OpenAPI description are made from."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from server.http.comments import (
     reopen_thread,
     resolve_thread,
 )
+from server.http.contract import Operation
 from server.http.documents import (
     create_document,
     get_document,
@@ -53,58 +56,23 @@ from server.http.workflows import (
     set_instance_status,
 )
 
-__all__ = ["routes"]
+__all__ = ["OPERATIONS", "routes"]
 
 
-_table = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/api/dev/login", dev_login, methods=["POST"]),
-    Route("/api/me", me, methods=["GET"]),
-    Route("/api/documents", create_document, methods=["POST"]),
-    Route("/api/documents", list_documents, methods=["GET"]),
-    Route("/api/documents/{doc}", get_document, methods=["GET"]),
-    Route("/api/documents/{doc}", patch_document, methods=["PATCH"]),
-    Route("/api/documents/{doc}/history", document_history, methods=["GET"]),
-    Route("/api/documents/{doc}/verify", verify_document, methods=["GET"]),
-    Route("/api/documents/{doc}/locks", take_lock, methods=["POST"]),
-    Route("/api/documents/{doc}/locks", release_lock, methods=["DELETE"]),
-    Route("/api/documents/{doc}/comments", add_comment, methods=["POST"]),
-    Route("/api/documents/{doc}/comments", list_comments, methods=["GET"]),
-    Route("/api/documents/{doc}/reviews", assign_review, methods=["POST"]),
-    Route("/api/documents/{doc}/archive", archive_document, methods=["POST"]),
-    Route("/api/documents/{doc}/reopen", reopen_document, methods=["POST"]),
-    Route("/api/comments/{comment}", edit_comment, methods=["PATCH"]),
-    Route("/api/comments/{comment}/resolve", resolve_thread, methods=["POST"]),
-    Route("/api/comments/{comment}/reopen", reopen_thread, methods=["POST"]),
-    Route("/api/reviews", list_reviews, methods=["GET"]),
-    Route("/api/reviews/{review}", get_review, methods=["GET"]),
-    Route("/api/reviews/{review}/transition", transition_review, methods=["POST"]),
-    Route("/api/ideas", create_idea, methods=["POST"]),
-    Route("/api/ideas", list_ideas, methods=["GET"]),
-    Route("/api/ideas/{idea}", get_idea, methods=["GET"]),
-    Route("/api/notifications", list_notifications, methods=["GET"]),
-    Route("/api/notifications/read-all", mark_all_read, methods=["POST"]),
-    Route("/api/notifications/{note}/read", mark_read, methods=["POST"]),
-    Route("/api/bulk", bulk, methods=["POST"]),
-    Route("/api/workflows/templates", create_template, methods=["POST"]),
-    Route("/api/workflows/templates", list_templates, methods=["GET"]),
-    Route("/api/workflows/templates/{template}", get_template, methods=["GET"]),
-    Route("/api/workflows/templates/{template}", change_template, methods=["PATCH"]),
-    Route("/api/workflows/templates/{template}/publish", publish_template, methods=["POST"]),
-    Route("/api/workflows/templates/{template}/instantiate", instantiate, methods=["POST"]),
-    Route("/api/workflows/instances", list_instances, methods=["GET"]),
-    Route("/api/workflows/instances/{instance}", get_instance, methods=["GET"]),
-    Route("/api/workflows/instances/{instance}", set_instance_status, methods=["PATCH"]),
-    Route("/api/workflows/steps/{step}/{verb}", move_step, methods=["POST"]),
-    Route("/api/locks", list_locks, methods=["GET"]),
-    Route("/api/presence", list_presence, methods=["GET"]),
-    Route("/api/events", list_events, methods=["GET"]),
-    Route("/api/events/stream", stream_events, methods=["GET"]),
-    Route("/api/search", search, methods=["GET"]),
+OPERATIONS: list[Operation] = [
+    healthz, readyz, metrics, openapi, dev_login, me,
+    create_document, list_documents, get_document, patch_document, document_history,
+    verify_document, take_lock, release_lock, add_comment, list_comments, assign_review,
+    archive_document, reopen_document, edit_comment, resolve_thread, reopen_thread,
+    list_reviews, get_review, transition_review, create_idea, list_ideas, get_idea,
+    list_notifications, mark_all_read, mark_read, bulk, create_template, list_templates,
+    get_template, change_template, publish_template, instantiate, list_instances,
+    get_instance, set_instance_status, move_step, list_locks, list_presence, list_events,
+    stream_events, search,
 ]
+"""Every HTTP operation: the route table and /openapi.json are both made from this list."""
+
+_table = [op.route() for op in OPERATIONS]
 
 
 def _by_method(handlers: dict[str, Callable[[Request], Awaitable[Response]]]

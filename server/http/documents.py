@@ -12,10 +12,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from persistence.audit import AuditContext
+from persistence.document_writes import MAX_KEY_LENGTH, MAX_TITLE_LENGTH
 from persistence.errors import BadRequest, PreconditionRequired
+from persistence.patching import MAX_OPS
 from persistence.timeutil import parse_ts
 from server.auth import Identity
-from server.http.endpoint import endpoint, int_param, json_body
+from server.http.contract import (
+    NON_BLANK,
+    Answer,
+    Args,
+    Body,
+    Param,
+    Prop,
+    Value,
+    operation,
+    ref,
+    text,
+)
+from server.http.params import KIND, cursor, kind_filter, limit, path_id, query
 from server.service import Coedit
 
 __all__ = [
@@ -25,6 +39,10 @@ __all__ = [
     "patch_document",
     "verify_document",
 ]
+
+DOC = path_id("doc", "a document id")
+ISO_TIME = "an ISO 8601 time, e.g. 2026-01-31T12:00:00Z"
+_ETAG = '^(W/)?"[1-9][0-9]{0,17}"$'
 
 
 def _lock_token(header: str | None) -> int | None:
@@ -51,37 +69,51 @@ def _if_match_version(header: str | None) -> int:
     return int(value)
 
 
-@endpoint
-async def create_document(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    body = await json_body(request, coedit)
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an object with kind, title and optional state")
-    document = await coedit.create_document(identity, ctx, body)
+_DOCUMENT = Answer(200, "the document; ETag: its version", ref("Document"), headers=("ETag",))
+
+
+@operation("POST", "/api/documents", "Create a document (analysts, bots, admins)",
+           body=Body((
+               Prop("kind", KIND, required=True),
+               Prop("title", text(1, MAX_TITLE_LENGTH, pattern=NON_BLANK), required=True),
+               Prop("state", Value("object", description="at most 1 MiB as JSON")),
+               Prop("idea", Value("string", min_length=1, max_length=128, nullable=True,
+                                  description="the idea the document belongs to")),
+           ), closed=False, message="body must be an object with kind, title and optional state"),
+           answers=[Answer(201, "created", ref("Document"), headers=("ETag", "Location"))],
+           errors=[403, 404, 413])
+async def create_document(request: Request, identity: Identity, ctx: AuditContext,
+                          coedit: Coedit, args: Args) -> Response:
+    document = await coedit.create_document(identity, ctx, args["body"])
     return JSONResponse(document, status_code=201, headers={
         "ETag": _etag(document["version"]), "Location": f"/api/documents/{document['id']}"})
 
 
-@endpoint
-async def list_documents(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    params = request.query_params
-    page = await coedit.reads.documents(
-        identity, ctx, kind=params.get("kind") or None, q=params.get("q") or None,
-        limit=int_param(request, "limit", minimum=1), cursor=params.get("cursor") or None,
-    )
+@operation("GET", "/api/documents", "List documents, newest first",
+           params=[kind_filter(), query("q", description="title contains"), limit(500),
+                   cursor()],
+           answers=[Answer(200, "a page", {"type": "object", "required": ["items", "next"],
+                                            "properties": {
+                                                "items": {"type": "array",
+                                                          "items": ref("DocumentSummary")},
+                                                "next": {"type": ["string", "null"]}}})],
+           errors=[403])
+async def list_documents(request: Request, identity: Identity, ctx: AuditContext,
+                         coedit: Coedit, args: Args) -> Response:
+    page = await coedit.reads.documents(identity, ctx, kind=args["kind"], q=args["q"],
+                                        limit=args["limit"], cursor=args["cursor"])
     return JSONResponse(page)
 
 
-@endpoint
-async def get_document(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    doc = request.path_params["doc"]
-    version = int_param(request, "version", minimum=0)
-    at_raw = request.query_params.get("at")
+@operation("GET", "/api/documents/{doc}",
+           "A document, now or as it was at a version or a time (give one of them)",
+           params=[DOC, Param("version", "query", Value("integer", minimum=0)),
+                   query("at", text(max_length=64), ISO_TIME)],
+           answers=[_DOCUMENT, Answer(304, "not modified (If-None-Match)")],
+           errors=[403, 404])
+async def get_document(request: Request, identity: Identity, ctx: AuditContext,
+                       coedit: Coedit, args: Args) -> Response:
+    version, at_raw = args["version"], args["at"]
     if version is not None and at_raw:
         raise BadRequest("give version or at, not both")
     at: datetime | None = None
@@ -89,30 +121,52 @@ async def get_document(
         try:
             at = parse_ts(at_raw)
         except ValueError:
-            raise BadRequest("at must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
-    document = await coedit.reads.document(identity, ctx, doc, version=version, at=at)
+            raise BadRequest(f"at must be {ISO_TIME}") from None
+    document = await coedit.reads.document(identity, ctx, args["doc"], version=version, at=at)
     etag = _etag(document["version"])
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     return JSONResponse(document, headers={"ETag": etag})
 
 
-@endpoint
-async def patch_document(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    doc = request.path_params["doc"]
+_OP = Value("object", shape=Body((
+    Prop("op", Value("string", enum=("add", "remove", "replace", "move", "copy", "test",
+                                     "splice")), required=True),
+    Prop("path", text(max_length=4096, pattern="^(/[^/\\x00]*)*$"), required=True),
+), closed=False))
+
+
+@operation("PATCH", "/api/documents/{doc}",
+           "Versioned write: a JSON Patch (RFC 6902, plus splice) against the If-Match version",
+           params=[DOC,
+                   Param("If-Match", "header", text(pattern=_ETAG), required=True,
+                         description='the base version in quotes, e.g. "3"'),
+                   Param("Idempotency-Key", "header", text(1, MAX_KEY_LENGTH)),
+                   Param("Lock-Token", "header", text(pattern="^[0-9]{1,18}$"),
+                         description="the token of a lock the caller holds")],
+           body=Value("array", items=_OP, min_items=1, max_items=MAX_OPS),
+           answers=[Answer(200, "version (and rebased or duplicate)", {
+               "type": "object", "required": ["version"],
+               "properties": {"version": {"type": "integer", "minimum": 1}}},
+               headers=("ETag",))],
+           errors=[403, 404, 409, 413, 423, 428])
+async def patch_document(request: Request, identity: Identity, ctx: AuditContext,
+                         coedit: Coedit, args: Args) -> Response:
+    doc = args["doc"]
     async with coedit.reads.not_found_first(identity, ctx, doc):
         base = _if_match_version(request.headers.get("if-match"))
-        ops = await json_body(request, coedit)
-        result = await coedit.patch(identity, ctx, doc, base=base, ops=ops,
+        result = await coedit.patch(identity, ctx, doc, base=base, ops=args["body"],
                                     key=request.headers.get("idempotency-key"),
                                     lock_token=_lock_token(request.headers.get("lock-token")))
     return JSONResponse(result.reply, headers={"ETag": _etag(result.reply["version"])})
 
 
-@endpoint
-async def verify_document(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    return JSONResponse(await coedit.reads.verify(identity, ctx, request.path_params["doc"]))
+@operation("GET", "/api/documents/{doc}/verify", "Recompute the document's hash chain",
+           params=[DOC],
+           answers=[Answer(200, "ok and events, or the first broken seq", {
+               "type": "object", "required": ["ok"], "properties": {
+                   "ok": {"type": "boolean"}, "events": {"type": "integer"}}})],
+           errors=[403, 404])
+async def verify_document(request: Request, identity: Identity, ctx: AuditContext,
+                          coedit: Coedit, args: Args) -> Response:
+    return JSONResponse(await coedit.reads.verify(identity, ctx, args["doc"]))

@@ -1,5 +1,6 @@
 """What every HTTP resource shares: the :func:`endpoint` wrapper, error bodies, and the
-parsers of JSON bodies and query parameters.
+reading of JSON bodies (what a request may carry is declared per operation, in
+``server/http/contract.py``).
 
 Every handler goes through :func:`endpoint`: it resolves the caller (once per request, see
 :func:`caller`), maps a
@@ -21,10 +22,8 @@ from persistence.audit import AuditContext
 from persistence.errors import BadRequest, CoeditError, TooLarge, Unauthorized
 from server.auth import ANON_COOKIE, Identity
 from server.service import Coedit, protocol_error
-from server.wire import MAX_INT
 
-__all__ = ["Handler", "caller", "coedit_of", "endpoint", "error_response", "int_param",
-           "json_body"]
+__all__ = ["Handler", "caller", "coedit_of", "endpoint", "error_response", "json_body"]
 
 
 Handler = Callable[[Request, Identity, AuditContext, Coedit], Awaitable[Response]]
@@ -100,18 +99,3 @@ async def json_body(request: Request, coedit: Coedit) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
-
-
-def int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name!r} must be an integer") from None
-    if value < minimum:
-        raise BadRequest(f"query parameter {name!r} must be at least {minimum}")
-    if value > MAX_INT:  # seqs and versions are 64-bit columns
-        raise BadRequest(f"query parameter {name!r} must be at most {MAX_INT}")
-    return value

@@ -19,22 +19,39 @@ from persistence.errors import BadRequest
 from persistence.events import EventFilter
 from persistence.timeutil import parse_ts
 from server.auth import Identity
-from server.http.endpoint import endpoint, int_param
+from server.http.contract import Answer, Args, Param, Value, operation, ref, text
+from server.http.params import cursor, limit, path_id, query
 from server.service import Coedit
 from server.wire import MAX_INT
 
 __all__ = ["document_history", "list_events", "stream_events"]
 
 
-@endpoint
-async def document_history(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    page = await coedit.reads.history(
-        identity, ctx, request.path_params["doc"],
-        since=int_param(request, "since"), limit=int_param(request, "limit", minimum=1),
-        cursor=request.query_params.get("cursor") or None,
-    )
+_SINCE = Param("since", "query", Value("integer", minimum=0), description="a seq")
+# ASCII and bounded so that all five filters at their longest still fit in a request line
+# the HTTP parser accepts (about 64 KiB once percent-encoded).
+_FILTER = Value("array", items=text(max_length=1300, pattern="^[!-~]*$"), max_items=3,
+                description="comma separated values (at most 100 in all); the parameter may "
+                            "repeat")
+_FILTERS = [query(name, _FILTER, description) for name, description in (
+    ("kind", ""), ("type", "exact, or a prefix like lock.*"), ("doc", ""), ("idea", ""),
+    ("actor", ""))]
+
+
+def _events_page(description: str) -> Answer:
+    return Answer(200, description, {"type": "object", "required": ["events", "next"],
+                                     "properties": {"events": {"type": "array",
+                                                               "items": ref("Event")},
+                                                    "next": {"type": ["string", "null"]}}})
+
+
+@operation("GET", "/api/documents/{doc}/history", "The document's audit events in seq order",
+           params=[path_id("doc"), _SINCE, limit(1000), cursor()],
+           answers=[_events_page("a page")], errors=[403, 404])
+async def document_history(request: Request, identity: Identity, ctx: AuditContext,
+                           coedit: Coedit, args: Args) -> Response:
+    page = await coedit.reads.history(identity, ctx, args["doc"], since=args["since"],
+                                      limit=args["limit"], cursor=args["cursor"])
     return JSONResponse(page)
 
 
@@ -59,30 +76,32 @@ def _until(request: Request) -> datetime | None:
         raise BadRequest("until must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
 
 
-@endpoint
-async def list_events(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    limit = int_param(request, "limit", minimum=1) or 100
-    if limit > 1000:
-        raise BadRequest("limit must be between 1 and 1000")
+@operation("GET", "/api/events", "Audit events of the tenant in seq order",
+           params=[*_FILTERS, _SINCE, query("until", text(max_length=64), "an ISO 8601 time"),
+                   limit(1000), cursor()],
+           answers=[_events_page("a page")], errors=[403])
+async def list_events(request: Request, identity: Identity, ctx: AuditContext,
+                      coedit: Coedit, args: Args) -> Response:
     page = await coedit.reads.events(
-        identity, ctx, flt=_event_filter(request), since=int_param(request, "since"),
-        until=_until(request), limit=limit, cursor=request.query_params.get("cursor") or None,
-    )
+        identity, ctx, flt=_event_filter(request), since=args["since"],
+        until=_until(request), limit=args["limit"] or 100, cursor=args["cursor"])
     return JSONResponse(page)
 
 
 SSE_KEEPALIVE_SECONDS = 15.0
 
 
-@endpoint
-async def stream_events(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
+@operation("GET", "/api/events/stream",
+           "The same as Server-Sent Events; id is the seq, Last-Event-ID resumes",
+           params=[*_FILTERS, _SINCE,
+                   Param("Last-Event-ID", "header", text(pattern="^[0-9]{1,18}$"))],
+           answers=[Answer(200, "the events as they commit", {"type": "string"},
+                           media_type="text/event-stream")], errors=[403])
+async def stream_events(request: Request, identity: Identity, ctx: AuditContext,
+                        coedit: Coedit, args: Args) -> Response:
     """Server-Sent Events: ``id:`` is the seq, so ``Last-Event-ID`` resumes exactly."""
     flt = _event_filter(request)
-    since = int_param(request, "since")
+    since = args["since"]
     last_id = request.headers.get("last-event-id")
     if last_id:
         if not last_id.strip().isdigit() or int(last_id) > MAX_INT:

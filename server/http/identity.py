@@ -8,12 +8,26 @@ from starlette.responses import JSONResponse, Response
 from persistence.audit import AuditContext
 from persistence.errors import CoeditError, NotFound
 from server.auth import SESSION_COOKIE, Identity
-from server.http.endpoint import coedit_of, endpoint, error_response, json_body
+from server.http.contract import Answer, Args, Body, Prop, Value, operation, public, text
+from server.http.endpoint import coedit_of, error_response, json_body
 from server.service import Coedit
 
 __all__ = ["dev_login", "me"]
 
 
+_USER = {"type": "object", "required": ["id", "name", "roles", "tenant"]}
+
+
+@public("POST", "/api/dev/login",
+        "Dev mode only (COEDIT_AUTH=dev): a token for a name, role and tenant; 404 otherwise",
+        body=Body((Prop("name", text(1, 128), required=True),
+                   Prop("role", Value("string", enum=("admin", "analyst", "reviewer", "viewer",
+                                                      "bot"))),
+                   Prop("tenant", text(1, 128)))),
+        answers=[Answer(200, "the token and the user", {
+            "type": "object", "required": ["token", "user"],
+            "properties": {"token": {"type": "string"}, "user": _USER}})],
+        errors=[400, 404, 429])
 async def dev_login(request: Request) -> Response:
     coedit = coedit_of(request)
     if not coedit.tokens.dev_auth:
@@ -28,7 +42,12 @@ async def dev_login(request: Request) -> Response:
     return response
 
 
-@endpoint
-async def me(request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit) -> Response:
+@operation("GET", "/api/me", "Who the caller is: the identity its token or cookie carries",
+           answers=[Answer(200, "the caller", {
+               "type": "object", "required": ["user", "anonymous", "dev_auth"],
+               "properties": {"user": _USER, "anonymous": {"type": "boolean"},
+                              "dev_auth": {"type": "boolean"}}})])
+async def me(request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit,
+             args: Args) -> Response:
     return JSONResponse({"user": identity.public(), "anonymous": identity.anonymous,
                          "dev_auth": coedit.tokens.dev_auth})

@@ -6,35 +6,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from persistence.audit import AuditContext
-from persistence.errors import BadRequest
 from server.auth import Identity
-from server.http.endpoint import endpoint, int_param
+from server.http.contract import FLAG, Answer, Args, operation, ref
+from server.http.params import cursor, limit, path_id, query
 from server.service import Coedit
 
 __all__ = ["list_notifications", "mark_all_read", "mark_read"]
 
 
-@endpoint
-async def list_notifications(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    unread = request.query_params.get("unread", "")
-    if unread not in ("", "true", "false"):
-        raise BadRequest("unread must be true or false")
+@operation("GET", "/api/notifications",
+           "Notifications addressed to the caller or its roles, newest first",
+           params=[query("unread", FLAG), limit(500), cursor()],
+           answers=[Answer(200, "a page", ref("NotificationPage"))])
+async def list_notifications(request: Request, identity: Identity, ctx: AuditContext,
+                             coedit: Coedit, args: Args) -> Response:
     return JSONResponse(await coedit.reads.notifications(
-        identity, ctx, unread=unread == "true", limit=int_param(request, "limit", minimum=1),
-        cursor=request.query_params.get("cursor") or None))
+        identity, ctx, unread=args["unread"] == "true", limit=args["limit"],
+        cursor=args["cursor"]))
 
 
-@endpoint
-async def mark_read(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
-    return JSONResponse(await coedit.trail.mark_read(identity, request.path_params["note"]))
+@operation("POST", "/api/notifications/{note}/read", "Mark one read, for the caller alone",
+           params=[path_id("note")], answers=[Answer(200, "marked", ref("Notification"))],
+           errors=[404])
+async def mark_read(request: Request, identity: Identity, ctx: AuditContext,
+                    coedit: Coedit, args: Args) -> Response:
+    return JSONResponse(await coedit.trail.mark_read(identity, args["note"]))
 
 
-@endpoint
-async def mark_all_read(
-    request: Request, identity: Identity, ctx: AuditContext, coedit: Coedit
-) -> Response:
+@operation("POST", "/api/notifications/read-all",
+           "Mark every notification so far read, for the caller alone",
+           answers=[Answer(200, "marked", {"type": "object", "required": ["read_through"],
+                                           "properties": {"read_through": {
+                                               "type": ["integer", "null"]}}})])
+async def mark_all_read(request: Request, identity: Identity, ctx: AuditContext,
+                        coedit: Coedit, args: Args) -> Response:
     return JSONResponse(await coedit.trail.read_all(identity))
