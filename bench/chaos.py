@@ -52,6 +52,7 @@ DATABASE = "coedit_chaos"
 FAULT_KINDS = ("node_kill", "node_pause", "redis_restart", "pg_restart",
                "pg_stall", "pg_cut", "redis_stall", "redis_cut")
 CONVERGE_LIMIT_S = 60.0
+DETECT_LIMIT_S = 20.0
 READY_LIMIT_S = 90.0
 
 
@@ -151,23 +152,46 @@ def _fault_plan(config: ChaosConfig) -> list[tuple[str, int]]:
     return plan[:config.faults]
 
 
+async def _while_down(http: httpx.AsyncClient, cluster: Cluster, sentinels: list[Sentinel],
+                      doc: str, at_least_s: float) -> dict[str, Any]:
+    """With one node gone, how long the others took to drop its sessions and locks.
+
+    Waits at least ``at_least_s`` in all, so that a pause outlasts the heartbeat timeout.
+    """
+    started = time.monotonic()
+    presence_s, locks_s = await _converge(http, cluster, sentinels, doc, limit=DETECT_LIMIT_S)
+    await asyncio.sleep(max(0.0, at_least_s - (time.monotonic() - started)))
+    return {"others_dropped_presence_s": _rounded(presence_s),
+            "others_dropped_locks_s": _rounded(locks_s)}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 async def _inject(kind: str, target: int, cluster: Cluster, config: ChaosConfig,
-                  http: httpx.AsyncClient, rng: random.Random) -> dict[str, Any]:
-    """Inject one fault and heal it; returns what was done and how long it lasted."""
+                  http: httpx.AsyncClient, rng: random.Random, sentinels: list[Sentinel],
+                  doc: str) -> dict[str, Any]:
+    """Inject one fault and heal it; returns what was done and how long it lasted.
+
+    While a node is killed or paused, the others' view of presence and locks is watched
+    too: they must drop its sessions (3 heartbeats) and its locks (their ttl) by themselves.
+    """
     timeout_s = 3 * config.heartbeat_ms / 1000
     node = cluster.nodes[target]
     detail: dict[str, Any] = {}
     if kind == "node_kill":
         await node.kill()
-        await asyncio.sleep(rng.uniform(0.5, 2.0))
+        detail.update(await _while_down(http, cluster, sentinels, doc, rng.uniform(0.5, 2.0)))
         await node.start()
-        detail["ready_s"] = await node.wait_ready(http, READY_LIMIT_S)
+        detail["ready_s"] = _rounded(await node.wait_ready(http, READY_LIMIT_S))
     elif kind == "node_pause":
-        pause = timeout_s + rng.uniform(1.0, 3.0)
+        started = time.monotonic()
         node.signal(signal.SIGSTOP)
-        await asyncio.sleep(pause)
+        detail.update(await _while_down(http, cluster, sentinels, doc,
+                                        timeout_s + rng.uniform(1.0, 3.0)))
         node.signal(signal.SIGCONT)
-        detail["paused_s"] = round(pause, 2)
+        detail["paused_s"] = round(time.monotonic() - started, 2)
     elif kind == "redis_restart":
         kill = rng.random() < 0.5
         await cluster.redis.restart(rng.uniform(0.5, 2.0), kill=kill)
@@ -209,8 +233,8 @@ async def _views(http: httpx.AsyncClient, node: ChaosNode,
 
 
 async def _converge(http: httpx.AsyncClient, cluster: Cluster, sentinels: list[Sentinel],
-                    doc: str, seen: dict[str, Any] | None = None,
-                    ) -> tuple[float | None, float | None]:
+                    doc: str, seen: dict[str, Any] | None = None, *,
+                    limit: float = CONVERGE_LIMIT_S) -> tuple[float | None, float | None]:
     """Seconds until every node's presence, then locks, agree with the sentinels' truth.
 
     ``seen`` receives the last disagreement, for the record of a fault that never converged.
@@ -218,7 +242,7 @@ async def _converge(http: httpx.AsyncClient, cluster: Cluster, sentinels: list[S
     started = time.monotonic()
     presence_s: float | None = None
     locks_s: float | None = None
-    while time.monotonic() - started < CONVERGE_LIMIT_S:
+    while time.monotonic() - started < limit:
         up = [n for n in cluster.nodes if n.up]
         expected_up = [s for s in sentinels if cluster.nodes[s.node].up]
         present = {s.present_session for s in expected_up if s.present_session is not None}
@@ -371,7 +395,8 @@ async def run_chaos(config: ChaosConfig,
         faults: list[dict[str, Any]] = []
         for number, (kind, target) in enumerate(_fault_plan(config), 1):
             began = time.monotonic()
-            detail = await _inject(kind, target, cluster, config, http, rng)
+            detail = await _inject(kind, target, cluster, config, http, rng, sentinels,
+                                   presence_doc)
             healed = time.monotonic()
             ready = await asyncio.gather(*(n.wait_ready(http, READY_LIMIT_S)
                                            for n in cluster.nodes))
@@ -413,7 +438,11 @@ async def run_chaos(config: ChaosConfig,
         checked["figures"].update(
             faults=len(faults), nodes_never_recovered=len(never_ready),
             presence_never_converged=sum(1 for f in faults if f["presence_converged_s"] is None),
-            locks_never_converged=sum(1 for f in faults if f["locks_converged_s"] is None))
+            locks_never_converged=sum(1 for f in faults if f["locks_converged_s"] is None),
+            gone_node_never_dropped=sum(
+                1 for f in faults if "others_dropped_presence_s" in f
+                and None in (f["others_dropped_presence_s"], f["others_dropped_locks_s"])))
+        gone = [f for f in faults if "others_dropped_presence_s" in f]
         return {
             "started": started_at.isoformat(), "seconds": round(
                 (datetime.now(UTC) - started_at).total_seconds(), 1),
@@ -423,6 +452,8 @@ async def run_chaos(config: ChaosConfig,
             "convergence": {
                 "presence": _summary([f["presence_converged_s"] for f in faults]),
                 "locks": _summary([f["locks_converged_s"] for f in faults]),
+                "gone_node_presence": _summary([f["others_dropped_presence_s"] for f in gone]),
+                "gone_node_locks": _summary([f["others_dropped_locks_s"] for f in gone]),
                 "by_kind": {kind: {
                     "presence": _summary([f["presence_converged_s"] for f in faults
                                           if f["kind"] == kind]),
@@ -456,8 +487,12 @@ def render_chaos_table(result: dict[str, Any]) -> str:
     lines = ["checker figure                      value", "-" * 42]
     lines += [f"{name:<34}{value:>8}" for name, value in figures.items()]
     conv = result["convergence"]
-    lines += ["", "convergence after a fault     p50 s    max s   never", "-" * 52]
+    lines += ["", "convergence (s after healing;  p50 s    max s   never",
+              " gone_node: after kill/pause)", "-" * 52]
     for what in ("presence", "locks"):
+        s = conv[what]
+        lines.append(f"{what:<28}{s['p50_s']!s:>7}{s['max_s']!s:>9}{s['never']:>8}")
+    for what in ("gone_node_presence", "gone_node_locks"):
         s = conv[what]
         lines.append(f"{what:<28}{s['p50_s']!s:>7}{s['max_s']!s:>9}{s['never']:>8}")
     for kind, by in conv["by_kind"].items():
