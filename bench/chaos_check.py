@@ -205,6 +205,7 @@ def check_run(*, writers: list[Writer], holders: list[LockHolder],
         "version_holes": check_versions(events, states, [*write_docs, fenced_doc]),
         "writer_refusals": [r for w in writers for r in w.refused],
         "writer_retries": {w.name: dict(w.retries) for w in writers},
+        "holder_retries": {h.name: dict(h.retries) for h in holders},
         "unacknowledged_at_end": sum(len(w.unacked) for w in writers)
         + sum(len(h.unacked) for h in holders),
         "subscribers": subs,
@@ -223,6 +224,9 @@ def check_run(*, writers: list[Writer], holders: list[LockHolder],
             "stream_duplicates": len(streams["duplicates"]) + len(streams["out_of_order"]),
             "streams_behind_at_end": len(streams["behind_at_end"]),
             "hash_chains_broken": len(broken),
+            # An outage answers unavailable, never internal (docs/protocol.md section 3).
+            "internal_errors": sum(w.retries["internal"] for w in writers)
+            + sum(h.retries["internal"] for h in holders),
             "fencing_violations": len(fencing["violations"]),
         },
     }
