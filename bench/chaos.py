@@ -274,33 +274,44 @@ def _summary(values: list[float | None]) -> dict[str, Any]:
 
 
 async def _start_cluster(config: ChaosConfig, secret: str) -> Cluster:
-    pg = PrivatePostgres(scratch_dir("coedit-chaos-pg-"))
+    """PostgreSQL, Redis, the proxies and the nodes; whatever started is stopped on failure."""
+    cluster = Cluster(PrivatePostgres(scratch_dir("coedit-chaos-pg-")),
+                      PrivateRedis(scratch_dir("coedit-chaos-redis-")), [], [], [])
+    try:
+        await _bring_up(cluster, config, secret)
+    except BaseException:
+        await _stop_cluster(cluster)
+        raise
+    return cluster
+
+
+async def _bring_up(cluster: Cluster, config: ChaosConfig, secret: str) -> None:
+    pg, redis = cluster.pg, cluster.redis
     await asyncio.to_thread(pg.init)
     await asyncio.to_thread(pg.start)
-    redis = PrivateRedis(scratch_dir("coedit-chaos-redis-"))
     await asyncio.to_thread(redis.start)
     admin = await asyncpg.connect(pg.admin_dsn, timeout=10)
     try:
         await admin.execute(f'CREATE DATABASE "{DATABASE}"')
     finally:
         await admin.close()
-    pg_proxies = [FaultProxy(f"pg{i}", pg.port) for i in range(config.nodes)]
-    redis_proxies = [FaultProxy(f"redis{i}", redis.port) for i in range(config.nodes)]
-    for proxy in (*pg_proxies, *redis_proxies):
+    for i in range(config.nodes):
+        cluster.pg_proxies.append(FaultProxy(f"pg{i}", pg.port))
+        cluster.redis_proxies.append(FaultProxy(f"redis{i}", redis.port))
+    for proxy in (*cluster.pg_proxies, *cluster.redis_proxies):
         await proxy.start()
-    nodes = []
+    nodes = cluster.nodes
     for i in range(config.nodes):
         env = {k: v for k, v in os.environ.items() if not k.startswith("COEDIT_")}
         env.update(
             COEDIT_DATABASE_URL=(f"postgresql+asyncpg://postgres@127.0.0.1:"
-                                 f"{pg_proxies[i].port}/{DATABASE}"),
-            COEDIT_REDIS_URL=f"redis://127.0.0.1:{redis_proxies[i].port}/0",
+                                 f"{cluster.pg_proxies[i].port}/{DATABASE}"),
+            COEDIT_REDIS_URL=f"redis://127.0.0.1:{cluster.redis_proxies[i].port}/0",
             COEDIT_SECRET=secret, COEDIT_AUTH="token", COEDIT_NODE_ID=f"chaos{i}",
             COEDIT_KEY_PREFIX="chaos", COEDIT_RATE_LIMIT="0", COEDIT_HTTP_RATE_LIMIT="0",
             COEDIT_HEARTBEAT_MS=str(config.heartbeat_ms), COEDIT_LOG_LEVEL="warning")
         env.update(config.node_env)
         nodes.append(ChaosNode(i, env, config.log_dir))
-    cluster = Cluster(pg, redis, nodes, pg_proxies, redis_proxies)
     await nodes[0].start()  # the first one migrates; the others find the schema ready
     async with httpx.AsyncClient() as http:
         if await nodes[0].wait_ready(http, READY_LIMIT_S) is None:
@@ -310,7 +321,6 @@ async def _start_cluster(config: ChaosConfig, secret: str) -> Cluster:
         for node in nodes[1:]:
             if await node.wait_ready(http, READY_LIMIT_S) is None:
                 raise RuntimeError(f"node {node.index} did not become ready; see {node.log_path}")
-    return cluster
 
 
 async def _stop_cluster(cluster: Cluster) -> None:

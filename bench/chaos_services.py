@@ -156,6 +156,8 @@ class PrivatePostgres:
         try:
             if (self.data / "postmaster.pid").exists():
                 self.stop("immediate")
+        except RuntimeError:
+            pass  # not running after all (a failed start): nothing to stop
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
