@@ -105,8 +105,15 @@ def check_versions(events: list[dict[str, Any]], states: dict[str, dict[str, Any
     return faults
 
 
-def check_subscribers(subscribers: list[Subscriber],
-                      states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def check_subscribers(subscribers: list[Subscriber], states: dict[str, dict[str, Any]],
+                      events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Gaps and duplicates across resumes, and deltas that name another event than the one
+    the database holds for their version (a delta of the wrong write)."""
+    seq_of = {(e["doc"], e["version"]): e["seq"] for e in events if e["type"] == "patch.applied"}
+    wrong = [{"client": s.name, "doc": doc, "version": version, "delta_event": seq,
+              "stored_event": seq_of.get((doc, version))}
+             for s in subscribers for (doc, version), seq in s.event_of.items()
+             if seq_of.get((doc, version)) != seq]
     gaps = [{"client": s.name, **g} for s in subscribers for g in s.gaps]
     dups = [{"client": s.name, **d} for s in subscribers for d in s.duplicates]
     behind = [{"client": s.name, "doc": doc, "last": last, "final": states[doc]["version"]}
@@ -115,6 +122,8 @@ def check_subscribers(subscribers: list[Subscriber],
     return {"clients": len(subscribers), "deltas": sum(s.deltas for s in subscribers),
             "resumes": sum(max(0, s.resumes - 1) for s in subscribers),
             "gaps": gaps, "duplicates": dups, "behind_at_end": behind,
+            "wrong_event": wrong,
+            "deltas_matched_to_events": sum(len(s.event_of) for s in subscribers),
             "resets": [{"client": s.name, **r} for s in subscribers for r in s.resets]}
 
 
@@ -197,7 +206,7 @@ def check_run(*, writers: list[Writer], holders: list[LockHolder],
         {f"{LockHolder.path}/{r['key']}" for h in holders for r in h.refused}
     writes = check_writes(acks, refused, events, states)
     fencing = check_fencing(events, fenced_doc, holders)
-    subs = check_subscribers(subscribers, states)
+    subs = check_subscribers(subscribers, states, events)
     streams = check_streams(followers, events)
     broken = {doc: answer for doc, answer in verify.items() if not answer.get("ok")}
     return {
@@ -220,6 +229,7 @@ def check_run(*, writers: list[Writer], holders: list[LockHolder],
             "subscriber_gaps": len(subs["gaps"]),
             "subscriber_duplicates": len(subs["duplicates"]),
             "subscribers_behind_at_end": len(subs["behind_at_end"]),
+            "deltas_of_the_wrong_event": len(subs["wrong_event"]),
             "stream_gaps": sum(g["count"] for g in streams["gaps"]),
             "stream_duplicates": len(streams["duplicates"]) + len(streams["out_of_order"]),
             "streams_behind_at_end": len(streams["behind_at_end"]),

@@ -291,6 +291,7 @@ class Subscriber(_Resuming):
         self.resets: list[dict[str, Any]] = []
         self.deltas = 0
         self.resumes = 0
+        self.event_of: dict[tuple[str, int], int] = {}  # (doc, version) -> the delta's event seq
 
     async def setup(self, session: WsSession) -> None:
         for doc in self.docs:
@@ -312,6 +313,8 @@ class Subscriber(_Resuming):
             if version > last + 1:
                 self.gaps.append({"doc": doc, "missing": [last + 1, version - 1]})
             self.last[doc] = version
+            if isinstance(message.get("event"), int):
+                self.event_of[(doc, version)] = message["event"]
         elif kind == "reset":
             self.resets.append({"doc": doc, "from": self.last[doc],
                                 "to": int(message["version"])})
