@@ -415,8 +415,7 @@ async def run_chaos(config: ChaosConfig,
             if presence_s is None or locks_s is None:
                 detail["last_disagreement"] = seen
             record = {"n": number, "kind": kind,
-                      "node": target if kind.startswith(("node", "pg_s", "pg_c", "redis_s",
-                                                         "redis_c")) else None,
+                      "node": None if kind in ("redis_restart", "pg_restart") else target,
                       "fault_s": round(healed - began, 2), **detail,
                       "nodes_ready_s": max((r for r in ready if r is not None), default=None),
                       "nodes_never_ready": [i for i, r in enumerate(ready) if r is None],

@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import random
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,11 +182,9 @@ class Writer:
                 self.unacked.append({"key": key, "doc": doc, "path": path})
                 return
             try:
-                if self._session is None or self._session.closed:
-                    await self._reconnect()
-                assert self._session is not None
-                reply = await self._session.request("patch", doc=doc, base=self.base[doc],
-                                                    ops=ops, key=key)
+                session = await self._connected()
+                reply = await session.request("patch", doc=doc, base=self.base[doc],
+                                              ops=ops, key=key)
             except (RequestLost, *Transient) as exc:
                 self.retries[f"lost:{type(exc).__name__}"] += 1
                 await self._drop()
@@ -207,10 +206,12 @@ class Writer:
                                  "message": reply.get("message")})
             return
 
-    async def _reconnect(self) -> None:
-        await self._drop()
-        self._session = await WsSession.open(self.ctx.ws(self.node, self.name),
-                                             lambda message: None, self.ctx.heartbeat_s)
+    async def _connected(self) -> WsSession:
+        if self._session is None or self._session.closed:
+            await self._drop()
+            self._session = await WsSession.open(self.ctx.ws(self.node, self.name),
+                                                 lambda message: None, self.ctx.heartbeat_s)
+        return self._session
 
     async def _drop(self) -> None:
         if self._session is not None:
@@ -218,10 +219,8 @@ class Writer:
             self._session = None
 
 
-class _Resuming:
+class _Resuming(ABC):
     """A client that stays on one node and reconnects to it after any disconnection."""
-
-    name = "client"
 
     def __init__(self, ctx: ClientContext, name: str, node: int) -> None:
         self.ctx, self.name, self.node = ctx, name, node
@@ -255,18 +254,19 @@ class _Resuming:
                     self.session = None
             await _pause(self.ctx, RETRY_PAUSE)
 
+    @abstractmethod
     async def setup(self, session: WsSession) -> None:
-        raise NotImplementedError  # pragma: no cover - every client overrides it
+        """Subscribe (and lock) on a fresh connection, resuming where the last one ended."""
 
     async def maintain(self, session: WsSession) -> None:
         """What the client does while connected, besides receiving (nothing by default)."""
         await asyncio.Event().wait()
 
-    def on_message(self, message: dict[str, Any]) -> None:
-        pass
+    def on_message(self, message: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """A message that is not a reply (deltas, events, lock news); ignored by default."""
 
-    def down(self) -> None:
-        pass
+    def down(self) -> None:  # noqa: B027 - optional hook
+        """The connection ended: forget what only held while it was open."""
 
 
 class SetupRefused(Exception):
