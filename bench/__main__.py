@@ -1,6 +1,10 @@
 """``python -m bench run [--quick] [--only 1,3] [--profile]``: every scenario, one table.
 ``python -m bench fuzz [--frames 100000]``: the WebSocket frame fuzzer at volume.
 
+``python -m bench chaos [--faults 24] [--seed 1]``: three nodes on a private PostgreSQL and a
+private Redis under mixed faults, then a checker (see bench/chaos.py and docs/reliability.md);
+needs the PostgreSQL 15 binaries and redis-server, not the shared services.
+
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
 ``pip install -e ".[bench]"``. Each run creates its own databases and drops them, uses its
 own Redis key prefix, and writes ``bench/results/<UTC time>.json`` plus the logs of every
@@ -73,6 +77,41 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def chaos(args: argparse.Namespace) -> int:
+    from bench.chaos import (
+        FAULT_KINDS,
+        ChaosConfig,
+        render_chaos_table,
+        run_chaos,
+        write_chaos_results,
+    )
+    from bench.chaos_services import missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        print(f"bench chaos: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    log_dir = args.out / f"chaos-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        print(f"bench chaos: unknown fault kinds {unknown}; choose from "
+              f"{', '.join(FAULT_KINDS)}", file=sys.stderr)
+        return 2
+    config = ChaosConfig(faults=args.faults, seed=args.seed, heartbeat_ms=args.heartbeat_ms,
+                         kinds=kinds, log_dir=log_dir, node_env=dict(args.node_env))
+    result = await run_chaos(config, lambda line: print(f"chaos: {line}", file=sys.stderr,
+                                                        flush=True))
+    path = write_chaos_results(args.out, result)
+    print(render_chaos_table(result))
+    print(f"\nresults: {path}\nlogs: {log_dir}", file=sys.stderr)
+    figures = result["check"]["figures"]
+    return 0 if all(value == 0 for name, value in figures.items() if name != "faults") else 1
+
+
 def _setting(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.startswith("COEDIT_"):
@@ -105,11 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     fuzz_parser.add_argument("--seed", type=int, default=0, help="the first chunk's seed")
     fuzz_parser.add_argument("--database-url", default="",
                              help="COEDIT_DATABASE_URL of the server (default: a scratch SQLite)")
+    chaos_parser = commands.add_parser("chaos", help="fault-injection run with a checker")
+    chaos_parser.add_argument("--faults", type=int, default=24,
+                              help="how many faults to inject (default 24)")
+    chaos_parser.add_argument("--seed", type=int, default=1, help="fault plan seed")
+    chaos_parser.add_argument("--kinds", default="node_kill,node_pause,redis_restart,pg_restart,"
+                              "pg_stall,pg_cut,redis_stall,redis_cut",
+                              help="comma-separated fault kinds to draw from (default: all)")
+    chaos_parser.add_argument("--heartbeat-ms", type=int, default=1000,
+                              help="COEDIT_HEARTBEAT_MS of the nodes (default 1000)")
+    chaos_parser.add_argument("--node-env", type=_setting, action="append", default=[],
+                              metavar="COEDIT_NAME=VALUE",
+                              help="a setting for every coedit node (repeatable)")
+    chaos_parser.add_argument("--out", type=Path, default=RESULTS,
+                              help="where results and logs go (default bench/results)")
     args = parser.parse_args(argv or sys.argv[1:] or ["run"])
     if args.command == "fuzz":
         from bench.fuzz_run import run_fuzz
 
         return run_fuzz(args)
+    if args.command == "chaos":
+        return asyncio.run(chaos(args))
     if args.command != "run":
         parser.print_help()
         return 2

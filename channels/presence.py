@@ -118,16 +118,26 @@ class Presence:
         return self.heartbeat_ms * 3 // 2
 
     async def _keep_alive(self) -> None:
+        rewrite = False  # the entries must be written back (kept until a write succeeds)
         while not self._stopping:
             await asyncio.sleep(self.heartbeat_ms / 2000)
             try:
                 # Under the write lock, and only while not stopping: withdraw() takes the same
                 # lock, so no refresh can put the node back after it withdrew.
+                restored: list[PresenceEntry] = []
                 async with self._write_lock:
                     if self._stopping:
                         return
                     if not await self.backend.node_alive(self.node, self._liveness_ms):
-                        await self.backend.write(put=list(self._local.values()))
+                        rewrite = True
+                    if rewrite:
+                        restored = list(self._local.values())
+                        await self.backend.write(put=restored)
+                        rewrite = False
+                if restored:
+                    # A reaper announced these sessions' leaves: their subscribers need joins.
+                    log.info("wrote back %d presence entries of this node", len(restored))
+                    await self._announce(joins=restored)
             except Exception:
                 log.warning("could not refresh this node's presence liveness", exc_info=True)
 

@@ -71,7 +71,9 @@ class PresenceBackend(ABC):
 
     @abstractmethod
     async def node_alive(self, node: str, ttl_ms: int) -> bool:
-        """Refresh ``node``'s liveness for ``ttl_ms``; False if it had lapsed (or was lost)."""
+        """Refresh ``node``'s liveness for ``ttl_ms``; False if its entries may be gone (the
+        liveness had lapsed, the node was reaped or the store restarted since the last call),
+        and the caller should write them again."""
 
     @abstractmethod
     async def dead_nodes(self) -> list[str]: ...

@@ -14,6 +14,7 @@ so no entry is ever visible in a view without being found by its node's reaper.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     AnyPipeline = Pipeline | ClusterPipeline
 
 __all__ = ["RedisPresence"]
+
+# A node that was reaped learns it within a few refreshes; a day keeps the counter of a node
+# id that never comes back from staying forever.
+REAPS_TTL_MS = 24 * 3600 * 1000
 
 
 class RedisPresence(PresenceBackend):
@@ -55,6 +60,8 @@ class RedisPresence(PresenceBackend):
         if max_in_flight is None:
             max_in_flight = pool_size if isinstance(pool_size, int) else 100
         self._slots = asyncio.Semaphore(max(1, min(max_in_flight, 10_000)))
+        # node -> (store epoch, reap counter) at its last refresh
+        self._marks: dict[str, tuple[bytes | None, bytes | None]] = {}
 
     def _doc(self, doc: str) -> str:
         return f"{self._p}:presence:doc:{doc}"
@@ -64,6 +71,10 @@ class RedisPresence(PresenceBackend):
 
     def _node(self, node: str) -> str:
         return f"{self._p}:presence:node:{node}"
+
+    def _reaps(self, node: str) -> str:
+        """How many times the node's entries were removed by a reap (or its withdrawal)."""
+        return f"{self._p}:presence:reaps:{node}"
 
     async def write(self, *, put: Sequence[PresenceEntry] = (),
                     remove: Sequence[PresenceEntry] = ()) -> None:
@@ -154,11 +165,27 @@ class RedisPresence(PresenceBackend):
         return [PresenceEntry.loads(v) for v in raw.values()]
 
     async def node_alive(self, node: str, ttl_ms: int) -> bool:
+        """One round trip: refresh, and read what says whether the node's entries survived.
+
+        The previous value of the liveness key alone cannot say it: the first refresh after
+        a reap (or a restart of Redis) finds the key gone, but when its reply is lost (a cut
+        link; redis-py then sends the command again) the retry finds the key the lost attempt
+        set, and the node would never write its entries back. So the refresh also reads two
+        values that only a reap or a restart change: the node's reap counter and the store's
+        epoch (a random value the first refresh after a restart sets). Reading them changes
+        nothing, so a lost reply only delays the news to the next refresh.
+        """
         async with self._slots, self._r.pipeline(transaction=False) as pipe:
             pipe.set(f"{self._p}:alive:{node}", b"1", px=ttl_ms, get=True)
             pipe.sadd(f"{self._p}:nodes", node)
-            previous, _ = await pipe.execute()
-        return previous is not None
+            pipe.set(f"{self._p}:presence:epoch", uuid.uuid4().hex.encode(), nx=True)
+            pipe.get(f"{self._p}:presence:epoch")
+            pipe.get(self._reaps(node))
+            previous, _, _, epoch, reaps = await pipe.execute()
+        marks = (epoch, reaps)
+        changed = node in self._marks and self._marks[node] != marks
+        self._marks[node] = marks
+        return previous is not None and not changed
 
     async def dead_nodes(self) -> list[str]:
         async with self._slots:
@@ -196,6 +223,8 @@ class RedisPresence(PresenceBackend):
             pipe.delete(self._node(node))
             pipe.delete(f"{self._p}:alive:{node}")
             pipe.srem(f"{self._p}:nodes", node)
+            pipe.incr(self._reaps(node))
+            pipe.pexpire(self._reaps(node), REAPS_TTL_MS)
 
         if not self._cluster:
             async with self._slots, self._r.pipeline(transaction=True) as pipe:

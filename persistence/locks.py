@@ -80,17 +80,27 @@ def refuse_locked_paths(
     Pure, so a batch of writes can read the locks of all its documents at once. Rows that
     expired by ``now`` are skipped; the writer's own locks are those of its ``session`` or
     the one whose fencing token it presents.
+
+    A presented token must be that of a live lock of the document: a holder that paused past
+    its ttl may have been superseded by a newer grant that has since been released, and
+    without this check its late write would be accepted over the newer holder's work, which
+    is exactly what a fencing token exists to prevent.
     """
+    token_live = False
     for row in live:
         if row.expires_at <= now:
             continue
         if session is not None and row.holder_session == session:
             continue
         if lock_token is not None and int(row.token) == lock_token:
+            token_live = True
             continue
         if any(_paths_overlap(row.path, path) for path in paths):
             raise Locked(f"{row.path or 'the document'} is locked by {row.holder_user_name}",
                          lock=lock_from_row(row))
+    if lock_token is not None and not token_live:
+        raise Locked(f"lock token {lock_token} is not a live lock of this document (it expired,"
+                     " was released or was superseded); take the lock again")
 
 
 class LockStore:

@@ -216,7 +216,8 @@ class _Batch:
             raise BadRequest(f"base {base} is ahead of the current version {head.version}",
                              current_version=head.version)
         paths = written_paths(ops)
-        if head.row.lock_seq:  # a document never locked has no lock to check
+        # A document never locked has no lock to check, unless a token claims one.
+        if head.row.lock_seq or request.lock_token is not None:
             refuse_locked_paths(self.live_locks.get(doc_id, ()), paths,
                                 session=request.session, lock_token=request.lock_token,
                                 now=self.now)

@@ -448,6 +448,46 @@ async def test_http_writes_need_the_lock_token(server: RunningServer) -> None:
     assert document["state"] == {"a": 3, "b": 2}
 
 
+async def test_a_superseded_lock_token_is_refused_after_the_newer_lock_ended(
+    server: RunningServer,
+) -> None:
+    """A holder that paused past its ttl while another user took the region, wrote and let it
+    go gets 423 ``locked`` for a PATCH with its old ``Lock-Token``, and nothing is applied
+    (the chaos run found such late writes accepted once the newer lock was released)."""
+    late, other = server.token(), server.token()
+    doc = await server.create(late, state={"a": 1})
+    url = f"/api/documents/{doc['id']}"
+    async with server.http(late) as late_http, server.http(other) as other_http:
+        taken = await asyncio.wait_for(
+            late_http.post(f"{url}/locks", json={"path": "/a", "ttl_ms": 1000}), TIMEOUT)
+        assert taken.status_code == 201, taken.text
+        old_token = taken.json()["lock"]["token"]
+        await asyncio.sleep(1.2)  # the late holder's pause: its lock expires
+        newer = await asyncio.wait_for(
+            other_http.post(f"{url}/locks", json={"path": "/a", "ttl_ms": 60_000}), TIMEOUT)
+        assert newer.status_code == 201, newer.text
+        new_token = newer.json()["lock"]["token"]
+        assert new_token > old_token
+        written = await asyncio.wait_for(other_http.patch(
+            url, json=replace("/a", 2),
+            headers={"If-Match": '"1"', "Lock-Token": str(new_token)}), TIMEOUT)
+        assert written.status_code == 200, written.text
+        released = await asyncio.wait_for(
+            other_http.delete(f"{url}/locks", params={"path": "/a"}), TIMEOUT)
+        assert released.status_code == 200, released.text
+
+        stale = await asyncio.wait_for(late_http.patch(
+            url, json=replace("/a", 99),
+            headers={"If-Match": '"2"', "Lock-Token": str(old_token)}), TIMEOUT)
+        assert stale.status_code == 423, stale.text
+        assert stale.json()["error"]["code"] == "locked"
+        unlocked = await asyncio.wait_for(late_http.patch(
+            url, json=replace("/a", 3), headers={"If-Match": '"2"'}), TIMEOUT)
+        assert unlocked.status_code == 200, unlocked.text  # no lock claimed, none held: free
+    document = await _document(server, late, doc["id"])
+    assert document["version"] == 3 and document["state"] == {"a": 3}
+
+
 async def test_http_lock_blocks_websocket_writers_and_delete_releases_it(
     server: RunningServer,
 ) -> None:

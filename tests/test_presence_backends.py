@@ -331,3 +331,31 @@ async def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str
     finally:
         await asyncio.wait_for(backend.withdraw("node-a"), TIMEOUT)
         await asyncio.wait_for(backend.close(), TIMEOUT)
+
+
+async def test_a_reaped_node_learns_it_even_when_its_first_refresh_lost_its_reply(
+    redis_url: str,
+) -> None:
+    """After other nodes reaped a node, its refresh answers False even if the first refresh
+    after the reap ran on Redis but lost its reply (redis-py then sends it again, and the
+    retry finds the liveness key set): the node then writes its entries back. The chaos run
+    found nodes that stayed alive with none of their sessions present after such a cut."""
+    prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
+    client = Redis.from_url(redis_url)
+    node = RedisPresence(client, prefix=prefix)          # the node's own view
+    elsewhere = RedisPresence(client, prefix=prefix)     # the reaper, and the lost attempt
+    entry = _entry("ann", node="node-a")
+    try:
+        assert await asyncio.wait_for(node.node_alive("node-a", 10_000), TIMEOUT) is False
+        await _put(node, entry)
+        assert await asyncio.wait_for(node.node_alive("node-a", 10_000), TIMEOUT) is True
+        assert await asyncio.wait_for(elsewhere.reap("node-a"), TIMEOUT) == [entry]
+        # The attempt whose reply was lost: it ran, and nobody told the node what it found.
+        await asyncio.wait_for(elsewhere.node_alive("node-a", 10_000), TIMEOUT)
+        assert await asyncio.wait_for(node.node_alive("node-a", 10_000), TIMEOUT) is False
+        assert await asyncio.wait_for(node.node_alive("node-a", 10_000), TIMEOUT) is True
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await asyncio.wait_for(client.delete(*keys), TIMEOUT)
+        await asyncio.wait_for(client.aclose(), TIMEOUT)
