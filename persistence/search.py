@@ -499,6 +499,12 @@ def _matches(title: str, state: Any, candidates: list[_Candidate]) -> list[dict[
     words = {c.word for c in candidates}
     found: list[dict[str, str]] = []
     for path, text in [("/title", title), *strings_of(state)]:
+        # Case folding maps character by character, so a string holding a matching word
+        # holds it as a substring of its folded form: a test at C speed that spares the
+        # word-by-word scan of most strings (it was a fifth of a query's time).
+        folded = text.casefold()
+        if not any(word in folded for word in words):
+            continue
         for match, word in words_of(text):
             if word in words:
                 found.append({"path": path, "snippet": _snippet(text, match.start(),
