@@ -19,6 +19,7 @@ SHORT_KINDS = ("node_kill", "node_pause", "redis_restart", "pg_restart", "redis_
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"the chaos run needs {', '.join(MISSING)}")
+@pytest.mark.timeout(450)  # the run is bounded by its own 420 s below, not the suite's 120 s
 async def test_a_short_chaos_run_loses_nothing_and_converges(tmp_path: Path) -> None:
     """Under one fault of each kind no acknowledged write is lost or applied twice, no
     subscriber or stream follower sees a gap or a duplicate after resuming, every hash chain
