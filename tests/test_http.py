@@ -557,6 +557,12 @@ async def test_documents_of_another_tenant_are_invisible(server: RunningServer) 
         _error_body(await http.get(url, params={"version": 1}), 404, "not_found")
         _error_body(await http.get(url, params={"at": secret["created_at"]}), 404, "not_found")
         _error_body(await _patch(http, secret["id"], 1, replace("/x", 2)), 404, "not_found")
+        # Bad input about a document one cannot see is not_found too: its answer must not
+        # differ from that of a document that does not exist.
+        _error_body(await _patch(http, secret["id"], 1, []), 404, "not_found")
+        _error_body(await http.get(url, params={"version": -1}), 404, "not_found")
+        _error_body(await http.post(f"{url}/locks", json={"path": 7}), 404, "not_found")
+        _error_body(await http.post(f"{url}/comments", json={}), 404, "not_found")
         _error_body(await http.get(f"{url}/history"), 404, "not_found")
         _error_body(await http.get(f"{url}/verify"), 404, "not_found")
         for params in ({}, {"q": "Secret"}, {"kind": "memo"}):

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persistence.audit import AuditContext
-from persistence.errors import BadRequest
+from persistence.errors import BadRequest, TooLarge
 from server.auth import Identity
 from server.http.endpoint import endpoint, json_body
 from server.service import Coedit
@@ -405,7 +405,15 @@ def operation(method: str, path: str, summary: str, *, params: Sequence[Param] =
         @functools.wraps(handler)
         async def checked(request: Request, identity: Identity, ctx: AuditContext,
                           coedit: Coedit) -> Response:
-            args = await read_args(request, coedit, params, body)
+            try:
+                args = await read_args(request, coedit, params, body)
+            except (BadRequest, TooLarge):
+                # Existence first (docs/protocol.md section 2): bad input about a document
+                # the caller cannot see answers not_found, as the handlers' own checks do.
+                doc = request.path_params.get("doc")
+                if isinstance(doc, str) and doc:
+                    await coedit.store.kind_of(identity.tenant, doc)
+                raise
             return await handler(request, identity, ctx, coedit, args)
 
         # A body may always be too large (413) and a header may still be refused (400).
