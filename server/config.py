@@ -58,8 +58,9 @@ def _database_url(raw: str | None) -> str:
     raw = raw.strip()
     try:
         url = make_url(raw)
-    except ArgumentError:
-        raise ConfigError(f"COEDIT_DATABASE_URL is not a database URL: {raw!r}") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError("COEDIT_DATABASE_URL is not a database URL (it is not repeated "
+                          "here: it may hold a password)") from None
     backend = url.get_backend_name()
     if backend == "postgresql":
         if url.drivername != "postgresql+asyncpg":
@@ -90,6 +91,12 @@ def _origins(raw: str | None) -> frozenset[str]:
     return frozenset(origins)
 
 
+def _scheme_only(url: str) -> str:
+    """What a refusal may repeat of a URL: its scheme, never the credentials after it."""
+    scheme, found, _ = url.partition("://")
+    return f"{scheme}://..." if found else "a value without a scheme"
+
+
 def _redis_url(raw: str | None) -> str | None:
     if raw is None or raw.strip() == "":
         return None
@@ -103,7 +110,7 @@ def _redis_url(raw: str | None) -> str | None:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             "COEDIT_REDIS_URL must start with redis://, rediss://, unix:// or (a Redis "
-            f"Cluster) redis+cluster:// or rediss+cluster://, got {raw!r}"
+            f"Cluster) redis+cluster:// or rediss+cluster://, got {_scheme_only(raw)}"
         )
     return raw
 

@@ -90,6 +90,9 @@ async def test_migrate_brings_an_empty_database_to_head_and_is_repeatable(tmp_pa
         ("COEDIT_DATABASE_URL", "mysql://root@localhost/x"),
         ("COEDIT_REDIS_URL", "localhost:6379"),
         ("COEDIT_REDIS_URL", "redis+cluster://10.0.0.1"),
+        ("COEDIT_REDIS_URL", "http://user:s3cret-pw@cache:6379"),
+        ("COEDIT_DATABASE_URL", "postgresql+asyncpg://u:s3cret-pw@db:notaport/x"),
+        ("COEDIT_DATABASE_URL", "://u:s3cret-pw@db"),
         ("COEDIT_AUTH", "ldap"),
         ("COEDIT_SNAPSHOT_EVERY", "0"),
     ],
@@ -102,4 +105,5 @@ async def test_bad_configuration_stops_start_up_naming_the_variable(
                            cwd=tmp_path)
     assert code != 0
     assert variable in out
+    assert "s3cret-pw" not in out  # a password in a refused URL is never repeated
     assert not (tmp_path / "coedit.db").exists()
