@@ -1,9 +1,10 @@
 """``python -m bench run [--quick] [--only 1,3] [--profile]``: every scenario, one table.
 ``python -m bench fuzz [--frames 100000]``: the WebSocket frame fuzzer at volume.
 
-``python -m bench chaos [--faults 24] [--seed 1]``: three nodes on a private PostgreSQL and a
-private Redis under mixed faults, then a checker (see bench/chaos.py and docs/reliability.md);
-needs the PostgreSQL 15 binaries and redis-server, not the shared services.
+``python -m bench chaos [--faults 24] [--seed 1] [--redis-cluster]``: three nodes on a private
+PostgreSQL and a private Redis (or a private Redis Cluster) under mixed faults, then a checker
+(see bench/chaos.py and docs/reliability.md); needs the PostgreSQL 15 binaries and
+redis-server (and redis-cli for a cluster), not the shared services.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
 ``pip install -e ".[bench]"``. Each run creates its own databases and drops them, uses its
@@ -79,6 +80,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def chaos(args: argparse.Namespace) -> int:
     from bench.chaos import (
+        CLUSTER_FAULT_KINDS,
         FAULT_KINDS,
         ChaosConfig,
         render_chaos_table,
@@ -87,7 +89,7 @@ async def chaos(args: argparse.Namespace) -> int:
     )
     from bench.chaos_services import missing_binaries
 
-    missing = missing_binaries()
+    missing = missing_binaries(redis_cluster=args.redis_cluster)
     if missing:
         print(f"bench chaos: missing {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -95,14 +97,17 @@ async def chaos(args: argparse.Namespace) -> int:
     if main_task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     log_dir = args.out / f"chaos-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    known = CLUSTER_FAULT_KINDS if args.redis_cluster else FAULT_KINDS
+    kinds = tuple(k.strip() for k in (args.kinds or ",".join(known)).split(",") if k.strip())
+    unknown = [k for k in kinds if k not in known]
     if unknown or not kinds:
-        print(f"bench chaos: unknown fault kinds {unknown}; choose from "
-              f"{', '.join(FAULT_KINDS)}", file=sys.stderr)
+        print(f"bench chaos: unknown fault kinds {unknown}"
+              f"{' on a Redis Cluster' if args.redis_cluster else ''}; choose from "
+              f"{', '.join(known)}", file=sys.stderr)
         return 2
     config = ChaosConfig(faults=args.faults, seed=args.seed, heartbeat_ms=args.heartbeat_ms,
-                         kinds=kinds, log_dir=log_dir, node_env=dict(args.node_env))
+                         kinds=kinds, log_dir=log_dir, node_env=dict(args.node_env),
+                         redis_cluster=args.redis_cluster)
     result = await run_chaos(config, lambda line: print(f"chaos: {line}", file=sys.stderr,
                                                         flush=True))
     path = write_chaos_results(args.out, result)
@@ -148,9 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     chaos_parser.add_argument("--faults", type=int, default=24,
                               help="how many faults to inject (default 24)")
     chaos_parser.add_argument("--seed", type=int, default=1, help="fault plan seed")
-    chaos_parser.add_argument("--kinds", default="node_kill,node_pause,redis_restart,pg_restart,"
-                              "pg_stall,pg_cut,redis_stall,redis_cut",
-                              help="comma-separated fault kinds to draw from (default: all)")
+    chaos_parser.add_argument("--kinds", default="",
+                              help="comma-separated fault kinds to draw from (default: all of "
+                              "the mode's; on a Redis Cluster redis_failover and "
+                              "redis_master_kill replace the single Redis's restart, stall and "
+                              "cut)")
+    chaos_parser.add_argument("--redis-cluster", action="store_true",
+                              help="run on a private Redis Cluster (3 masters, 3 replicas) "
+                              "instead of one Redis")
     chaos_parser.add_argument("--heartbeat-ms", type=int, default=1000,
                               help="COEDIT_HEARTBEAT_MS of the nodes (default 1000)")
     chaos_parser.add_argument("--node-env", type=_setting, action="append", default=[],

@@ -7,6 +7,10 @@ throughout (see :mod:`bench.chaos_clients`). After each fault heals, the control
 every node until they all agree with the sentinels on presence and locks, and records how
 long that took. When the faults are over the writers stop, the readers drain, and
 :mod:`bench.chaos_check` compares every record with the database.
+
+With ``redis_cluster`` (``--redis-cluster``) the Redis is a private Redis Cluster of three
+masters and three replicas (:mod:`bench.chaos_redis_cluster`) that the nodes reach directly,
+and the Redis faults are the cluster's own: a manual failover and a master's SIGKILL.
 """
 
 from __future__ import annotations
@@ -40,17 +44,25 @@ from bench.chaos_clients import (
     Writer,
 )
 from bench.chaos_proxy import FaultProxy
+from bench.chaos_redis_cluster import PrivateRedisCluster
 from bench.chaos_services import PrivatePostgres, PrivateRedis, free_port, scratch_dir
 from bench.procs import COEDIT
 from server.auth import TokenIssuer
 
-__all__ = ["FAULT_KINDS", "ChaosConfig", "render_chaos_table", "run_chaos",
+__all__ = ["CLUSTER_FAULT_KINDS", "FAULT_KINDS", "ChaosConfig", "render_chaos_table", "run_chaos",
            "write_chaos_results"]
 
 TENANT = "chaos"
 DATABASE = "coedit_chaos"
 FAULT_KINDS = ("node_kill", "node_pause", "redis_restart", "pg_restart",
                "pg_stall", "pg_cut", "redis_stall", "redis_cut")
+# On a Redis Cluster the nodes reach each Redis at the address the slot map announces, so
+# there is no per-node link to stall or cut, and restarting every server at once without
+# persistence would lose the cluster's own configuration: the Redis faults are the
+# cluster's own instead, a manual failover and a master's SIGKILL.
+CLUSTER_FAULT_KINDS = ("node_kill", "node_pause", "pg_restart", "pg_stall", "pg_cut",
+                       "redis_failover", "redis_master_kill")
+WHOLE_CLUSTER_KINDS = ("redis_restart", "pg_restart", "redis_failover", "redis_master_kill")
 CONVERGE_LIMIT_S = 60.0
 DETECT_LIMIT_S = 20.0
 READY_LIMIT_S = 90.0
@@ -67,6 +79,7 @@ class ChaosConfig:
     stale_p: float = 0.25
     gap_s: float = 1.0            # quiet time between a fault's convergence and the next one
     kinds: tuple[str, ...] = FAULT_KINDS
+    redis_cluster: bool = False   # three masters and three replicas instead of one Redis
     log_dir: Path = field(default_factory=lambda: Path("."))
     node_env: dict[str, str] = field(default_factory=dict)
 
@@ -135,7 +148,7 @@ class ChaosNode:
 @dataclass
 class Cluster:
     pg: PrivatePostgres
-    redis: PrivateRedis
+    redis: PrivateRedis | PrivateRedisCluster
     nodes: list[ChaosNode]
     pg_proxies: list[FaultProxy]
     redis_proxies: list[FaultProxy]
@@ -192,7 +205,13 @@ async def _inject(kind: str, target: int, cluster: Cluster, config: ChaosConfig,
                                         timeout_s + rng.uniform(1.0, 3.0)))
         node.signal(signal.SIGCONT)
         detail["paused_s"] = round(time.monotonic() - started, 2)
+    elif kind == "redis_failover":
+        detail.update(await _redis_cluster(cluster).afail_over(rng))
+    elif kind == "redis_master_kill":
+        detail.update(await _redis_cluster(cluster).akill_master(rng, rng.uniform(0.5, 2.0)))
     elif kind == "redis_restart":
+        if not isinstance(cluster.redis, PrivateRedis):
+            raise ValueError("redis_restart needs a single Redis")
         kill = rng.random() < 0.5
         await cluster.redis.restart(rng.uniform(0.5, 2.0), kill=kill)
         detail["signal"] = "SIGKILL" if kill else "SIGTERM"
@@ -216,6 +235,12 @@ async def _inject(kind: str, target: int, cluster: Cluster, config: ChaosConfig,
     else:
         raise ValueError(f"unknown fault kind {kind!r}")
     return detail
+
+
+def _redis_cluster(cluster: Cluster) -> PrivateRedisCluster:
+    if not isinstance(cluster.redis, PrivateRedisCluster):
+        raise ValueError("a Redis Cluster fault needs the run's Redis Cluster (--redis-cluster)")
+    return cluster.redis
 
 
 async def _views(http: httpx.AsyncClient, node: ChaosNode,
@@ -275,8 +300,10 @@ def _summary(values: list[float | None]) -> dict[str, Any]:
 
 async def _start_cluster(config: ChaosConfig, secret: str) -> Cluster:
     """PostgreSQL, Redis, the proxies and the nodes; whatever started is stopped on failure."""
-    cluster = Cluster(PrivatePostgres(scratch_dir("coedit-chaos-pg-")),
-                      PrivateRedis(scratch_dir("coedit-chaos-redis-")), [], [], [])
+    redis: PrivateRedis | PrivateRedisCluster = (
+        PrivateRedisCluster(scratch_dir("coedit-chaos-redis-cluster-")) if config.redis_cluster
+        else PrivateRedis(scratch_dir("coedit-chaos-redis-")))
+    cluster = Cluster(PrivatePostgres(scratch_dir("coedit-chaos-pg-")), redis, [], [], [])
     try:
         await _bring_up(cluster, config, secret)
     except BaseException:
@@ -297,7 +324,8 @@ async def _bring_up(cluster: Cluster, config: ChaosConfig, secret: str) -> None:
         await admin.close()
     for i in range(config.nodes):
         cluster.pg_proxies.append(FaultProxy(f"pg{i}", pg.port))
-        cluster.redis_proxies.append(FaultProxy(f"redis{i}", redis.port))
+        if isinstance(redis, PrivateRedis):
+            cluster.redis_proxies.append(FaultProxy(f"redis{i}", redis.port))
     for proxy in (*cluster.pg_proxies, *cluster.redis_proxies):
         await proxy.start()
     nodes = cluster.nodes
@@ -306,7 +334,8 @@ async def _bring_up(cluster: Cluster, config: ChaosConfig, secret: str) -> None:
         env.update(
             COEDIT_DATABASE_URL=(f"postgresql+asyncpg://postgres@127.0.0.1:"
                                  f"{cluster.pg_proxies[i].port}/{DATABASE}"),
-            COEDIT_REDIS_URL=f"redis://127.0.0.1:{cluster.redis_proxies[i].port}/0",
+            COEDIT_REDIS_URL=(f"redis://127.0.0.1:{cluster.redis_proxies[i].port}/0"
+                              if cluster.redis_proxies else redis.url),
             COEDIT_SECRET=secret, COEDIT_AUTH="token", COEDIT_NODE_ID=f"chaos{i}",
             COEDIT_KEY_PREFIX="chaos", COEDIT_RATE_LIMIT="0", COEDIT_HTTP_RATE_LIMIT="0",
             COEDIT_HEARTBEAT_MS=str(config.heartbeat_ms), COEDIT_LOG_LEVEL="warning")
@@ -327,7 +356,7 @@ async def _stop_cluster(cluster: Cluster) -> None:
     await asyncio.gather(*(n.stop() for n in cluster.nodes), return_exceptions=True)
     for proxy in (*cluster.pg_proxies, *cluster.redis_proxies):
         await proxy.stop()
-    await asyncio.to_thread(cluster.redis.stop)
+    await asyncio.to_thread(cluster.redis.stop)  # a cluster's servers are SIGKILLed
     await asyncio.to_thread(cluster.pg.close)
     shutil.rmtree(cluster.redis.workdir, ignore_errors=True)
 
@@ -359,6 +388,10 @@ async def _drain(subscribers: list[Subscriber], followers: list[StreamFollower],
 async def run_chaos(config: ChaosConfig,
                     progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Run the cluster, the clients and the faults; returns the full result (JSON-able)."""
+    known = CLUSTER_FAULT_KINDS if config.redis_cluster else FAULT_KINDS
+    if not set(config.kinds) <= set(known):
+        raise ValueError(f"fault kinds {sorted(set(config.kinds) - set(known))} do not apply "
+                         f"{'on a Redis Cluster' if config.redis_cluster else 'to one Redis'}")
     started_at = datetime.now(UTC)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(32)
@@ -369,7 +402,9 @@ async def run_chaos(config: ChaosConfig,
     tokens = {u: issuer.mint(user=u, name=u.title(), roles=["analyst"], tenant=TENANT,
                              ttl_seconds=6 * 3600) for u in users}
     cluster = await _start_cluster(config, secret)
-    progress(f"cluster up: postgres :{cluster.pg.port}, redis :{cluster.redis.port}, "
+    redis_ports = (cluster.redis.ports if isinstance(cluster.redis, PrivateRedisCluster)
+                   else [cluster.redis.port])
+    progress(f"cluster up: postgres :{cluster.pg.port}, redis {redis_ports}, "
              f"nodes {[n.port for n in cluster.nodes]}")
     dsn = f"postgresql://postgres@127.0.0.1:{cluster.pg.port}/{DATABASE}"
     http = httpx.AsyncClient(headers={"Authorization": f"Bearer {tokens['observer']}"})
@@ -415,7 +450,7 @@ async def run_chaos(config: ChaosConfig,
             if presence_s is None or locks_s is None:
                 detail["last_disagreement"] = seen
             record = {"n": number, "kind": kind,
-                      "node": None if kind in ("redis_restart", "pg_restart") else target,
+                      "node": None if kind in WHOLE_CLUSTER_KINDS else target,
                       "fault_s": round(healed - began, 2), **detail,
                       "nodes_ready_s": max((r for r in ready if r is not None), default=None),
                       "nodes_never_ready": [i for i, r in enumerate(ready) if r is None],

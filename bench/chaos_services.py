@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["PG_BIN", "PrivatePostgres", "PrivateRedis", "free_port", "missing_binaries",
@@ -33,12 +34,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def missing_binaries() -> list[str]:
+def missing_binaries(*, redis_cluster: bool = False) -> list[str]:
     """The binaries the run needs that this machine lacks (empty when it can run)."""
     wanted = [PG_BIN / "initdb", PG_BIN / "pg_ctl", PG_BIN / "postgres"]
     missing = [str(path) for path in wanted if not os.access(path, os.X_OK)]
-    if shutil.which("redis-server") is None:
-        missing.append("redis-server")
+    tools = ["redis-server", "redis-cli"] if redis_cluster else ["redis-server"]
+    missing += [tool for tool in tools if shutil.which(tool) is None]
     return missing
 
 
@@ -56,11 +57,16 @@ def _answers(port: int, probe: bytes, expect: bytes | None) -> bool:
 class PrivateRedis:
     """One ``redis-server`` without persistence on ``127.0.0.1:port``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, extra_args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
-        self.log_path = workdir / "redis.log"
+        self.extra_args = list(extra_args)
+        self.log_path = workdir / f"redis-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     @property
     def url(self) -> str:
@@ -73,7 +79,8 @@ class PrivateRedis:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no"],
+                 "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
+                 *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

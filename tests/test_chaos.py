@@ -1,12 +1,15 @@
-"""The short chaos run: three real nodes on a private PostgreSQL and a private Redis, one fault of
-each family (node SIGKILL, node SIGSTOP past the heartbeat timeout, Redis restart, PostgreSQL
-restart, a stalled and a cut link through the run's proxies), then the checker. The long run
-(``python -m bench chaos``) and its figures are in docs/reliability.md."""
+"""The short chaos runs: three real nodes on a private PostgreSQL and a private Redis, one fault
+of each family (node SIGKILL, node SIGSTOP past the heartbeat timeout, Redis restart, PostgreSQL
+restart, a stalled and a cut link through the run's proxies), then the checker; and the same
+nodes on a private Redis Cluster (three masters, three replicas), where a master's failover and
+a master's SIGKILL take the Redis faults' place. The long runs (``python -m bench chaos
+[--redis-cluster]``) and their figures are in docs/reliability.md."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +17,11 @@ from bench.chaos import ChaosConfig, run_chaos
 from bench.chaos_services import missing_binaries
 
 MISSING = missing_binaries()
+MISSING_FOR_CLUSTER = missing_binaries(redis_cluster=True)
 
 SHORT_KINDS = ("node_kill", "node_pause", "redis_restart", "pg_restart", "redis_stall", "pg_cut")
+CLUSTER_KINDS = ("node_kill", "node_pause", "pg_restart", "pg_stall", "redis_failover",
+                 "redis_master_kill")
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"the chaos run needs {', '.join(MISSING)}")
@@ -28,11 +34,31 @@ async def test_a_short_chaos_run_loses_nothing_and_converges(tmp_path: Path) -> 
                          log_dir=tmp_path / "logs")
     async with asyncio.timeout(420):
         result = await run_chaos(config)
+    _assert_clean(result, SHORT_KINDS)
+
+
+@pytest.mark.skipif(bool(MISSING_FOR_CLUSTER),
+                    reason=f"the chaos run on a cluster needs {', '.join(MISSING_FOR_CLUSTER)}")
+@pytest.mark.timeout(450)  # 34-46 s here; bounded by its own 420 s below
+async def test_a_short_chaos_run_on_a_redis_cluster_loses_nothing_and_converges(
+        tmp_path: Path) -> None:
+    """On a Redis Cluster, through a master's failover, a master's SIGKILL (its replica takes
+    over), node and PostgreSQL faults, the same promises hold as on one Redis."""
+    config = ChaosConfig(faults=len(CLUSTER_KINDS), kinds=CLUSTER_KINDS, seed=3, gap_s=0.5,
+                         redis_cluster=True, log_dir=tmp_path / "logs")
+    async with asyncio.timeout(420):
+        result = await run_chaos(config)
+    _assert_clean(result, CLUSTER_KINDS)
+    promoted = [f["promoted_s"] for f in result["faults"] if f["kind"].startswith("redis_")]
+    assert len(promoted) == 2, result["faults"]  # both replicas did take over
+
+
+def _assert_clean(result: dict[str, Any], kinds: tuple[str, ...]) -> None:
     figures = result["check"]["figures"]
     promised_zero = {name: value for name, value in figures.items() if name != "faults"}
     assert promised_zero == dict.fromkeys(promised_zero, 0), (figures, result["faults"])
-    assert figures["faults"] == len(SHORT_KINDS)
-    assert sorted(f["kind"] for f in result["faults"]) == sorted(SHORT_KINDS)
+    assert figures["faults"] == len(kinds)
+    assert sorted(f["kind"] for f in result["faults"]) == sorted(kinds)
     activity = result["activity"]
     assert activity["writes_acknowledged"] > 50 and activity["subscriber_deltas"] > 0
     assert activity["stream_events"] > 0
