@@ -267,12 +267,14 @@ async def _title_levels(conn: AsyncConnection, tenant: str, query: SearchQuery,
     exact_words = {i: w for i, w in enumerate(query.words)}
     fuzzy_words = {i: sorted(c.word for c in candidates if c.position == i and not c.exact)
                    for i in range(len(query.words))}
+    held = await _classes_held(conn, tenant, exact_words, fuzzy_words)
     levels: dict[int, list[tuple[tuple[str, bool], ...]]] = {}
     for pattern in itertools.product(_CLASSES, repeat=len(query.words)):
         if all(place == "state" for place, _, _ in pattern):
             continue
-        if any(not exact and not fuzzy_words[i] for i, (_, exact, _) in enumerate(pattern)):
-            continue  # a one-edit class for a word that has no one-edit neighbour
+        if not all(held[i, place == "title", exact]
+                   for i, (place, exact, _) in enumerate(pattern)):
+            continue  # a class no document of the tenant can have: the pattern is empty
         score = sum(points for _, _, points in pattern)
         levels.setdefault(score, []).append(tuple((p, e) for p, e, _ in pattern))
     rows: list[Row[Any]] = []
@@ -293,6 +295,30 @@ async def _title_levels(conn: AsyncConnection, tenant: str, query: SearchQuery,
         if len(rows) >= wanted:
             break
     return rows
+
+
+async def _classes_held(conn: AsyncConnection, tenant: str, exact_words: dict[int, str],
+                        fuzzy_words: dict[int, list[str]]) -> dict[tuple[int, bool, bool], bool]:
+    """Per query word, in title or anywhere, exactly or one edit away: whether any document
+    of the tenant holds such a term. One statement of index probes; the patterns it rules
+    out would each cost a statement to find nothing (building and planning those was most
+    of a crowded query's time)."""
+    t = search_terms.c
+    keys: list[tuple[int, bool, bool]] = []
+    checks: list[Any] = []
+    for i, word in exact_words.items():
+        for exact, words in ((True, [word]), (False, fuzzy_words[i])):
+            for title in (True, False):
+                keys.append((i, title, exact))
+                if not words:
+                    checks.append(literal(False).label(f"c{len(checks)}"))
+                    continue
+                found = exists().where(t.tenant == tenant, t.word.in_(words))
+                if title:
+                    found = found.where(t.place != IN_STATE)
+                checks.append(found.label(f"c{len(checks)}"))
+    values = (await conn.execute(select(*checks))).one()
+    return {key: bool(value) for key, value in zip(keys, values, strict=True)}
 
 
 def _pattern_docs(tenant: str, query: SearchQuery, pattern: tuple[tuple[str, bool], ...],
