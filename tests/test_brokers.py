@@ -386,6 +386,19 @@ async def _write_and_publish(node: Node, doc: str, base: int) -> int:
     return base + 1
 
 
+async def _followed_on(b: Node, *, created_on: Node) -> tuple[str, Collector, int]:
+    """A document created through node ``created_on``, followed by a subscriber on hub ``b``
+    from its current version: the document, the subscriber and that version."""
+    document, _ = await asyncio.wait_for(
+        created_on.store.create(CTX, kind="memo", title="t"), TIMEOUT)
+    doc = document["id"]
+    sink = Collector()
+    sub = await asyncio.wait_for(b.hub.join(sink, "acme", doc), TIMEOUT)
+    current = (await asyncio.wait_for(b.store.get("acme", doc), TIMEOUT))["version"]
+    await asyncio.wait_for(b.hub.activate(sub, current=current, since=None), TIMEOUT)
+    return doc, sink, current
+
+
 async def test_hubs_deliver_every_version_once_across_a_redis_restart(
     database_url: str, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -395,13 +408,7 @@ async def test_hubs_deliver_every_version_once_across_a_redis_restart(
     caplog.set_level(logging.ERROR, logger="channels.hub")
     async with (_node(database_url, private_redis.url, prefix) as a,
                 _node(database_url, private_redis.url, prefix) as b):
-        document, _ = await asyncio.wait_for(
-            a.store.create(CTX, kind="memo", title="t"), TIMEOUT)
-        doc = document["id"]
-        sink = Collector()
-        sub = await asyncio.wait_for(b.hub.join(sink, "acme", doc), TIMEOUT)
-        current = (await asyncio.wait_for(b.store.get("acme", doc), TIMEOUT))["version"]
-        await asyncio.wait_for(b.hub.activate(sub, current=current, since=None), TIMEOUT)
+        doc, sink, current = await _followed_on(b, created_on=a)
 
         version = current
         for _ in range(5):
@@ -439,13 +446,7 @@ async def test_hubs_deliver_every_version_once_across_a_cluster_failover(
     caplog.set_level(logging.ERROR, logger="channels.hub")
     async with (_node(database_url, redis.url, prefix) as a,
                 _node(database_url, redis.url, prefix) as b):
-        document, _ = await asyncio.wait_for(
-            a.store.create(CTX, kind="memo", title="t"), TIMEOUT)
-        doc = document["id"]
-        sink = Collector()
-        sub = await asyncio.wait_for(b.hub.join(sink, "acme", doc), TIMEOUT)
-        current = (await asyncio.wait_for(b.store.get("acme", doc), TIMEOUT))["version"]
-        await asyncio.wait_for(b.hub.activate(sub, current=current, since=None), TIMEOUT)
+        doc, sink, current = await _followed_on(b, created_on=a)
         master = await asyncio.to_thread(redis.owner_of, b.hub.channel_name(doc))
         replica = await asyncio.to_thread(redis.replica_of, master)
 

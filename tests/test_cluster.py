@@ -328,10 +328,7 @@ async def test_restarting_redis_mid_stream_loses_no_delta(
         )
         assert restarted.is_set()
         total = 2 * per_writer
-        for watcher in watchers:
-            deltas = await watcher.deltas(doc, total, timeout=30)
-            assert [d["version"] for d in deltas] == list(range(2, total + 2))
-            assert await watcher.nothing_more(0.5) == []
+        await _every_watcher_got_each_version_once(watchers, doc, total)
     finally:
         for client in writers + watchers:
             await client.close()
@@ -384,10 +381,7 @@ async def test_a_redis_master_dying_mid_stream_loses_no_delta(
         )
         assert killed.is_set()
         total = 2 * per_writer
-        for watcher in watchers:
-            deltas = await watcher.deltas(doc, total, timeout=30)
-            assert [d["version"] for d in deltas] == list(range(2, total + 2))
-            assert await watcher.nothing_more(0.5) == []
+        await _every_watcher_got_each_version_once(watchers, doc, total)
         owner = await asyncio.to_thread(redis.owner_of, f"{prefix}:doc:{doc}")
         assert owner is replica
         # And live again: one more write reaches every watcher through the new master.
@@ -454,3 +448,12 @@ async def _write_own_field(client: WsClient, doc: str, index: int, count: int,
                                 ops=[{"op": "replace", "path": f"/w{index}", "value": n + 1}])
         base = reply["version"]
         await asyncio.sleep(pause)
+
+
+async def _every_watcher_got_each_version_once(watchers: list[WsClient], doc: str,
+                                               total: int) -> None:
+    """Versions 2 to ``total + 1`` reached every watcher in order, and nothing more did."""
+    for watcher in watchers:
+        deltas = await watcher.deltas(doc, total, timeout=30)
+        assert [d["version"] for d in deltas] == list(range(2, total + 2))
+        assert await watcher.nothing_more(0.5) == []
