@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
 import os
 import re
@@ -46,7 +47,8 @@ STAMP = re.compile(rb"t=(\d{6,})")
 class FleetSpec:
     """What one load process opens and how its connections behave."""
 
-    mode: str  # "coedit", "plain" (a broadcast server) or "socketio"
+    # "coedit", "plain" (a broadcast server), or a peer's wire: a module of bench/wires
+    mode: str
     targets: list[dict[str, str]]  # {"url", "doc"}; connection i uses targets[i % len]
     connections: int
     subprotocol: str | None = None
@@ -113,8 +115,10 @@ class Fleet:
         if self.spec.mode == "coedit":
             await self._subscribe(client, target["doc"])
             return client
-        if self.spec.mode == "socketio":
-            await self._socketio_join(client)
+        wire = _wire(self.spec.mode)
+        if wire is not None:
+            async with asyncio.timeout(60):
+                await wire.join(client, target)
         client.set_hook(self._hook_for(client))
         return client
 
@@ -163,27 +167,22 @@ class Fleet:
                         raise ConnectionError(f"subscribe refused: {reply}")
                     return
 
-    async def _socketio_join(self, client: WsClientProtocol) -> None:
-        """Engine.IO 4 over WebSocket: open packet, then connect to the default namespace."""
-        opened: asyncio.Queue[bytes] = asyncio.Queue()
-        client.set_hook(lambda opcode, payload, now: opened.put_nowait(payload))
-        async with asyncio.timeout(60):
-            first = await opened.get()
-            if not first.startswith(b"0"):
-                raise ConnectionError(f"expected an Engine.IO open packet, got {first[:40]!r}")
-            client.send(b"40")
-            while not (await opened.get()).startswith(b"40"):
-                pass
-
     def _hook_for(self, client: WsClientProtocol, session: list[str] | None = None,
                   known: set[str] | None = None) -> PayloadHook | None:
         """What a connection does with each data frame once it is set up."""
         spec = self.spec
-        if spec.mode == "socketio":
-            def engineio_ping(opcode: int, payload: bytes, now: float) -> None:
-                if payload == b"2":
-                    client.send(b"3")
-            return engineio_ping
+        wire = _wire(spec.mode)
+        if wire is not None:
+            # The peer's keep-alive answers (Engine.IO's ping, say), then the latency stamps.
+            keep = wire.keepalive(client)
+            stamp = self._stamp_hook if spec.stamps else None
+            if keep is None or stamp is None:
+                return keep or stamp
+
+            def both(opcode: int, payload: bytes, now: float) -> None:
+                keep(opcode, payload, now)
+                stamp(opcode, payload, now)
+            return both
         if spec.stamps:
             return self._stamp_hook
         if spec.decode or spec.heartbeat_s:
@@ -261,6 +260,14 @@ class Fleet:
             "presence_known": sum(len(k) for k in self.known),
             "cpu_seconds": cpu_end - cpu_start,
         }
+
+
+def _wire(mode: str) -> Any:
+    """The module that speaks a peer's wire (``bench/wires/<mode>.py``), or None for coedit
+    and the plain broadcast servers, which need no set-up beyond the handshake."""
+    if mode in ("coedit", "plain"):
+        return None
+    return importlib.import_module(f"bench.wires.{mode.replace('-', '_')}")
 
 
 def _cpu() -> float:
