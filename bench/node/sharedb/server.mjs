@@ -3,7 +3,7 @@
 // connection handed to backend.listen() through @teamwork/websocket-json-stream (the
 // pairing ShareDB's own examples use).
 //
-// Environment: PORT, PG_URL, REDIS_URL (optional), REDIS_PREFIX. Prints "ready" once it
+// Environment: PORT, PG_URL, REDIS_URL (optional), REDIS_PREFIX, PG_POOL (optional, 20). Prints "ready" once it
 // accepts connections; stops on SIGTERM.
 import http from 'node:http';
 
@@ -67,8 +67,9 @@ async function createSchema() {
 
 await createSchema();
 
-// The pool is as large as coedit's (20), so neither side is held back by connection count.
-const db = new PostgresDB({ connectionString: pgUrl, max: 20 });
+// The pool is as large as coedit's (20), so neither side is held back by connection count;
+// PG_POOL changes it (two nodes on a PostgreSQL shared with other work may need fewer).
+const db = new PostgresDB({ connectionString: pgUrl, max: Number(process.env.PG_POOL || 20) });
 let pubsub;
 if (redisUrl) {
   // The adapter opens its own two clients (one publishes, one observes); ShareDB's PubSub
