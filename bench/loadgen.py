@@ -191,7 +191,7 @@ class Fleet:
             return both
         if stamps:
             return self._stamp_hook
-        if spec.decode or spec.heartbeat_s:
+        if spec.decode:  # presence and heartbeat round trips; else frames are only counted
             def decode(opcode: int, payload: bytes, now: float) -> None:
                 self._decode(opcode, payload, now, session[0] if session else "",
                              set() if known is None else known)

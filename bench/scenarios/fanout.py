@@ -19,6 +19,7 @@ from bench.loadgen import FleetSpec
 from bench.measure import RunContext, percentile, usage_during
 from bench.procs import PYTHON, ChildProcess, LoadFleet, free_port
 from bench.profiling import profile_during
+from bench.scenarios.connections import DEFAULT_HEARTBEAT_S
 from bench.writers import PacedWriter, patch
 
 __all__ = ["ceiling", "coedit_fanout", "count_frames", "socketio_peer"]
@@ -161,7 +162,7 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
         reader = cluster.token("reader")
         spec = FleetSpec(mode="coedit", connections=subscribers, subprotocol=wire,
                          stamps=stamp_every > 0, stamp_every=max(1, stamp_every),
-                         concurrency=50,
+                         concurrency=50, heartbeat_s=DEFAULT_HEARTBEAT_S,
                          targets=[{"url": n.ws_url(reader), "doc": doc} for n in nodes])
         async with LoadFleet(spec, processes, ctx.log_dir) as fleet:
             opened = await fleet.open(timeout=600)
