@@ -17,6 +17,7 @@ const log = (...args) => console.error(...args);
 
 // Every socket the driver opens, so that exit closes them all.
 const sockets = [];
+let closing = false;
 
 function connect(url) {
   // Only the origin matters: the load generator's URL may carry Engine.IO's path and query,
@@ -26,10 +27,20 @@ function connect(url) {
   // forceNew: one Engine.IO connection per client, as separate users would have.
   const socket = io(origin, { transports: ["websocket"], forceNew: true, reconnection: false });
   sockets.push(socket);
+  socket.on("disconnect", (reason) => {
+    if (!closing) log(`socket ${socket.id ?? "?"} disconnected: ${reason}`);
+  });
   return new Promise((resolve, reject) => {
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (err) => reject(new Error(`${origin}: ${err.message}`)));
   });
+}
+
+// The set-up socket (it creates the documents) leaves on purpose.
+function quietly(socket) {
+  sockets.splice(sockets.indexOf(socket), 1);
+  socket.off("disconnect");
+  socket.disconnect();
 }
 
 async function join(socket, doc) {
@@ -95,7 +106,7 @@ async function fanout(spec, acks) {
   const writer = await connect(spec.url);
   const pacers = await Promise.all(spec.pacer_urls.map((u) => connect(u)));
   await Promise.all(pacers.map((p) => join(p, doc)));
-  setup.disconnect();
+  quietly(setup);
 
   // What a subscriber receives, measured on the wire (the Engine.IO packet "4" + its data)
   // with an empty value, tells how much padding makes a ~`size`-byte frame.
@@ -128,7 +139,13 @@ async function fanout(spec, acks) {
     // At most `ahead` ops beyond what the slowest pacer has seen.
     while (sent - Math.min(...received) < ahead) {
       sent += 1;
-      acks.send(writer, doc, { path: "/text", value });
+      acks.send(writer, doc, { path: "/text", value }, (ok) => {
+        // A refused op never reaches the pacers: forget it, or the writer would wait forever.
+        if (!ok) {
+          sent -= 1;
+          pump();
+        }
+      });
     }
   }
   return {
@@ -157,7 +174,7 @@ async function writes(spec, acks) {
   const docs = Array.from({ length: spec.docs }, (_, i) => `${spec.prefix}${i}`);
   const setup = await connect(spec.url);
   for (const doc of docs) await join(setup, doc);
-  setup.disconnect();
+  quietly(setup);
   const writers = await Promise.all(Array.from({ length: spec.writers }, () => connect(spec.url)));
   let running = false;
   const loop = (socket, i) => {
@@ -186,7 +203,7 @@ async function latency(spec, acks) {
   const rate = spec.rate ?? 1000;
   const setup = await connect(spec.url);
   for (const doc of docs) await join(setup, doc);
-  setup.disconnect();
+  quietly(setup);
   // One writer per document, as one user per document would be.
   const writers = await Promise.all(docs.map(() => connect(spec.url)));
   let timer = null;
@@ -226,6 +243,7 @@ async function main() {
   let pending = Promise.resolve();
   const finish = (code) => {
     scenario?.stop?.();
+    closing = true;
     for (const s of sockets) s.disconnect();
     setTimeout(() => process.exit(code), 50);
   };
