@@ -151,9 +151,6 @@ async function main() {
     });
   });
 
-  await new Promise((resolve) => http.listen(port, "127.0.0.1", resolve));
-  console.log(`ready on 127.0.0.1:${port}`);
-
   const stop = async () => {
     io.close();
     await Promise.allSettled([pool.end(), ...redisClients.map((c) => c.quit())]);
@@ -161,6 +158,9 @@ async function main() {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+
+  await new Promise((resolve) => http.listen(port, "127.0.0.1", resolve));
+  console.log(`ready on 127.0.0.1:${port}`);
 }
 
 main().catch((err) => {
