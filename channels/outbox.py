@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,7 +93,9 @@ class Outbox:
         self.wire = wire
         self._encode = encode  # None: the payload in ``wire``'s format (no closure per socket)
         self._limit = limit
-        self._pending: deque[Frame] = deque()
+        # A list, not a deque: an empty deque holds a 64-slot block (760 bytes), and this
+        # one is empty for most of a subscriber's life, at 10,000 subscribers per node.
+        self._pending: list[Frame] = []
         self._on_overflow = on_overflow
         self._on_failure = on_failure
         self._flusher = flusher or Flusher()
@@ -158,7 +159,7 @@ class Outbox:
             return
         wire = self.wire
         if len(pending) == 1:
-            data = pending.popleft().wire_bytes(wire)
+            data = pending.pop().wire_bytes(wire)
         else:
             data = b"".join([frame.wire_bytes(wire) for frame in pending])
             pending.clear()
@@ -173,7 +174,7 @@ class Outbox:
                     await direct.writable.wait()
                     self._write_direct(direct)
                 else:
-                    frame = self._pending.popleft()
+                    frame = self._pending.pop(0)
                     encode = self._encode
                     await self._send(frame.encoded(self.wire) if encode is None
                                      else encode(frame))

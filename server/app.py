@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import web
@@ -150,12 +150,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app = Starlette(
         routes=[
             *routes,
-            WebSocketRoute("/ws", serve_websocket),
             Route("/", index, methods=["GET"]),
             Mount("/web", StaticFiles(directory=WEB_DIR), name="web"),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
-        middleware=[Middleware(TransportHandle), Middleware(HttpRateLimits)],
+        # /ws is served by TransportHandle itself, outside the layers below it.
+        middleware=[Middleware(TransportHandle, websockets={"/ws": serve_websocket}),
+                    Middleware(HttpRateLimits)],
     )
     return app

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from server.config import Settings
 from server.request_head import bounded_http_protocol
 from server.session import CloseCode
+from server.ws_protocol import LeanWebSocketProtocol
 
 if TYPE_CHECKING:
     from server.service import Coedit
@@ -68,7 +69,8 @@ def uvicorn_config(app: Starlette, settings: Settings, *, host: str, port: int,
         # Heads (URL, headers, cookies) are bounded before the app sees them: 431 past it.
         http=bounded_http_protocol(settings.max_head_bytes),
         h11_max_incomplete_event_size=settings.max_head_bytes,
-        ws="websockets-sansio",
+        # uvicorn's sans-I/O websockets protocol, holding less per idle connection.
+        ws=LeanWebSocketProtocol,
         # The protocol's frame limit: uvicorn closes with 1009 past it, before buffering it.
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=None,  # presence uses data-frame heartbeats, not pings
