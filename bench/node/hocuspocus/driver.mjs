@@ -113,11 +113,11 @@ function nextAck(client) {
  * measured. The first set of a key is larger (it names the map and the key), so the second
  * one is the probe.
  */
-async function padFor(client, key, value, size) {
+async function padFor(client, write, value, size) {
   let frame = 0;
   for (let probe = 0; probe < 2; probe += 1) {
     const seen = new Promise((resolve) => { client.onFrame = resolve; });
-    client.map.set(key, value(""));
+    write(value(""));
     frame = await seen;
   }
   client.onFrame = null;
@@ -132,7 +132,8 @@ async function fanout(spec) {
   for (const url of spec.pacer_urls) pacers.push(await connect(url, spec.doc));
   const size = spec.size ?? 200;
   const ahead = spec.ahead ?? 8;
-  const padding = await padFor(writer, "v", (pad) => `${seqText(0)}:${pad}`, size);
+  const padding = await padFor(writer, (value) => writer.map.set("v", value),
+    (pad) => `${seqText(0)}:${pad}`, size);
   let seq = 0;
   let wake = null;
   for (const pacer of pacers) {
@@ -190,8 +191,13 @@ async function latency(spec) {
   const rate = spec.rate ?? 1000;
   const size = spec.size ?? 200;
   const writers = await Promise.all(spec.docs.map((name) => connect(spec.url, name)));
+  // Appended to a Y.Array rather than set on a map key: where changes reach subscribers
+  // merged (through Redis, on another node), a superseded map value would not be in the
+  // frame at all, and its stamp would be lost.
   const stamp = (pad) => `t=${process.hrtime.bigint()} ${pad}`;
-  const padding = await padFor(writers[0], "v", stamp, size);
+  for (const client of writers) client.list = client.doc.getArray("stamps");
+  const padding = await padFor(writers[0], (value) => writers[0].list.push([value]), stamp,
+    size);
   for (const client of writers) client.onAck = () => { if (inWindow(now())) acked += 1; };
   return async function pump() {
     // Open loop: change k is due at start + k / rate, round-robin over the documents, so
@@ -201,7 +207,7 @@ async function latency(spec) {
     for (;;) {
       const due = Math.floor((now() - start) * rate);
       for (; k < due; k += 1) {
-        writers[k % writers.length].map.set("v", stamp(padding));
+        writers[k % writers.length].list.push([stamp(padding)]);
       }
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
