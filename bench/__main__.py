@@ -1,4 +1,9 @@
 """``python -m bench run [--quick] [--only 1,3] [--profile]``: every scenario, one table.
+``python -m bench compare [--quick] [--peers sharedb,socketio]``: coedit head to head with
+the Node.js peers, and its growth curves; the table, ``bench/results/<time>.json``, and the
+pictures in ``docs/images/bench/`` (``--to`` elsewhere). The peers come from the npm registry,
+installed on first use into ``bench/node/*/node_modules`` (needs npm).
+``python -m bench plot bench/results/<time>.json [--to DIR]``: the pictures again from a run.
 ``python -m bench fuzz [--frames 100000]``: the WebSocket frame fuzzer at volume.
 
 ``python -m bench chaos [--faults 24] [--seed 1] [--redis-cluster]``: three nodes on a private
@@ -29,6 +34,8 @@ from bench.report import machine_facts, render_table, write_results
 from bench.suite import SCENARIOS, run_scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images" / "bench"
+PEER_NAMES = ("sharedb", "hocuspocus", "socketio")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -47,8 +54,14 @@ async def run(args: argparse.Namespace) -> int:
         print(f"bench: no scenario {', '.join(unknown)}; choose from "
               f"{', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
+    peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
+    unknown_peers = [p for p in peers if p not in PEER_NAMES]
+    if unknown_peers:
+        print(f"bench: no peer {', '.join(unknown_peers)}; choose from "
+              f"{', '.join(PEER_NAMES)}", file=sys.stderr)
+        return 2
     ctx = RunContext(log_dir=log_dir, quick=args.quick, generators=args.generators,
-                     profile=args.profile)
+                     profile=args.profile, peers=peers)
     facts = machine_facts()
     clock = time.monotonic()
 
@@ -67,12 +80,18 @@ async def run(args: argparse.Namespace) -> int:
             if left:
                 print(f"bench: removed {left} Redis keys the nodes left under {cluster.prefix}",
                       file=sys.stderr)
-    options = {"quick": args.quick, "only": only, "generators": args.generators,
+    options = {"quick": args.quick, "only": only, "peers": list(peers),
+               "generators": args.generators,
                "node_env": dict(args.node_env),
                "profile": args.profile, "window_s": ctx.window, "warmup_s": ctx.warmup}
     path = write_results(args.out, started, facts, options, scenarios, rows)
     print(render_table(rows))
     print(f"\nresults: {path}\nlogs: {log_dir}", file=sys.stderr)
+    if args.command == "compare":
+        from bench.plots import draw
+
+        for made in draw(path, args.to):
+            print(f"drawn: {made}", file=sys.stderr)
     if args.profile:
         print(f"profiles: {log_dir}/profile-*.summary.txt", file=sys.stderr)
     return 0
@@ -124,24 +143,40 @@ def _setting(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _run_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--quick", action="store_true",
+                     help="short windows and 2,000 instead of 10,000 connections")
+    sub.add_argument("--generators", type=int, default=2,
+                     help="load processes for the fan-out scenarios (default 2)")
+    sub.add_argument("--profile", action="store_true",
+                     help="sample the coedit node with py-spy (figures then skew)")
+    sub.add_argument("--node-env", type=_setting, action="append", default=[],
+                     metavar="COEDIT_NAME=VALUE",
+                     help="a setting for every coedit node (repeatable)")
+    sub.add_argument("--out", type=Path, default=RESULTS,
+                     help="where results and logs go (default bench/results)")
+    sub.add_argument("--peers", default=",".join(PEER_NAMES),
+                     help="the Node.js peers to measure (default: all)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command")
     run_parser = commands.add_parser("run", help="run the scenarios and print the table")
-    run_parser.add_argument("--quick", action="store_true",
-                            help="short windows and 2,000 instead of 10,000 connections")
+    compare_parser = commands.add_parser(
+        "compare", help="coedit against ShareDB, Hocuspocus and Socket.IO, and growth curves")
     run_parser.add_argument("--only", default="1,2,3,4,5,search",
-                            help="comma-separated scenario keys: 1-5, search (default: all)")
-    run_parser.add_argument("--generators", type=int, default=2,
-                            help="load processes for the fan-out scenarios (default 2)")
-    run_parser.add_argument("--profile", action="store_true",
-                            help="sample the coedit node with py-spy (figures then skew)")
-    run_parser.add_argument("--node-env", type=_setting, action="append", default=[],
-                            metavar="COEDIT_NAME=VALUE",
-                            help="a setting for every coedit node (repeatable)")
-    run_parser.add_argument("--out", type=Path, default=RESULTS,
-                            help="where results and logs go (default bench/results)")
+                            help="comma-separated scenario keys: 1-5, search, bulk, limits, "
+                            "peers, growth (default: 1-5 and search)")
+    compare_parser.add_argument("--to", type=Path, default=DOCS_IMAGES,
+                                help="where the pictures go (default docs/images/bench)")
+    plot_parser = commands.add_parser("plot", help="draw the pictures of a stored run")
+    plot_parser.add_argument("results", type=Path, help="bench/results/<time>.json")
+    plot_parser.add_argument("--to", type=Path, default=DOCS_IMAGES,
+                             help="where the pictures go (default docs/images/bench)")
+    for sub in (run_parser, compare_parser):
+        _run_options(sub)
     fuzz_parser = commands.add_parser(
         "fuzz", help="send malformed WebSocket frames to a server of its own (bench/fuzz.py)")
     fuzz_parser.add_argument("--frames", type=int, default=100_000,
@@ -175,7 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_fuzz(args)
     if args.command == "chaos":
         return asyncio.run(chaos(args))
-    if args.command != "run":
+    if args.command == "plot":
+        from bench.plots import draw
+
+        for made in draw(args.results, args.to):
+            print(f"drawn: {made}")
+        return 0
+    if args.command == "compare":
+        args.only = "peers,growth"
+    elif args.command != "run":
         parser.print_help()
         return 2
     try:

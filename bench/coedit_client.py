@@ -33,6 +33,14 @@ class CoeditClient:
         self.welcome: asyncio.Future[dict[str, Any]] = \
             asyncio.get_running_loop().create_future()
         protocol.set_hook(self._on_frame)
+        # The server closes a connection silent for three heartbeat intervals (4408); a
+        # writer waiting while thousands of subscribers connect must not be one of them.
+        self._beating = asyncio.get_running_loop().create_task(self._heartbeats())
+
+    async def _heartbeats(self, interval: float = 10.0) -> None:
+        while not self.protocol.closed.done():
+            await asyncio.sleep(interval)
+            self.protocol.send(b'{"type":"heartbeat"}')
 
     @classmethod
     async def open(cls, url: str) -> CoeditClient:
@@ -90,4 +98,5 @@ class CoeditClient:
             await asyncio.sleep(0.002)
 
     def close(self) -> None:
+        self._beating.cancel()
         self.protocol.close()

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import importlib
+import itertools
 import json
 import os
 import re
@@ -54,6 +55,9 @@ class FleetSpec:
     subprotocol: str | None = None
     heartbeat_s: float | None = None  # coedit: a heartbeat with an id every interval
     stamps: bool = False  # record latency from "t=<monotonic ns>" found in payloads
+    # Time only every n-th connection: with thousands of subscribers, searching every frame
+    # for a stamp would make the generator, not the server, the limit.
+    stamp_every: int = 1
     decode: bool = False  # coedit JSON: count presence joins and closes by decoding frames
     concurrency: int = 64
     extra: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +87,7 @@ class Fleet:
         self.known: list[set[str]] = []
         self.unexpected_closes: dict[str, int] = {}
         self.closing = False
+        self.stamp_turn = itertools.count()
 
     # -- connecting -----------------------------------------------------------------------
 
@@ -171,11 +176,12 @@ class Fleet:
                   known: set[str] | None = None) -> PayloadHook | None:
         """What a connection does with each data frame once it is set up."""
         spec = self.spec
+        stamps = spec.stamps and next(self.stamp_turn) % spec.stamp_every == 0
         wire = _wire(spec.mode)
         if wire is not None:
             # The peer's keep-alive answers (Engine.IO's ping, say), then the latency stamps.
             keep = wire.keepalive(client)
-            stamp = self._stamp_hook if spec.stamps else None
+            stamp = self._stamp_hook if stamps else None
             if keep is None or stamp is None:
                 return keep or stamp
 
@@ -183,9 +189,9 @@ class Fleet:
                 keep(opcode, payload, now)
                 stamp(opcode, payload, now)
             return both
-        if spec.stamps:
+        if stamps:
             return self._stamp_hook
-        if spec.decode or spec.heartbeat_s:
+        if spec.decode:  # presence and heartbeat round trips; else frames are only counted
             def decode(opcode: int, payload: bytes, now: float) -> None:
                 self._decode(opcode, payload, now, session[0] if session else "",
                              set() if known is None else known)

@@ -29,6 +29,7 @@ class RunContext:
     generators: int = 2  # load processes for the fan-out scenarios
     profile: bool = False  # py-spy the coedit node during fan-out and write windows
     database_url: str = ""
+    peers: tuple[str, ...] = ("sharedb", "hocuspocus", "socketio")  # the Node peers to run
 
     @property
     def warmup(self) -> float:

@@ -33,7 +33,7 @@ from bench.procs import COEDIT
 
 __all__ = ["FULL", "MINIMAL", "prepare", "run_pgbench"]
 
-DOCS = 16
+DOCS = 64  # one row per client, up to the growth curve's 64 writers
 HOT = 999
 STATE = json.dumps({"text": "x" * 150, "n": 1})
 DATA = json.dumps({"ops": [{"op": "replace", "path": "/text", "value": "x" * 60}],

@@ -148,9 +148,9 @@ class ChildProcess:
 
 
 class _LoadProcess:
-    def __init__(self, spec: FleetSpec, log_dir: Path, index: int) -> None:
+    def __init__(self, spec: FleetSpec, log_dir: Path, name: str) -> None:
         self.spec = spec
-        self.log_path = log_dir / f"loadgen-{index}.log"
+        self.log_path = log_dir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
 
@@ -203,7 +203,8 @@ class _LoadProcess:
 class LoadFleet:
     """``processes`` load processes sharing ``spec.connections`` connections between them."""
 
-    def __init__(self, spec: FleetSpec, processes: int, log_dir: Path) -> None:
+    def __init__(self, spec: FleetSpec, processes: int, log_dir: Path,
+                 name: str = "loadgen") -> None:
         self.processes: list[_LoadProcess] = []
         share, rest = divmod(spec.connections, processes)
         offset = 0
@@ -213,7 +214,7 @@ class LoadFleet:
             targets = spec.targets[offset % len(spec.targets):] + \
                 spec.targets[:offset % len(spec.targets)]
             part = FleetSpec(**{**asdict(spec), "connections": count, "targets": targets})
-            self.processes.append(_LoadProcess(part, log_dir, index))
+            self.processes.append(_LoadProcess(part, log_dir, f"{name}-{index}"))
             offset += count
 
     @property

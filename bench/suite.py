@@ -12,7 +12,17 @@ from typing import Any
 
 from bench.cluster import BenchCluster
 from bench.measure import Row, RunContext
-from bench.scenarios import bulk, connections, fanout, http_limits, latency, search, writes
+from bench.scenarios import (
+    bulk,
+    connections,
+    fanout,
+    growth,
+    http_limits,
+    latency,
+    peers,
+    search,
+    writes,
+)
 
 __all__ = ["SCENARIOS", "run_scenarios"]
 
@@ -319,12 +329,167 @@ async def scenario_limits(ctx: RunContext, cluster: BenchCluster, out: dict[str,
                         notes=f"{http_limits.CONCURRENCY} requests at a time, best of "
                               f"{out['rounds']} rounds"))
 
+# The head-to-head measures: (key, what, unit, True when more is better).
+PEER_MEASURES = (
+    ("fanout_1n", "fan-out to 200 subscribers, 1 node", "frames/s", True),
+    ("fanout_2n", "fan-out to 200 subscribers, 2 nodes + Redis", "frames/s", True),
+    ("writes_16", "acknowledged writes, 16 writers on 16 documents", "writes/s", True),
+    ("writes_hot", "acknowledged writes, 16 writers on 1 document", "writes/s", True),
+    ("latency_p50", "A->B at 1,000 writes/s: p50", "ms", False),
+    ("latency_p99", "A->B at 1,000 writes/s: p99", "ms", False),
+    ("memory", "RSS per idle subscribed connection (10,000)", "KB", False),
+)
+MEMORY_CONNECTIONS = 10_000
+
+
+def _peer_figures(results: dict[str, Any]) -> dict[str, float | None]:
+    """The one number of each measure, from one server's raw results."""
+
+    def get(key: str, field: str) -> float | None:
+        value = results.get(key, {})
+        if isinstance(value, list):
+            value = value[-1] if value else {}
+        figure = value.get(field) if isinstance(value, dict) else None
+        return float(figure) if figure is not None else None
+
+    return {
+        "fanout_1n": get("fanout_1n", "frames_per_s"),
+        "fanout_2n": get("fanout_2n", "frames_per_s"),
+        "writes_16": get("writes_16", "commits_per_s"),
+        "writes_hot": get("writes_hot", "commits_per_s"),
+        "latency_p50": get("latency", "p50_ms"),
+        "latency_p99": get("latency", "p99_ms"),
+        "memory": get("memory", "per_connection_kb"),
+    }
+
+
+async def _guarded(out: dict[str, Any], key: str, step: Awaitable[Any]) -> None:
+    """One measurement of one server: a failure is recorded, and the run goes on."""
+    try:
+        out[key] = await step
+    except Exception as exc:
+        out[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+async def scenario_peers(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                         rows: list[Row]) -> None:
+    chosen = [p for p in peers.PEERS if p.name in ctx.peers]
+    mine: dict[str, Any] = out.setdefault("coedit", {})
+    for peer in chosen:
+        out.setdefault(peer.name, {})
+    memory = (2000,) if ctx.quick else (MEMORY_CONNECTIONS,)
+    # Measure by measure, coedit first and then each peer, so that one measure's figures
+    # are taken close together in time.
+    for nodes in (1, 2):
+        key = f"fanout_{nodes}n"
+        started = await cluster.start(nodes, redis=nodes > 1, tag=f"-peers-fanout{nodes}")
+        try:
+            await _guarded(mine, key, fanout.coedit_fanout(ctx, cluster, started, JSON,
+                                                           processes=ctx.generators))
+        finally:
+            await cluster.stop()
+        for peer in chosen:
+            await _guarded(out[peer.name], key, peers.peer_fanout(ctx, peer, nodes=nodes))
+    out["pgbench"] = await writes.pgbench_ceiling(ctx)
+    for key, documents in (("writes_16", 16), ("writes_hot", 1)):
+        started = await cluster.start(1, redis=False, tag=f"-peers-{key}")
+        try:
+            await _guarded(mine, key, writes.coedit_writes(ctx, cluster, started[0],
+                                                           hot=documents == 1))
+        finally:
+            await cluster.stop()
+        for peer in chosen:
+            await _guarded(out[peer.name], key, peers.peer_writes(ctx, peer,
+                                                                  documents=documents))
+    started = await cluster.start(2, redis=True, tag="-peers-latency")
+    try:
+        await _guarded(mine, "latency", latency.cross_node_latency(ctx, cluster, *started))
+    finally:
+        await cluster.stop()
+    for peer in chosen:
+        await _guarded(out[peer.name], "latency", peers.peer_latency(ctx, peer))
+    await _guarded(mine, "memory", growth.connections_curve(ctx, cluster, memory))
+    for peer in chosen:
+        await _guarded(out[peer.name], "memory", peers.peer_memory(ctx, peer, points=memory))
+    _peer_rows(out, chosen, rows)
+
+
+def _peer_rows(out: dict[str, Any], chosen: list[peers.Peer], rows: list[Row]) -> None:
+    mine = _peer_figures(out["coedit"])
+    theirs = {p.name: _peer_figures(out[p.name]) for p in chosen}
+    pg = out["pgbench"]
+    for key, what, unit, more_is_better in PEER_MEASURES:
+        value = mine[key]
+        if value is None:
+            rows.append(Row("peers", what, float("nan"), unit, verdict="did not run",
+                            notes=str(out["coedit"].get(key.split("_p")[0], {}))[:120]))
+            continue
+        for peer in chosen:
+            other = theirs[peer.name][key]
+            if other is None:
+                error = out[peer.name].get(key.rsplit("_p", 1)[0], {}).get("error", "")
+                rows.append(Row("peers", what, value, unit, peer.label, None, "ahead",
+                                "n/a", f"peer did not run: {str(error)[:100]}"))
+                continue
+            ahead = value > other if more_is_better else value < other
+            factor = value / other if more_is_better else other / value if value else 0.0
+            rows.append(Row("peers", what, value, unit, peer.label, other, "ahead",
+                            f"holds ({factor:.2f}x)" if ahead else
+                            f"fails (peer {1 / factor if factor else float('inf'):.2f}x "
+                            "ahead)"))
+    for key, label in (("writes_16", "full-distinct"), ("writes_hot", "full-hot")):
+        value = mine[key]
+        if value is not None:
+            ceiling = pg[label]["commits_per_s"]
+            rows.append(Row("peers", f"{key}: against pgbench", value, "writes/s", "pgbench",
+                            ceiling, ">= 1.0x", _at_least(value / ceiling, 1.0)))
+    p99 = mine["latency_p99"]
+    if p99 is not None:
+        rows.append(Row("peers", "coedit A->B p99 at 1,000 writes/s", p99, "ms",
+                        target="<= 5 ms", verdict="holds" if p99 <= 5 else
+                        f"fails ({p99 / 5:.1f}x over)"))
+    memory = mine["memory"]
+    if memory is not None:
+        rows.append(Row("peers", "coedit RSS per idle connection", memory, "KB",
+                        target="<= 25 KB", verdict="holds" if memory <= 25 else
+                        f"fails by {memory - 25:.1f} KB"))
+
+
+async def scenario_growth(ctx: RunContext, cluster: BenchCluster, out: dict[str, Any],
+                          rows: list[Row]) -> None:
+    await _guarded(out, "subscribers", growth.subscribers_curve(ctx, cluster))
+    await _guarded(out, "writers", growth.writers_curve(ctx, cluster))
+    await _guarded(out, "documents", growth.documents_curve(ctx, cluster))
+    await _guarded(out, "connections", growth.connections_curve(ctx, cluster))
+    for point in out["subscribers"] if isinstance(out["subscribers"], list) else []:
+        rows.append(Row("growth", f"{point['subscribers']:,} subscribers: delivered",
+                        point["frames_per_s"], "frames/s",
+                        notes=f"p50 {point['p50_ms'] or 0:.1f} ms, p99 "
+                              f"{point['p99_ms'] or 0:.1f} ms write to delivery"))
+    for point in out["writers"] if isinstance(out["writers"], list) else []:
+        rows.append(Row("growth", f"{point['writers']} writers: acknowledged",
+                        point["commits_per_s"], "writes/s", "pgbench, as many clients",
+                        point["pgbench_commits_per_s"]))
+    for point in out["documents"] if isinstance(out["documents"], list) else []:
+        rows.append(Row("growth", f"16 writers over {point['documents']:,} documents",
+                        point["commits_per_s"], "writes/s"))
+    for point in out["connections"] if isinstance(out["connections"], list) else []:
+        rows.append(Row("growth", f"{point['connections']:,} connections: RSS per connection",
+                        point["per_connection_kb"], "KB",
+                        notes=f"RSS {point['rss_kb'] // 1024} MiB"))
+    for key in ("subscribers", "writers", "documents", "connections"):
+        if isinstance(out[key], dict) and "error" in out[key]:
+            rows.append(Row("growth (error)", key, float("nan"), "", verdict="did not run",
+                            notes=out[key]["error"][:100]))
+
+
 Step = Callable[[RunContext, BenchCluster, dict[str, Any], list[Row]], Awaitable[None]]
 
 SCENARIOS: dict[str, Step] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
     "bulk": scenario_bulk, "limits": scenario_limits,
     "search": scenario_search,
+    "peers": scenario_peers, "growth": scenario_growth,
 }
 
 

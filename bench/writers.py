@@ -66,13 +66,16 @@ class PacedWriter:
     """Patches ``doc`` as fast as the slowest pacer receives the deltas."""
 
     def __init__(self, writer: CoeditClient, pacers: list[CoeditClient], doc: str,
-                 version: int, value: str, *, window: int = 8) -> None:
+                 version: int, value: str, *, window: int = 8, stamped: bool = False) -> None:
         self.writer = writer
         self.pacers = pacers
         self.doc = doc
         self.version = version
         self.value = value
         self.window = window
+        # Each patch's value starts with the monotonic time it was sent (same length), so
+        # subscribers can time the delivery, as RateWriter's do.
+        self.stamped = stamped
         self.stats = WriteStats()
         writer.on_reply = self.stats.count_reply
         # One event for all pacers: any delta anywhere may be the one the writer waits for.
@@ -88,20 +91,28 @@ class PacedWriter:
             while self.version - self._delivered() >= self.window:
                 self.progress.clear()
                 await self.progress.wait()
-            self.writer.send(patch(self.doc, self.version, "/text", self.value))
+            value = self.value
+            if self.stamped:
+                stamp = f"t={time.monotonic_ns()}"
+                value = stamp + value[len(stamp):]
+            self.writer.send(patch(self.doc, self.version, "/text", value))
             self.version += 1
             self.stats.sent += 1
 
 
 class AckWriter:
-    """One patch in flight; the next goes when the ``ok`` came back."""
+    """One patch in flight; the next goes when the ``ok`` came back.
 
-    def __init__(self, client: CoeditClient, doc: str, version: int, path: str,
+    With several documents the writer takes them in turn, each patch based on the version
+    that document's last reply gave: how writes spread over many documents behave.
+    """
+
+    def __init__(self, client: CoeditClient, docs: list[str], version: int, path: str,
                  value: str, *, splices: bool = False) -> None:
         self.client = client
         self.make = splice if splices else patch
-        self.doc = doc
-        self.version = version
+        self.docs = docs
+        self.versions = dict.fromkeys(docs, version)
         self.path = path
         self.value = value
         self.stats = WriteStats()
@@ -110,10 +121,13 @@ class AckWriter:
         self.stopped = False
 
     async def run(self) -> None:
+        turn = 0
         while not self.stopped:
+            doc = self.docs[turn % len(self.docs)]
+            turn += 1
             self.stats.sent += 1
             try:
-                reply = await self.client.request(self.make(self.doc, self.version, self.path,
+                reply = await self.client.request(self.make(doc, self.versions[doc], self.path,
                                                             self.value))
             except Exception as exc:
                 self.stats.errors += 1
@@ -121,7 +135,8 @@ class AckWriter:
                 await asyncio.sleep(0.01)
                 continue
             self.stats.count_reply(reply, time.monotonic())
-            self.version = int(reply["version"])
+            if "version" in reply:
+                self.versions[doc] = int(reply["version"])
 
 
 class RateWriter:

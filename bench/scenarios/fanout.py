@@ -16,12 +16,13 @@ from typing import Any
 from bench.cluster import BenchCluster, Node
 from bench.coedit_client import CoeditClient
 from bench.loadgen import FleetSpec
-from bench.measure import RunContext, usage_during
+from bench.measure import RunContext, percentile, usage_during
 from bench.procs import PYTHON, ChildProcess, LoadFleet, free_port
 from bench.profiling import profile_during
+from bench.scenarios.connections import DEFAULT_HEARTBEAT_S
 from bench.writers import PacedWriter, patch
 
-__all__ = ["ceiling", "coedit_fanout", "socketio_peer"]
+__all__ = ["ceiling", "coedit_fanout", "count_frames", "socketio_peer"]
 
 SUBSCRIBERS = 200
 FRAME_BYTES = 200
@@ -38,6 +39,7 @@ async def _window(ctx: RunContext, fleet: LoadFleet, pids: dict[str, int],
         jobs.append(profile_during(ctx, profile[0], profile[1], start, end))
     results, usage, *_ = await asyncio.gather(*jobs)
     frames = sum(r["frames"] for r in results)
+    latencies = [ns / 1e6 for r in results for ns in r["latencies_ns"]]
     closes: dict[str, int] = {}
     for r in results:
         for code, count in r["unexpected_closes"].items():
@@ -53,10 +55,14 @@ async def _window(ctx: RunContext, fleet: LoadFleet, pids: dict[str, int],
         "open_at_end": sum(r["open"] for r in results),
         "closed": closes,
         "usage": usage.as_dict(),
+        # Write sent to delivery, when the writer stamps its writes (growth curves).
+        "deliveries_timed": len(latencies),
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+        "p99_ms": percentile(latencies, 99) if latencies else None,
     }
 
 
-async def _count(ctx: RunContext, fleet: LoadFleet, server_pids: dict[str, int],
+async def count_frames(ctx: RunContext, fleet: LoadFleet, server_pids: dict[str, int],
                  profile: tuple[str, int] | None = None,
                  database: str | None = None) -> dict[str, Any]:
     """Warm up, then count delivered frames in ``ctx.windows`` windows; keep the best.
@@ -91,7 +97,7 @@ async def _baseline(ctx: RunContext, name: str, argv: list[str], url: str, mode:
             opened = await fleet.open()
             if opened["failed"]:
                 raise RuntimeError(f"{name}: {opened['failed']} clients failed: {opened}")
-            result = await _count(ctx, fleet, {"server": server.pid})
+            result = await count_frames(ctx, fleet, {"server": server.pid})
     finally:
         await server.stop()
     return {"processes": processes, **result}
@@ -138,8 +144,12 @@ async def _sized_value(writer: CoeditClient, pacer: CoeditClient, doc: str,
 
 
 async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node], wire: str,
-                        *, processes: int = 2) -> dict[str, Any]:
-    """One writer on ``nodes[0]``; 200 subscribers spread evenly over ``nodes``."""
+                        *, processes: int = 2, subscribers: int = SUBSCRIBERS,
+                        stamp_every: int = 0) -> dict[str, Any]:
+    """One writer on ``nodes[0]``; ``subscribers`` spread evenly over ``nodes``.
+
+    With ``stamp_every`` the writer stamps its patches and every n-th subscriber times them.
+    """
     token = cluster.token("writer")
     writer = await CoeditClient.open(nodes[0].ws_url(token))
     pacers = [await CoeditClient.open(n.ws_url(cluster.token("pacer"))) for n in nodes]
@@ -150,19 +160,21 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
             await pacer.request({"type": "subscribe", "doc": doc})
         value, version = await _sized_value(writer, pacers[0], doc, 1)
         reader = cluster.token("reader")
-        spec = FleetSpec(mode="coedit", connections=SUBSCRIBERS, subprotocol=wire,
+        spec = FleetSpec(mode="coedit", connections=subscribers, subprotocol=wire,
+                         stamps=stamp_every > 0, stamp_every=max(1, stamp_every),
+                         concurrency=50, heartbeat_s=DEFAULT_HEARTBEAT_S,
                          targets=[{"url": n.ws_url(reader), "doc": doc} for n in nodes])
         async with LoadFleet(spec, processes, ctx.log_dir) as fleet:
-            opened = await fleet.open()
+            opened = await fleet.open(timeout=600)
             if opened["failed"]:
                 raise RuntimeError(f"coedit: {opened['failed']} subscribers failed: {opened}")
-            paced = PacedWriter(writer, pacers, doc, version, value)
+            paced = PacedWriter(writer, pacers, doc, version, value, stamped=stamp_every > 0)
             pump = asyncio.create_task(paced.run())
             pids = {f"node{n.index}": n.pid for n in nodes}
-            result = await _count(ctx, fleet, pids,
+            result = await count_frames(ctx, fleet, pids,
                                   profile=(f"fanout-{len(nodes)}n-{wire}", nodes[0].pid),
                                   database=cluster.database_url.rsplit("/", 1)[1])
-            result["writes_per_s"] = result["frames_per_s"] / SUBSCRIBERS
+            result["writes_per_s"] = result["frames_per_s"] / subscribers
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump

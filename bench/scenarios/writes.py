@@ -49,25 +49,29 @@ async def pgbench_ceiling(ctx: RunContext) -> dict[str, Any]:
 
 
 async def coedit_writes(ctx: RunContext, cluster: BenchCluster, node: Node,
-                        *, hot: bool, splices: bool = False) -> dict[str, Any]:
-    """Commits a second of 16 closed-loop writers on distinct documents or one hot one;
-    with ``splices``, all typing into one string of the hot document."""
+                        *, hot: bool, splices: bool = False, writers: int = WRITERS,
+                        documents: int | None = None) -> dict[str, Any]:
+    """Commits a second of closed-loop writers on distinct documents or one hot one;
+    with ``splices``, all typing into one string of the hot document.
+
+    ``documents`` beyond the writer count are shared out: writer i takes documents i,
+    i + writers, ... in turn (the growth curve over 1 to 10,000 documents).
+    """
     clients = [await CoeditClient.open(node.ws_url(cluster.token(f"writer{i}")))
-               for i in range(WRITERS)]
+               for i in range(writers)]
     tasks: list[asyncio.Task[None]] = []
-    writers: list[AckWriter] = []
+    acks: list[AckWriter] = []
     try:
-        state: dict[str, str] = {f"w{i}": "" for i in range(WRITERS)}
+        state: dict[str, str] = {f"w{i}": "" for i in range(writers)}
         state["text"] = ""
-        if hot:
-            doc = await clients[0].create(state)
-            docs = [doc] * WRITERS
-        else:
-            docs = [await c.create(state) for c in clients]
-        writers = [AckWriter(c, d, 1, "/text" if splices else f"/w{i}",
-                             "x" if splices else VALUE, splices=splices)
-                   for i, (c, d) in enumerate(zip(clients, docs, strict=True))]
-        tasks = [asyncio.create_task(w.run()) for w in writers]
+        count = 1 if hot else (documents or writers)
+        docs = await _create_documents(clients, state, count)
+        # With fewer documents than writers, writers share them (each its own field).
+        acks = [AckWriter(c, docs[i::writers] or [docs[i % count]], 1,
+                          "/text" if splices else f"/w{i}", "x" if splices else VALUE,
+                          splices=splices)
+                for i, c in enumerate(clients)]
+        tasks = [asyncio.create_task(w.run()) for w in acks]
         await asyncio.sleep(ctx.warmup)
         pids = {"node": node.pid, "controller": os.getpid()}
         database = cluster.database_url.rsplit("/", 1)[1]
@@ -84,21 +88,21 @@ async def coedit_writes(ctx: RunContext, cluster: BenchCluster, node: Node,
             windows.append((start, end, usage))
         await asyncio.sleep(0.05)
     finally:
-        for writer in writers:
-            writer.stopped = True
+        for ack in acks:
+            ack.stopped = True
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
         for client in clients:
             client.close()
-    rates = [sum(w.stats.acked_between(start, end) for w in writers) / ctx.window
+    rates = [sum(w.stats.acked_between(start, end) for w in acks) / ctx.window
              for start, end, _ in windows]
     best = max(range(len(rates)), key=lambda i: rates[i])
     usage = windows[best][2]
-    rebased = sum(w.stats.rebased for w in writers)
-    total = sum(w.stats.acked for w in writers)
-    errors = sum(w.stats.errors for w in writers)
+    rebased = sum(w.stats.rebased for w in acks)
+    total = sum(w.stats.acked for w in acks)
+    errors = sum(w.stats.errors for w in acks)
     return {
         "commits_per_s": rates[best],
         "windows": [round(r, 1) for r in rates],
@@ -107,10 +111,23 @@ async def coedit_writes(ctx: RunContext, cluster: BenchCluster, node: Node,
         if rates[best] else None,
         "postgres_cpu_ms_per_commit": 1000 * usage.processes.get("postgres", 0.0) / rates[best]
         if rates[best] else None,
-        "writers": WRITERS,
-        "documents": len(set(docs)),
+        "writers": writers,
+        "documents": len(docs),
         "rebased_share": rebased / total if total else 0.0,
         "errors": errors,
-        "first_error": next((w.stats.first_error for w in writers if w.stats.first_error), ""),
+        "first_error": next((w.stats.first_error for w in acks if w.stats.first_error), ""),
         "usage": usage.as_dict(),
     }
+
+
+async def _create_documents(clients: list[CoeditClient], state: dict[str, str],
+                            count: int) -> list[str]:
+    """``count`` documents, created over every client at once (10,000 take seconds)."""
+    shares = [list(range(i, count, len(clients))) for i in range(len(clients))]
+
+    async def make(client: CoeditClient, share: list[int]) -> list[tuple[int, str]]:
+        return [(n, await client.create(state, title=f"Bench {n}")) for n in share]
+
+    made = await asyncio.gather(*(make(c, share) for c, share in zip(clients, shares,
+                                                                        strict=True)))
+    return [doc for _, doc in sorted(pair for part in made for pair in part)]

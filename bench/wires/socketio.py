@@ -1,8 +1,10 @@
 """Socket.IO v5 over Engine.IO v4, WebSocket transport only.
 
 python-socketio's peer puts every client in its room on connect (``target["doc"]`` empty);
-the Node peer is asked in its own idiom, an event with an acknowledgement:
-``420["join","<doc>"]`` answered by ``430[...]``.
+the Node peer (``bench/node/socketio``) is asked in its own idiom, an event with an
+acknowledgement: ``420["join","<doc>"]`` answered by ``430[{"version":n}]``, or by
+``430[{"error":"..."}]`` when it refuses. After that the connection receives one
+``42["delta",{...}]`` frame per change and Engine.IO's pings (``2``, answered ``3``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ async def join(client: WsClientProtocol, target: dict[str, str]) -> None:
     while True:
         packet = await packets.get()
         if packet.startswith(b"430"):
+            answer = json.loads(packet[3:])
+            if isinstance(answer, list) and answer and isinstance(answer[0], dict) \
+                    and "error" in answer[0]:
+                raise ConnectionError(f"join {doc!r} refused: {answer[0]['error']}")
             return
         if packet == b"2":
             client.send(b"3")
