@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from bench.scenarios.peers import PEERS
 from bench.suite import PEER_MEASURES, _peer_figures
 
 __all__ = ["draw", "peer_table"]
@@ -23,6 +24,7 @@ __all__ = ["draw", "peer_table"]
 COEDIT = "#2563eb"
 PEER_COLOURS = {"sharedb": "#f97316", "hocuspocus": "#10b981", "socketio": "#a855f7",
                 "pgbench": "#6b7280"}
+DURABLE = {"coedit"} | {p.name for p in PEERS if p.acks_durable}
 LABELS = {"coedit": "coedit", "sharedb": "ShareDB", "hocuspocus": "Hocuspocus",
           "socketio": "Socket.IO (Node)"}
 
@@ -42,8 +44,12 @@ def peer_table(peers: dict[str, Any]) -> str:
         cells = []
         for name in servers:
             value = figures[name][key]
-            cells.append("did not run" if value is None else f"{_fmt(value)} {unit}")
-        others = [v for n in servers[1:] if (v := figures[n][key]) is not None]
+            mark = " (in memory, not stored)" if key.startswith("writes") and \
+                name not in DURABLE else ""
+            cells.append("did not run" if value is None else f"{_fmt(value)} {unit}{mark}")
+        # Only acknowledgements that mean the same thing are compared.
+        others = [v for n in servers[1:] if (v := figures[n][key]) is not None
+                  and (n in DURABLE or not key.startswith("writes"))]
         mine = figures["coedit"][key]
         verdict = ""
         if mine is not None and others:
@@ -146,6 +152,9 @@ def _growth(growth: dict[str, Any], peers: dict[str, Any], path: Path) -> None:
     conns.set_ylabel("resident memory added, MiB")
     conns.legend(fontsize=8)
     conns.set_title("Memory as connections grow")
+    for ax in (subs, writers, docs, conns):
+        ax.set_ylim(bottom=0)  # throughput and memory from zero: no exaggerated slopes
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -431,6 +431,11 @@ def _peer_rows(out: dict[str, Any], chosen: list[peers.Peer], rows: list[Row]) -
                 rows.append(Row("peers", what, value, unit, peer.label, None, "ahead",
                                 "n/a", f"peer did not run: {str(error)[:100]}"))
                 continue
+            if key.startswith("writes") and not peer.acks_durable:
+                rows.append(Row("peers", what, value, unit, f"{peer.label} (in memory)", other,
+                                "ahead", "not comparable",
+                                "the peer acknowledges before storing (debounced)"))
+                continue
             ahead = value > other if more_is_better else value < other
             factor = value / other if more_is_better else other / value if value else 0.0
             rows.append(Row("peers", what, value, unit, peer.label, other, "ahead",

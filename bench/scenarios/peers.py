@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = ["PEERS", "Peer", "peer_fanout", "peer_latency", "peer_memory", "peer_
 
 SUBSCRIBERS = 200
 WRITERS = 16
+STORED = re.compile(r"^stored .* t=([\d.]+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Peer:
     name: str  # the folder under bench/node/ and the wire module under bench/wires/
     label: str
     path: str  # what a subscriber's WebSocket URL asks for
+    # Whether a write's acknowledgement means it is in PostgreSQL. Hocuspocus acknowledges
+    # (SyncStatus) once the update is applied in memory and stores later, debounced.
+    acks_durable: bool = True
 
     def url(self, port: int) -> str:
         return f"ws://127.0.0.1:{port}{self.path}"
@@ -50,7 +55,7 @@ class Peer:
 
 PEERS = (
     Peer("sharedb", "ShareDB", "/"),
-    Peer("hocuspocus", "Hocuspocus", "/"),
+    Peer("hocuspocus", "Hocuspocus", "/", acks_durable=False),
     Peer("socketio", "Socket.IO (Node)", "/socket.io/?EIO=4&transport=websocket"),
 )
 
@@ -136,13 +141,24 @@ async def peer_writes(ctx: RunContext, peer: Peer, *, documents: int) -> dict[st
                 end = start + ctx.window
                 result, usage = await asyncio.gather(driver.window(start, end),
                                                      usage_during(pids, start, end))
-                windows.append({**result, "usage": usage.as_dict()})
+                windows.append({**result, "usage": usage.as_dict(), "start": start,
+                                "end": end})
+        log = servers[0].process.log_tail(10_000_000)
+    for window in windows:
+        window["stores"] = _stores_between(log, window["start"], window["end"])
     best = max(windows, key=lambda w: w["acked"])
     rate = best["acked"] / ctx.window
     node_cores = best["usage"]["cores"].get("node", 0.0)
     return {**best, "writers": WRITERS, "documents": documents, "commits_per_s": rate,
             "node_cpu_ms_per_commit": 1000 * node_cores / rate if rate else None,
             "windows": [round(w["acked"] / ctx.window, 1) for w in windows]}
+
+
+def _stores_between(log: str, start: float, end: float) -> int | None:
+    """Stores a server logged (``stored ... t=<monotonic s>``) inside a window; None for a
+    peer that stores with every acknowledged write and logs none."""
+    times = [float(t) for t in STORED.findall(log)]
+    return sum(1 for t in times if start <= t < end) if times or "stores=" in log else None
 
 
 async def peer_latency(ctx: RunContext, peer: Peer, *,
