@@ -344,9 +344,10 @@ class Session:
                 self.close(CloseCode.TOO_BIG)
                 return
             self._take(self._read_request(text, data, size))
-            queue = self._queue
-            if queue is not None and (len(queue) >= QUEUE_FRAMES
-                                      or self._queued_bytes >= QUEUE_BYTES):
+            # No local for the queue: held across the next receive(), it would keep the
+            # deque of a worker long finished, for as long as the connection stays idle.
+            if self._queue is not None and (len(self._queue) >= QUEUE_FRAMES
+                                            or self._queued_bytes >= QUEUE_BYTES):
                 await self._wait_for_room()
 
     def _read_request(self, text: str | None, data: bytes | None, size: int) -> _Request:
