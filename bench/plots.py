@@ -57,6 +57,18 @@ def peer_table(peers: dict[str, Any]) -> str:
             ratio = mine / best if more_is_better else (best / mine if mine else 0.0)
             verdict = f"{ratio:.2f}x ({'ahead' if ratio > 1 else 'behind'})"
         lines.append(f"| {what} | " + " | ".join(cells) + f" | {verdict} |")
+    mine = figures["coedit"]["fanout_1n"]
+    for name in servers[1:]:
+        merged = peers.get(name, {}).get("fanout_1n_merged")
+        if not isinstance(merged, dict) or "changes_per_s" not in merged or mine is None:
+            continue
+        changes = merged["changes_per_s"]
+        cells = [f"{_fmt(mine)} changes/s" if n == "coedit" else
+                 f"{_fmt(changes)} changes/s (frames of ~{merged['bytes_per_frame']:.0f} B)"
+                 if n == name else "" for n in servers]
+        lines.append(f"| fan-out, 1 node, {LABELS[name]} merging changes (its default) | "
+                     + " | ".join(cells) + f" | {mine / changes:.2f}x against "
+                     f"{LABELS[name]} |")
     return "\n".join(lines) + "\n"
 
 

@@ -390,6 +390,9 @@ async def scenario_peers(ctx: RunContext, cluster: BenchCluster, out: dict[str, 
             await cluster.stop()
         for peer in chosen:
             await _guarded(out[peer.name], key, peers.peer_fanout(ctx, peer, nodes=nodes))
+            if peer.merging and nodes == 1:
+                await _guarded(out[peer.name], "fanout_1n_merged", peers.peer_fanout(
+                    ctx, peer, nodes=1, env=peer.merging, tag="-merged"))
     out["pgbench"] = await writes.pgbench_ceiling(ctx)
     for key, documents in (("writes_16", 16), ("writes_hot", 1)):
         started = await cluster.start(1, redis=False, tag=f"-peers-{key}")
@@ -442,6 +445,24 @@ def _peer_rows(out: dict[str, Any], chosen: list[peers.Peer], rows: list[Row]) -
                             f"holds ({factor:.2f}x)" if ahead else
                             f"fails (peer {1 / factor if factor else float('inf'):.2f}x "
                             "ahead)"))
+    for peer in chosen:
+        merged, single = out[peer.name].get("fanout_1n_merged"), out[peer.name].get("fanout_1n")
+        if not (merged and single and "bytes_per_frame" in merged
+                and single.get("bytes_per_frame")):
+            continue
+        # Changes, not frames: the bytes delivered over the size of a one-change frame.
+        changes = merged["frames_per_s"] * merged["bytes_per_frame"] / single["bytes_per_frame"]
+        merged["changes_per_s"] = changes
+        value = mine["fanout_1n"]
+        if value is not None:
+            rows.append(Row("peers", "fan-out, 1 node, with the peer merging changes into "
+                            "frames: changes delivered/s", value, "frames/s",
+                            f"{peer.label} (its default)", changes, "ahead",
+                            f"holds ({value / changes:.2f}x)" if value > changes else
+                            f"fails (peer {changes / value:.2f}x ahead)",
+                            f"{merged['bytes_per_frame']:.0f} bytes a frame, about "
+                            f"{merged['bytes_per_frame'] / single['bytes_per_frame']:.1f} "
+                            "changes"))
     for key, label in (("writes_16", "full-distinct"), ("writes_hot", "full-hot")):
         value = mine[key]
         if value is not None:

@@ -48,6 +48,9 @@ class Peer:
     # Whether a write's acknowledgement means it is in PostgreSQL. Hocuspocus acknowledges
     # (SyncStatus) once the update is applied in memory and stores later, debounced.
     acks_durable: bool = True
+    # Settings of the peer's own default that merges several changes into one frame, which
+    # the one-frame-per-change scenarios turn off (its figure is reported beside them).
+    merging: dict[str, str] | None = None
 
     def url(self, port: int) -> str:
         return f"ws://127.0.0.1:{port}{self.path}"
@@ -55,7 +58,8 @@ class Peer:
 
 PEERS = (
     Peer("sharedb", "ShareDB", "/"),
-    Peer("hocuspocus", "Hocuspocus", "/", acks_durable=False),
+    Peer("hocuspocus", "Hocuspocus", "/", acks_durable=False,
+         merging={"HOCUSPOCUS_FLUSH_DELAY": "0"}),
     Peer("socketio", "Socket.IO (Node)", "/socket.io/?EIO=4&transport=websocket"),
 )
 
@@ -72,7 +76,8 @@ class PeerNode:
 
 @contextlib.asynccontextmanager
 async def peer_nodes(ctx: RunContext, peer: Peer, count: int, *, redis: bool,
-                     tag: str) -> AsyncIterator[list[PeerNode]]:
+                     tag: str, env: dict[str, str] | None = None
+                     ) -> AsyncIterator[list[PeerNode]]:
     """``count`` nodes of ``peer`` on a fresh database (and Redis under a fresh prefix)."""
     ensure_installed((peer.name,))
     async with scratch_database(f"bench_{peer.name}") as dsn:
@@ -81,10 +86,12 @@ async def peer_nodes(ctx: RunContext, peer: Peer, count: int, *, redis: bool,
         try:
             for index in range(count):
                 port = free_port()
-                env = {"PORT": str(port), "PG_URL": dsn, "REDIS_PREFIX": prefix}
+                settings = {"PORT": str(port), "PG_URL": dsn, "REDIS_PREFIX": prefix,
+                            **(env or {})}
                 if redis:
-                    env["REDIS_URL"] = REDIS_URL
-                process = node_server(peer.name, f"{peer.name}{tag}-{index}", env, ctx.log_dir)
+                    settings["REDIS_URL"] = REDIS_URL
+                process = node_server(peer.name, f"{peer.name}{tag}-{index}", settings,
+                                      ctx.log_dir)
                 await process.start()
                 nodes.append(PeerNode(process, port))
             await asyncio.gather(*(n.process.wait_for_log("ready", 60) for n in nodes))
@@ -104,10 +111,11 @@ async def driving(ctx: RunContext, peer: Peer, name: str,
         await driver.stop()
 
 
-async def peer_fanout(ctx: RunContext, peer: Peer, *, nodes: int = 1) -> dict[str, Any]:
+async def peer_fanout(ctx: RunContext, peer: Peer, *, nodes: int = 1,
+                      env: dict[str, str] | None = None, tag: str = "") -> dict[str, Any]:
     doc = "fanout"
-    tag = f"-fanout{nodes}n"
-    async with peer_nodes(ctx, peer, nodes, redis=nodes > 1, tag=tag) as servers:
+    tag = f"-fanout{nodes}n{tag}"
+    async with peer_nodes(ctx, peer, nodes, redis=nodes > 1, tag=tag, env=env) as servers:
         urls = [peer.url(n.port) for n in servers]
         spec = {"scenario": "fanout", "url": urls[0], "pacer_urls": urls, "doc": doc,
                 "size": fanout.FRAME_BYTES, "ahead": 8}
