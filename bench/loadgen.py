@@ -288,7 +288,7 @@ def _emit(message: dict[str, Any]) -> None:
 
 async def _lines() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20)
+    reader = asyncio.StreamReader(limit=1 << 26)  # a spec lists every connection's target
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     return reader
 

@@ -111,7 +111,7 @@ def _growth(growth: dict[str, Any], peers: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     subs, writers, docs, conns = axes.flat
 
-    points = _points(growth, "subscribers")
+    points = [p for p in _points(growth, "subscribers") if "error" not in p]
     if points:
         x = [p["subscribers"] for p in points]
         subs.plot(x, [p["frames_per_s"] for p in points], "o-", color=COEDIT,

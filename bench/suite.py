@@ -488,6 +488,11 @@ async def scenario_growth(ctx: RunContext, cluster: BenchCluster, out: dict[str,
     await _guarded(out, "documents", growth.documents_curve(ctx, cluster))
     await _guarded(out, "connections", growth.connections_curve(ctx, cluster))
     for point in out["subscribers"] if isinstance(out["subscribers"], list) else []:
+        if "error" in point:
+            rows.append(Row("growth (error)", f"{point['subscribers']:,} subscribers",
+                            float("nan"), "", verdict="did not run",
+                            notes=point["error"][:160]))
+            continue
         rows.append(Row("growth", f"{point['subscribers']:,} subscribers: delivered",
                         point["frames_per_s"], "frames/s",
                         notes=f"p50 {point['p50_ms'] or 0:.1f} ms, p99 "

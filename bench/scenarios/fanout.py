@@ -145,7 +145,7 @@ async def _sized_value(writer: CoeditClient, pacer: CoeditClient, doc: str,
 
 async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node], wire: str,
                         *, processes: int = 2, subscribers: int = SUBSCRIBERS,
-                        stamp_every: int = 0) -> dict[str, Any]:
+                        stamp_every: int = 0, open_timeout: float = 600.0) -> dict[str, Any]:
     """One writer on ``nodes[0]``; ``subscribers`` spread evenly over ``nodes``.
 
     With ``stamp_every`` the writer stamps its patches and every n-th subscriber times them.
@@ -165,7 +165,12 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
                          concurrency=50, heartbeat_s=DEFAULT_HEARTBEAT_S,
                          targets=[{"url": n.ws_url(reader), "doc": doc} for n in nodes])
         async with LoadFleet(spec, processes, ctx.log_dir) as fleet:
-            opened = await fleet.open(timeout=600)
+            try:
+                opened = await fleet.open(timeout=open_timeout)
+            except TimeoutError:
+                count = await _open_connections(nodes[0])
+                raise RuntimeError(f"only {count} of {subscribers} subscribers connected in "
+                                   f"{open_timeout:.0f} s") from None
             if opened["failed"]:
                 raise RuntimeError(f"coedit: {opened['failed']} subscribers failed: {opened}")
             paced = PacedWriter(writer, pacers, doc, version, value, stamped=stamp_every > 0)
@@ -187,3 +192,19 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
     return {"nodes": len(nodes), "wire": wire, "processes": processes,
             "writes": stats.acked, "write_errors": stats.errors,
             "first_error": stats.first_error, **result}
+
+
+async def _open_connections(node: Node) -> str:
+    """The node's own count of open sessions (its ``/metrics``), for a ramp that ran out."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", node.port), 5)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        body = (await asyncio.wait_for(reader.read(), 10)).decode(errors="replace")
+        writer.close()
+    except (OSError, TimeoutError):
+        return "an unknown number"
+    for line in body.splitlines():
+        if line.startswith("coedit_ws_connections "):
+            return str(int(float(line.split()[1])))
+    return "an unknown number"

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import pgbench
@@ -34,25 +36,40 @@ __all__ = ["connections_curve", "documents_curve", "memory_curve", "subscribers_
 JSON = "coedit.v1.json"
 TIMED_SUBSCRIBERS = 200  # how many subscribers time deliveries, whatever the total
 CONNECTIONS_PER_PROCESS = 2500
+# Every subscriber of one document is told of every other (its subscribe reply lists them,
+# each join is announced to all), so filling one document costs the square of its size:
+# past this long a point is reported with how many had subscribed.
+RAMP_LIMIT_S = 240.0
 
 
 def _points(ctx: RunContext, full: tuple[int, ...], quick: tuple[int, ...]) -> tuple[int, ...]:
     return quick if ctx.quick else full
 
 
-async def subscribers_curve(ctx: RunContext, cluster: BenchCluster) -> list[dict[str, Any]]:
-    points = []
-    for count in _points(ctx, (200, 2000, 10_000), (200, 2000)):
+async def subscribers_curve(ctx: RunContext, cluster: BenchCluster,
+                            points: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    readings = []
+    for count in points or _points(ctx, (200, 1000, 2000, 4000, 10_000), (200, 1000, 2000)):
         nodes = await cluster.start(1, redis=False, tag=f"-grow-sub{count}")
         try:
             result = await fanout.coedit_fanout(
                 ctx, cluster, nodes, JSON, subscribers=count,
                 processes=max(2, min(4, count // CONNECTIONS_PER_PROCESS)),
-                stamp_every=max(1, count // TIMED_SUBSCRIBERS))
+                stamp_every=max(1, count // TIMED_SUBSCRIBERS), open_timeout=RAMP_LIMIT_S)
+        except Exception as exc:  # the points measured so far still count
+            readings.append({"subscribers": count, "error": _describe(exc)})
+            continue
         finally:
             await cluster.stop()
-        points.append({"subscribers": count, **result})
-    return points
+        readings.append({"subscribers": count, **result})
+    return readings
+
+
+def _describe(exc: BaseException) -> str:
+    """The error and where it was raised: a bare TimeoutError says nothing of which wait."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames[-4:]))
+    return f"{type(exc).__name__}: {exc} at {where}"
 
 
 async def writers_curve(ctx: RunContext, cluster: BenchCluster) -> list[dict[str, Any]]:
