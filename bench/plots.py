@@ -131,6 +131,13 @@ def _merged_panel(ax: Any, peers: dict[str, Any], mine: float | None) -> None:
     ax.tick_params(axis="y", labelsize=8)
 
 
+def _plain_ticks(ax: Any, x: list[int]) -> None:
+    """Ticks at the measured points, written out: log-scale labels like 3x10^2 collide."""
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:,}" for v in x], fontsize=8)
+    ax.minorticks_off()
+
+
 def _points(growth: dict[str, Any], key: str) -> list[dict[str, Any]]:
     value = growth.get(key)
     return value if isinstance(value, list) else []
@@ -152,6 +159,8 @@ def _growth(growth: dict[str, Any], peers: dict[str, Any], path: Path) -> None:
         right.plot(x, [p.get("p99_ms") or math.nan for p in points], "s--", color="#dc2626",
                    label="p99 write to delivery")
         right.set_ylabel("p99, ms")
+        right.set_ylim(bottom=0)
+        _plain_ticks(subs, x)
         subs.legend(loc="upper left", fontsize=8)
         right.legend(loc="lower right", fontsize=8)
     subs.set_title("Fan-out as subscribers grow (one node)")
@@ -164,6 +173,7 @@ def _growth(growth: dict[str, Any], peers: dict[str, Any], path: Path) -> None:
         writers.plot(x, [p["pgbench_commits_per_s"] for p in points], "s--",
                      color=PEER_COLOURS["pgbench"], label="pgbench, one write per transaction")
         writers.set_xscale("log", base=2)
+        _plain_ticks(writers, x)
         writers.set_xlabel("closed-loop writers, each on its own document")
         writers.set_ylabel("writes a second")
         writers.legend(fontsize=8)
@@ -174,6 +184,7 @@ def _growth(growth: dict[str, Any], peers: dict[str, Any], path: Path) -> None:
         x = [p["documents"] for p in points]
         docs.plot(x, [p["commits_per_s"] for p in points], "o-", color=COEDIT)
         docs.set_xscale("log")
+        _plain_ticks(docs, x)
         docs.set_xlabel("documents the 16 writers spread over (1 = one hot document)")
         docs.set_ylabel("writes a second")
     docs.set_title("Acknowledged writes as documents grow")
