@@ -143,6 +143,14 @@ def _setting(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _node_env_and_out(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--node-env", type=_setting, action="append", default=[],
+                     metavar="COEDIT_NAME=VALUE",
+                     help="a setting for every coedit node (repeatable)")
+    sub.add_argument("--out", type=Path, default=RESULTS,
+                     help="where results and logs go (default bench/results)")
+
+
 def _run_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quick", action="store_true",
                      help="short windows and 2,000 instead of 10,000 connections")
@@ -150,11 +158,7 @@ def _run_options(sub: argparse.ArgumentParser) -> None:
                      help="load processes for the fan-out scenarios (default 2)")
     sub.add_argument("--profile", action="store_true",
                      help="sample the coedit node with py-spy (figures then skew)")
-    sub.add_argument("--node-env", type=_setting, action="append", default=[],
-                     metavar="COEDIT_NAME=VALUE",
-                     help="a setting for every coedit node (repeatable)")
-    sub.add_argument("--out", type=Path, default=RESULTS,
-                     help="where results and logs go (default bench/results)")
+    _node_env_and_out(sub)
     sub.add_argument("--peers", default=",".join(PEER_NAMES),
                      help="the Node.js peers to measure (default: all)")
 
@@ -198,11 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                               "instead of one Redis")
     chaos_parser.add_argument("--heartbeat-ms", type=int, default=1000,
                               help="COEDIT_HEARTBEAT_MS of the nodes (default 1000)")
-    chaos_parser.add_argument("--node-env", type=_setting, action="append", default=[],
-                              metavar="COEDIT_NAME=VALUE",
-                              help="a setting for every coedit node (repeatable)")
-    chaos_parser.add_argument("--out", type=Path, default=RESULTS,
-                              help="where results and logs go (default bench/results)")
+    _node_env_and_out(chaos_parser)
     args = parser.parse_args(argv or sys.argv[1:] or ["run"])
     if args.command == "fuzz":
         from bench.fuzz_run import run_fuzz
