@@ -23,7 +23,6 @@ driver speaks JSON lines on stdin/stdout like :mod:`bench.loadgen`:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import shutil
@@ -32,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.procs import ChildProcess
+from bench.procs import ChildProcess, JsonLinesProcess
 
 __all__ = ["NODE_DIR", "NodeDriver", "ensure_installed", "node_binary", "node_server"]
 
@@ -49,11 +48,8 @@ def node_binary() -> Path:
     return RUNTIME / "node_modules" / f"node-linux-{arch}" / "bin" / "node"
 
 
-def _npm_cli() -> list[str]:
+def _npm_cli(npm: str) -> list[str]:
     """npm's own script, run by the Node 22 binary (engines checks then see Node 22)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is needed to install the Node.js peers (apt install npm)")
     cli = Path(npm).resolve()
     return [str(cli)] if cli.suffix != ".js" else [str(node_binary()), str(cli)]
 
@@ -76,7 +72,7 @@ def ensure_installed(peers: tuple[str, ...] = PEERS) -> None:
     if system_npm is None:
         raise RuntimeError("npm is needed to install the Node.js peers (apt install npm)")
     _install(RUNTIME, [system_npm])
-    npm = _npm_cli()
+    npm = _npm_cli(system_npm)
     for peer in peers:
         _install(NODE_DIR / peer, npm)
 
@@ -88,67 +84,31 @@ def node_server(peer: str, name: str, env: dict[str, str], log_dir: Path) -> Chi
                         env=full, log_dir=log_dir, cwd=NODE_DIR / peer)
 
 
-class NodeDriver:
+class NodeDriver(JsonLinesProcess):
     """The writing side of one scenario against a peer, in its own Node process."""
 
     def __init__(self, peer: str, name: str, spec: dict[str, Any], log_dir: Path) -> None:
-        self.peer = peer
-        self.name = name
+        super().__init__(name, [str(node_binary()), str(NODE_DIR / peer / "driver.mjs")],
+                         log_dir, cwd=NODE_DIR / peer,
+                         env={**os.environ, "NODE_ENV": "production"})
         self.spec = spec
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: asyncio.subprocess.Process | None = None
 
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise RuntimeError(f"{self.name} was not started")
-        return self.proc.pid
-
-    async def start(self, timeout: float = 120.0) -> dict[str, Any]:
-        with self.log_path.open("wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                str(node_binary()), str(NODE_DIR / self.peer / "driver.mjs"),
-                cwd=NODE_DIR / self.peer, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=log,
-                env={**os.environ, "NODE_ENV": "production"}, limit=1 << 24)
-        self._send(self.spec)
-        return await self._receive("ready", timeout)
+    async def launch(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Start the driver with its scenario; returns once it has set up (``ready``)."""
+        await self.start(self.spec)
+        return await self._until("ready", timeout)
 
     def go(self) -> None:
-        self._send({"cmd": "go"})
+        self.send({"cmd": "go"})
 
     async def window(self, start: float, end: float) -> dict[str, Any]:
-        self._send({"cmd": "window", "start": start, "end": end})
-        return await self._receive("result", end - start + 30.0)
+        self.send({"cmd": "window", "start": start, "end": end})
+        return await self._until("result", end - start + 30.0)
 
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        try:
-            self._send({"cmd": "exit"})
-            if proc.stdin is not None:
-                proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 10)
-        except (TimeoutError, BrokenPipeError, ConnectionResetError):
-            proc.kill()
-            await proc.wait()
-
-    def _send(self, message: dict[str, Any]) -> None:
-        if self.proc is None or self.proc.stdin is None:
-            raise RuntimeError(f"{self.name} was not started")
-        self.proc.stdin.write((json.dumps(message) + "\n").encode())
-
-    async def _receive(self, event: str, timeout: float) -> dict[str, Any]:
-        if self.proc is None or self.proc.stdout is None:
-            raise RuntimeError(f"{self.name} was not started")
+    async def _until(self, event: str, timeout: float) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while True:
-                line = await self.proc.stdout.readline()
-                if not line:
-                    tail = self.log_path.read_text()[-2000:]
-                    raise RuntimeError(f"{self.name} exited before '{event}':\n{tail}")
-                message: dict[str, Any] = json.loads(line)
+                message = await self.receive(timeout)
                 if message.get("event") == "error":
                     raise RuntimeError(f"{self.name}: {message.get('message')}")
                 if message.get("event") == event:

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from bench.scenarios.peers import PEERS
-from bench.suite import PEER_MEASURES, _peer_figures
+from bench.suite import PEER_MEASURES, peer_figures
 
 __all__ = ["draw", "peer_table"]
 
@@ -36,7 +36,7 @@ def _servers(peers: dict[str, Any]) -> list[str]:
 def peer_table(peers: dict[str, Any]) -> str:
     """The head-to-head figures as a Markdown table, one column per server."""
     servers = _servers(peers)
-    figures = {name: _peer_figures(peers.get(name, {})) for name in servers}
+    figures = {name: peer_figures(peers.get(name, {})) for name in servers}
     head = ("| measure | " + " | ".join(LABELS[s] for s in servers)
             + " | coedit against the best peer |")
     lines = [head, "|---" * (len(servers) + 2) + "|"]
@@ -80,7 +80,7 @@ def _fmt(value: float) -> str:
 
 def _peer_bars(peers: dict[str, Any], path: Path) -> None:
     servers = _servers(peers)
-    figures = {name: _peer_figures(peers.get(name, {})) for name in servers}
+    figures = {name: peer_figures(peers.get(name, {})) for name in servers}
     fig, axes = plt.subplots(2, 4, figsize=(15, 7))
     for ax, (key, what, unit, more_is_better) in zip(axes.flat, PEER_MEASURES, strict=False):
         values = [figures[s][key] for s in servers]

@@ -26,9 +26,11 @@ __all__ = [
     "CLOCK_TICKS",
     "COEDIT",
     "ChildProcess",
+    "JsonLinesProcess",
     "LoadFleet",
     "cpu_seconds",
     "free_port",
+    "http_get",
     "postgres_backends",
     "rss_kb",
 ]
@@ -76,6 +78,20 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def http_get(host: str, port: int, path: str) -> tuple[int, str]:
+    """``GET path`` on a plain HTTP/1.1 connection: the status and the body, headers and all
+    (enough for ``/readyz`` and ``/metrics``; no client library in the controller)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        response = (await reader.read()).decode(errors="replace")
+    finally:
+        writer.close()
+    parts = response.split(" ", 2)
+    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), response
 
 
 class ChildProcess:
@@ -126,12 +142,8 @@ class ChildProcess:
                 if self.proc is None or self.proc.returncode is not None:
                     raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
                 with contextlib.suppress(OSError):
-                    reader, writer = await asyncio.open_connection(host, int(port))
-                    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
-                                 "Connection: close\r\n\r\n".encode())
-                    status = await reader.readline()
-                    writer.close()
-                    if b" 200 " in status:
+                    status, _ = await http_get(host, int(port), path)
+                    if status == 200:
                         return
                 await asyncio.sleep(0.1)
 
@@ -147,50 +159,54 @@ class ChildProcess:
             await proc.wait()
 
 
-class _LoadProcess:
-    def __init__(self, spec: FleetSpec, log_dir: Path, name: str) -> None:
-        self.spec = spec
+class JsonLinesProcess:
+    """A child spoken to in JSON lines: commands on its stdin, replies on its stdout, its
+    stderr to a log file. The load processes and the Node.js peers' drivers are such."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, *, cwd: Path = ROOT,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.cwd = cwd
+        self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
-        self.ready: dict[str, Any] = {}
 
-    async def start(self) -> None:
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was not started")
+        return self.proc.pid
+
+    async def start(self, first: dict[str, Any]) -> None:
+        """Start the child and send it its first line (what it is to do)."""
         with self.log_path.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                PYTHON, "-m", "bench.loadgen", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=log,
-                limit=64 * 1024 * 1024,
+                *self.argv, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=log, limit=64 * 1024 * 1024,
             )
-        self._send({**asdict(self.spec)})
+        self.send(first)
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> None:
         if self.proc is None or self.proc.stdin is None:
-            raise RuntimeError("load process not started")
+            raise RuntimeError(f"{self.name} was not started")
         self.proc.stdin.write((json.dumps(message) + "\n").encode())
 
-    async def _receive(self, timeout: float) -> dict[str, Any]:
+    async def receive(self, timeout: float) -> dict[str, Any]:
+        """The child's next line; an error with its log's tail if it exited instead."""
         if self.proc is None or self.proc.stdout is None:
-            raise RuntimeError("load process not started")
+            raise RuntimeError(f"{self.name} was not started")
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
-            raise RuntimeError(f"load process died: {self.log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"{self.name} died: {self.log_path.read_text()[-2000:]}")
         return json.loads(line)  # type: ignore[no-any-return]
 
-    async def wait_ready(self, timeout: float) -> dict[str, Any]:
-        self.ready = await self._receive(timeout)
-        return self.ready
-
-    def window(self, start: float, end: float) -> None:
-        self._send({"cmd": "window", "start": start, "end": end})
-
-    async def result(self, timeout: float) -> dict[str, Any]:
-        return await self._receive(timeout)
-
     async def stop(self) -> None:
+        """Ask the child to exit (``{"cmd": "exit"}`` and end of input), then kill it."""
         if self.proc is None or self.proc.returncode is not None:
             return
         with contextlib.suppress(Exception):
-            self._send({"cmd": "exit"})
+            self.send({"cmd": "exit"})
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
         try:
@@ -198,6 +214,23 @@ class _LoadProcess:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+
+
+class _LoadProcess(JsonLinesProcess):
+    def __init__(self, spec: FleetSpec, log_dir: Path, name: str) -> None:
+        super().__init__(name, [PYTHON, "-m", "bench.loadgen"], log_dir)
+        self.spec = spec
+        self.ready: dict[str, Any] = {}
+
+    async def wait_ready(self, timeout: float) -> dict[str, Any]:
+        self.ready = await self.receive(timeout)
+        return self.ready
+
+    def window(self, start: float, end: float) -> None:
+        self.send({"cmd": "window", "start": start, "end": end})
+
+    async def result(self, timeout: float) -> dict[str, Any]:
+        return await self.receive(timeout)
 
 
 class LoadFleet:
@@ -230,7 +263,7 @@ class LoadFleet:
     async def open(self, timeout: float = 120.0) -> dict[str, Any]:
         """Start every process and wait until all their connections are open (or failed)."""
         for process in self.processes:
-            await process.start()
+            await process.start(asdict(process.spec))
         readies = await asyncio.gather(*(p.wait_ready(timeout) for p in self.processes))
         errors = [e for r in readies for e in r["errors"]]
         return {"connected": sum(r["connected"] for r in readies),

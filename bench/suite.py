@@ -337,13 +337,26 @@ PEER_MEASURES = (
     ("writes_hot", "acknowledged writes, 16 writers on 1 document", "writes/s", True),
     ("latency_p50", "A->B at 1,000 writes/s: p50", "ms", False),
     ("latency_p99", "A->B at 1,000 writes/s: p99", "ms", False),
-    ("memory", "RSS per idle subscribed connection (10,000)", "KB", False),
+    ("memory", "RSS per idle subscribed connection (10,000; 2,000 with --quick)", "KB", False),
 )
 MEMORY_CONNECTIONS = 10_000
 
 
-def _peer_figures(results: dict[str, Any]) -> dict[str, float | None]:
-    """The one number of each measure, from one server's raw results."""
+# Where each measure's figure sits in one server's raw results: (result key, field).
+PEER_FIGURES = {
+    "fanout_1n": ("fanout_1n", "frames_per_s"),
+    "fanout_2n": ("fanout_2n", "frames_per_s"),
+    "writes_16": ("writes_16", "commits_per_s"),
+    "writes_hot": ("writes_hot", "commits_per_s"),
+    "latency_p50": ("latency", "p50_ms"),
+    "latency_p99": ("latency", "p99_ms"),
+    "memory": ("memory", "per_connection_kb"),
+}
+
+
+def peer_figures(results: dict[str, Any]) -> dict[str, float | None]:
+    """The one number of each measure, from one server's raw results (a curve's last point
+    for memory)."""
 
     def get(key: str, field: str) -> float | None:
         value = results.get(key, {})
@@ -352,15 +365,7 @@ def _peer_figures(results: dict[str, Any]) -> dict[str, float | None]:
         figure = value.get(field) if isinstance(value, dict) else None
         return float(figure) if figure is not None else None
 
-    return {
-        "fanout_1n": get("fanout_1n", "frames_per_s"),
-        "fanout_2n": get("fanout_2n", "frames_per_s"),
-        "writes_16": get("writes_16", "commits_per_s"),
-        "writes_hot": get("writes_hot", "commits_per_s"),
-        "latency_p50": get("latency", "p50_ms"),
-        "latency_p99": get("latency", "p99_ms"),
-        "memory": get("memory", "per_connection_kb"),
-    }
+    return {measure: get(key, field) for measure, (key, field) in PEER_FIGURES.items()}
 
 
 async def _guarded(out: dict[str, Any], key: str, step: Awaitable[Any]) -> None:
@@ -418,19 +423,19 @@ async def scenario_peers(ctx: RunContext, cluster: BenchCluster, out: dict[str, 
 
 
 def _peer_rows(out: dict[str, Any], chosen: list[peers.Peer], rows: list[Row]) -> None:
-    mine = _peer_figures(out["coedit"])
-    theirs = {p.name: _peer_figures(out[p.name]) for p in chosen}
+    mine = peer_figures(out["coedit"])
+    theirs = {p.name: peer_figures(out[p.name]) for p in chosen}
     pg = out["pgbench"]
     for key, what, unit, more_is_better in PEER_MEASURES:
         value = mine[key]
         if value is None:
             rows.append(Row("peers", what, float("nan"), unit, verdict="did not run",
-                            notes=str(out["coedit"].get(key.split("_p")[0], {}))[:120]))
+                            notes=str(out["coedit"].get(PEER_FIGURES[key][0], {}))[:120]))
             continue
         for peer in chosen:
             other = theirs[peer.name][key]
             if other is None:
-                error = out[peer.name].get(key.rsplit("_p", 1)[0], {}).get("error", "")
+                error = out[peer.name].get(PEER_FIGURES[key][0], {}).get("error", "")
                 rows.append(Row("peers", what, value, unit, peer.label, None, "ahead",
                                 "n/a", f"peer did not run: {str(error)[:100]}"))
                 continue

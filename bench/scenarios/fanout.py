@@ -17,7 +17,7 @@ from bench.cluster import BenchCluster, Node
 from bench.coedit_client import CoeditClient
 from bench.loadgen import FleetSpec
 from bench.measure import RunContext, percentile, usage_during
-from bench.procs import PYTHON, ChildProcess, LoadFleet, free_port
+from bench.procs import PYTHON, ChildProcess, LoadFleet, free_port, http_get
 from bench.profiling import profile_during
 from bench.scenarios.connections import DEFAULT_HEARTBEAT_S
 from bench.writers import PacedWriter, patch
@@ -197,11 +197,7 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
 async def _open_connections(node: Node) -> str:
     """The node's own count of open sessions (its ``/metrics``), for a ramp that ran out."""
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", node.port), 5)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        body = (await asyncio.wait_for(reader.read(), 10)).decode(errors="replace")
-        writer.close()
+        _, body = await asyncio.wait_for(http_get("127.0.0.1", node.port, "/metrics"), 10)
     except (OSError, TimeoutError):
         return "an unknown number"
     for line in body.splitlines():

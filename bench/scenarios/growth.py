@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -133,8 +134,7 @@ async def memory_curve(ctx: RunContext, pid: int, points: tuple[int, ...],
                              "rss_kb": rss,
                              "per_connection_kb": (rss - base) / max(1, target)})
         # Still all there? A short window over every fleet counts the open connections.
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 0.2
+        start = time.monotonic() + 0.2  # the load processes' clock
         results = await asyncio.gather(*(f.measure(start, start + 1.0) for f in fleets))
         still_open = sum(r["open"] for batch in results for r in batch)
     return [{**r, "base_rss_kb": base, "open_at_end": still_open} for r in readings]

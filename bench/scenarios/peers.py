@@ -105,7 +105,7 @@ async def driving(ctx: RunContext, peer: Peer, name: str,
                   spec: dict[str, Any]) -> AsyncIterator[NodeDriver]:
     driver = NodeDriver(peer.name, name, spec, ctx.log_dir)
     try:
-        await driver.start()
+        await driver.launch()
         yield driver
     finally:
         await driver.stop()
