@@ -26,8 +26,13 @@ class WireFormat(Enum):
     MSGPACK = "coedit.v1.msgpack"
 
 
+# Built once: json.dumps with options builds an encoder per call, as costly as a reply.
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                allow_nan=False).encode
+
+
 def encode_json(message: Any) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE_JSON(message)
 
 
 def encode_msgpack(message: Any) -> bytes:

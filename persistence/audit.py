@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -90,30 +91,25 @@ def event_hash(fields: dict[str, Any], prev_hash: str | None) -> str:
     ``idea`` came to events later than the chain: it is hashed only when set, so events
     stored before it existed (and events of no idea) still verify as they were written.
     """
-    body = {k: v for k, v in fields.items() if k not in ("seq", "hash", "prev_hash")}
+    body = {k: v for k, v in fields.items() if k not in ("seq", "hash", "prev_hash", "data")}
+    return _chain_hash(body, canonical_json(fields.get("data")), prev_hash)
+
+
+def _chain_hash(body: dict[str, Any], data_text: str, prev_hash: str | None) -> str:
+    """The hash of an event whose ``data`` is already canonical text.
+
+    A write encodes its event's data once, for the row: the canonical JSON of the whole
+    event is that text set between the canonical JSON of the keys that sort before
+    ``"data"`` and of those after it (``sort_keys`` orders keys as Python compares them), so
+    the hash needs neither a second encoding of the data nor a parse of it.
+    """
     if body.get("idea") is None:
         body.pop("idea", None)
-    material = canonical_json(body) + "\n" + (prev_hash or "")
+    before = canonical_json({k: v for k, v in body.items() if k < "data"})[1:-1]
+    after = canonical_json({k: v for k, v in body.items() if k > "data"})[1:-1]
+    members = [m for m in (before, f'"data":{data_text}', after) if m]
+    material = "{" + ",".join(members) + "}\n" + (prev_hash or "")
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
-def _hashed_fields(
-    *, event_id: str, ctx: AuditContext, draft: EventDraft, ts: datetime, data_text: str
-) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "tenant": ctx.tenant,
-        "type": draft.type,
-        "doc": draft.doc,
-        "kind": draft.kind,
-        "idea": draft.idea,
-        "version": draft.version,
-        "actor": {"id": ctx.actor.id, "name": ctx.actor.name, "kind": ctx.actor.kind},
-        "source": ctx.source,
-        "correlation_id": ctx.correlation_id,
-        "ts": format_ts(ts),
-        "data": loads(data_text),
-    }
 
 
 async def _lock_chain_head(conn: AsyncConnection, ctx: AuditContext, doc: str | None) -> str | None:
@@ -138,7 +134,7 @@ class PreparedEvent:
     """An event with its hash computed, waiting for the INSERT that gives it its ``seq``."""
 
     params: dict[str, Any]  # the ``events`` row
-    event: dict[str, Any]  # as the API shows it; ``seq`` is None until inserted
+    inserted_seq: int | None = None
 
     @property
     def hash(self) -> str:
@@ -146,10 +142,14 @@ class PreparedEvent:
 
     @property
     def seq(self) -> int:
-        seq = self.event["seq"]
-        if seq is None:
+        if self.inserted_seq is None:
             raise RuntimeError("the event has not been inserted yet: call insert_events first")
-        return int(seq)
+        return self.inserted_seq
+
+    @property
+    def event(self) -> dict[str, Any]:
+        """The event as the API shows it (built when asked: the write path never does)."""
+        return _event_view(self.inserted_seq, self.params)
 
 
 def prepare_event(
@@ -162,9 +162,15 @@ def prepare_event(
     """
     event_id = str(uuid.uuid4())
     data_text = canonical_json(draft.data)
-    fields = _hashed_fields(event_id=event_id, ctx=ctx, draft=draft, ts=ts, data_text=data_text)
-    digest = event_hash(fields, prev_hash)
-    params = {
+    actor = ctx.actor
+    hashed = {
+        "id": event_id, "tenant": ctx.tenant, "type": draft.type, "doc": draft.doc,
+        "kind": draft.kind, "idea": draft.idea, "version": draft.version,
+        "actor": {"id": actor.id, "name": actor.name, "kind": actor.kind},
+        "source": ctx.source, "correlation_id": ctx.correlation_id, "ts": format_ts(ts),
+    }
+    digest = _chain_hash(hashed, data_text, prev_hash)
+    return PreparedEvent({
         "id": event_id,
         "tenant": ctx.tenant,
         "type": draft.type,
@@ -172,17 +178,16 @@ def prepare_event(
         "kind": draft.kind,
         "idea": draft.idea,
         "version": draft.version,
-        "actor_id": ctx.actor.id,
-        "actor_name": ctx.actor.name,
-        "actor_kind": ctx.actor.kind,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "actor_kind": actor.kind,
         "source": ctx.source,
         "correlation_id": ctx.correlation_id,
         "ts": ts,
         "data": data_text,
         "prev_hash": prev_hash,
         "hash": digest,
-    }
-    return PreparedEvent(params, {"seq": None, **fields, "prev_hash": prev_hash, "hash": digest})
+    })
 
 
 async def insert_events(conn: AsyncConnection, prepared: list[PreparedEvent]) -> None:
@@ -197,7 +202,7 @@ async def insert_events(conn: AsyncConnection, prepared: list[PreparedEvent]) ->
     if len(seqs) != len(prepared):
         raise RuntimeError(f"inserted {len(prepared)} events but got {len(seqs)} seqs back")
     for item, seq in zip(prepared, seqs, strict=True):
-        item.event["seq"] = seq
+        item.inserted_seq = seq
 
 
 async def append_event(
@@ -234,22 +239,28 @@ async def append_event(
 
 def event_from_row(row: Row[Any]) -> dict[str, Any]:
     """An ``events`` row as the API shows it (the same fields the hash covers)."""
+    return _event_view(row.seq, row._mapping)
+
+
+def _event_view(seq: int | None, columns: Mapping[Any, Any]) -> dict[str, Any]:
+    """An event as the API shows it, from its ``events`` columns (stored, or about to be)."""
     return {
-        "seq": row.seq,
-        "id": row.id,
-        "tenant": row.tenant,
-        "type": row.type,
-        "doc": row.doc,
-        "kind": row.kind,
-        "idea": row.idea,
-        "version": row.version,
-        "actor": {"id": row.actor_id, "name": row.actor_name, "kind": row.actor_kind},
-        "source": row.source,
-        "correlation_id": row.correlation_id,
-        "ts": format_ts(row.ts),
-        "data": loads(row.data),
-        "prev_hash": row.prev_hash,
-        "hash": row.hash,
+        "seq": seq,
+        "id": columns["id"],
+        "tenant": columns["tenant"],
+        "type": columns["type"],
+        "doc": columns["doc"],
+        "kind": columns["kind"],
+        "idea": columns["idea"],
+        "version": columns["version"],
+        "actor": {"id": columns["actor_id"], "name": columns["actor_name"],
+                  "kind": columns["actor_kind"]},
+        "source": columns["source"],
+        "correlation_id": columns["correlation_id"],
+        "ts": format_ts(columns["ts"]),
+        "data": loads(columns["data"]),
+        "prev_hash": columns["prev_hash"],
+        "hash": columns["hash"],
     }
 
 

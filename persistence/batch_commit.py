@@ -36,6 +36,7 @@ from datetime import datetime
 
 from persistence.database import Database
 from persistence.errors import CoeditError
+from persistence.head_cache import HeadCache, KeptHeads
 from persistence.write_failures import CommitFailed, HeadMoved
 from persistence.write_sql import CoreWriteStatements
 from persistence.write_sql_pg import DriverWriteStatements
@@ -79,6 +80,8 @@ class BatchCommitter:
         self.rules = rules
         # Optimistic batches tried again because a document moved under them (PostgreSQL).
         self.moved_retries = 0
+        # Rows this node's optimistic writes left, for the next batch (PostgreSQL).
+        self.heads = HeadCache() if db.traits.driver_writes else None
 
     async def commit(
         self, requests: list[PatchRequest], *, clock: Callable[[], datetime]
@@ -93,6 +96,8 @@ class BatchCommitter:
             committing = False
             try:
                 async with write_transaction(self.db, optimistic=optimistic) as sql:
+                    if self.heads is not None:
+                        sql = _with_heads(self.heads, sql, requests, optimistic=optimistic)
                     outcomes = await write_patches(sql, requests, rules=self.rules, clock=clock)
                     committing = True
             except HeadMoved:
@@ -105,3 +110,16 @@ class BatchCommitter:
                     raise CommitFailed(exc) from exc
                 raise
             return outcomes
+
+
+def _with_heads(heads: HeadCache, sql: WriteStatements, requests: list[PatchRequest], *,
+                optimistic: bool) -> WriteStatements:
+    """Optimistic statements check the rows they were given, so they may take kept ones; a
+    locking transaction reads and locks every row, and its rows are not kept."""
+    if not optimistic:
+        heads.forget({r.doc_id for r in requests})
+        return sql
+    newest: dict[str, int] = {}
+    for request in requests:
+        newest[request.doc_id] = max(request.base, newest.get(request.doc_id, 0))
+    return KeptHeads(sql, heads, newest)

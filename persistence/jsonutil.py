@@ -14,16 +14,22 @@ from persistence.errors import BadRequest
 __all__ = ["canonical_json", "dumps", "loads"]
 
 
+# Built once: ``json.dumps`` with options builds a new encoder on every call, which costs a
+# short value's encoding again, several times on each write.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def canonical_json(value: Any) -> str:
     """Serialize so that equal values always give equal text (the hash chain depends on it)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _CANONICAL(value)
 
 
 def dumps(value: Any) -> str:
     """Compact JSON; refuses NaN and infinities, which JSON cannot carry."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _COMPACT(value)
     except ValueError as exc:
         raise BadRequest(f"value is not representable as JSON: {exc}") from exc
 

@@ -13,9 +13,10 @@ def utcnow() -> datetime:
 
 def format_ts(value: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a ``Z``: fixed width, sorts as text."""
-    utc = value.astimezone(UTC)
-    # strftime's %Y does not pad years before 1000 on every platform ("365-07-14").
-    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    # isoformat pads the year to four digits (strftime's %Y does not everywhere) and is
+    # twice as fast; a write formats its instant several times.
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_ts(text: str) -> datetime:

@@ -4,8 +4,9 @@ The same reads and writes as :class:`persistence.write_sql.CoreWriteStatements`,
 path that runs on every edit (:mod:`persistence.batch_commit` tells the optimistic path as a
 whole). Three things differ besides the driver:
 
-- Lists travel as arrays (``= ANY($1::varchar[])``, ``unnest``), so each statement has one
-  text whatever the batch's size and asyncpg prepares it once per connection.
+- Lists of keys travel as arrays (``= ANY($1::varchar[])``) and the rows a batch writes as
+  one JSON text per table (``json_to_recordset``), so each statement has one text whatever
+  the batch's size and asyncpg prepares it once per connection.
 - Everything a batch writes is one statement: the events, the document rows, the revisions,
   the snapshots and the idempotency keys are data-modifying CTEs of a single ``WITH``.
 - Optimistic batches: the documents are read without locks and outside any transaction
@@ -25,12 +26,14 @@ in chain order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import asyncpg
 
 from persistence.errors import Unavailable
+from persistence.jsonutil import dumps
+from persistence.timeutil import format_ts
 from persistence.write_failures import CommitFailed, HeadMoved
 from persistence.write_statements import (
     BatchRows,
@@ -63,84 +66,116 @@ _REVISIONS_AFTER = f"""
 SELECT {", ".join(Revision._fields)}
 FROM revisions WHERE doc = $1 AND version > $2 ORDER BY version
 """
-# $1 is the batch's instant; $2-$16 the events' columns; $17-$24 the revisions' (with the id of
-# their event); $25-$32 the document rows' moves (with the head and lock counter each was read
-# at); $33-$35 the snapshots; $36-$39 the keys; $40 the events' ideas (added last, so the
-# numbers above kept their places); $41-$50 the search index's rows (removed terms, added
-# terms, vocabulary; see persistence/search_index.py). coedit_check_moved raises (SQLSTATE
-# 40001), undoing the whole statement, unless every document row was still as read.
+# $1 is the batch's instant; $2-$9 the rows of each table as JSON (one array of objects each,
+# see _store_arguments): the events (with their place in the batch), the revisions (with the
+# id of their event), the document rows' moves (with the head and lock counter each was read
+# at), the snapshots, the idempotency keys, and the search index's rows (removed terms, added
+# terms, vocabulary; see persistence/search_index.py); $10 how many documents move.
+# coedit_check_moved raises (SQLSTATE 40001), undoing the whole statement, unless every
+# document row was still as read.
 _STORE = """
 WITH ev AS (
     INSERT INTO events (id, tenant, type, doc, kind, version, actor_id, actor_name,
                         actor_kind, source, correlation_id, ts, data, prev_hash, hash, idea)
     SELECT id, tenant, type, doc, kind, version, actor_id, actor_name, actor_kind, source,
            correlation_id, ts, data, prev_hash, hash, idea
-    FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[],
-                $7::int[], $8::varchar[], $9::varchar[], $10::varchar[], $11::varchar[],
-                $12::varchar[], $13::timestamptz[], $14::text[], $15::varchar[],
-                $16::varchar[], $40::varchar[])
-         WITH ORDINALITY AS e(id, tenant, type, doc, kind, version, actor_id, actor_name,
-                              actor_kind, source, correlation_id, ts, data, prev_hash, hash,
-                              idea, position)
+    FROM json_to_recordset($2::json)
+         AS e(id varchar, tenant varchar, type varchar, doc varchar, kind varchar, version int,
+              actor_id varchar, actor_name varchar, actor_kind varchar, source varchar,
+              correlation_id varchar, ts timestamptz, data text, prev_hash varchar,
+              hash varchar, idea varchar, position int)
     ORDER BY position
     RETURNING id, seq
 ), rev AS (
     INSERT INTO revisions (doc, version, tenant, ops, units, actor_id, actor_name, ts,
                            event_seq)
     SELECT r.doc, r.version, r.tenant, r.ops, r.units, r.actor_id, r.actor_name, $1, ev.seq
-    FROM unnest($17::varchar[], $18::varchar[], $19::int[], $20::varchar[], $21::text[],
-                $22::text[], $23::varchar[], $24::varchar[])
-         AS r(event_id, doc, version, tenant, ops, units, actor_id, actor_name)
+    FROM json_to_recordset($3::json)
+         AS r(event_id varchar, doc varchar, version int, tenant varchar, ops text,
+              units text, actor_id varchar, actor_name varchar)
     JOIN ev ON ev.id = r.event_id
 ), moved AS (
     UPDATE documents AS d
     SET version = m.version, state = m.state, updated_at = $1, updated_by = m.updated_by,
         head_hash = m.head_hash
-    FROM unnest($25::varchar[], $26::int[], $27::varchar[], $28::bigint[], $29::int[],
-                $30::text[], $31::varchar[], $32::varchar[])
-         AS m(id, old_version, old_hash, old_lock_seq, version, state, updated_by, head_hash)
+    FROM json_to_recordset($4::json)
+         AS m(id varchar, old_version int, old_hash varchar, old_lock_seq bigint, version int,
+              state text, updated_by varchar, head_hash varchar)
     WHERE d.id = m.id AND d.version = m.old_version
       AND d.head_hash IS NOT DISTINCT FROM m.old_hash AND d.lock_seq = m.old_lock_seq
     RETURNING d.id
 ), snap AS (
     INSERT INTO snapshots (doc, version, state, ts)
     SELECT doc, version, state, $1
-    FROM unnest($33::varchar[], $34::int[], $35::text[]) AS s(doc, version, state)
+    FROM json_to_recordset($5::json) AS s(doc varchar, version int, state text)
 ), remembered AS (
     INSERT INTO idempotency_keys (doc, user_id, key, reply, created_at)
     SELECT doc, user_id, key, reply, $1
-    FROM unnest($36::varchar[], $37::varchar[], $38::varchar[], $39::text[])
-         AS k(doc, user_id, key, reply)
+    FROM json_to_recordset($6::json) AS k(doc varchar, user_id varchar, key varchar, reply text)
     ON CONFLICT (doc, user_id, key) DO UPDATE
         SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
 ), unindexed AS (
     -- Search: a term's row is removed and its new one added (never the same row), so the two
-    -- CTEs cannot meet; the arrays come sorted, so concurrent batches lock in one order.
+    -- CTEs cannot meet; the rows come sorted, so concurrent batches lock in one order.
     DELETE FROM search_terms AS t
-    USING unnest($41::varchar[], $42::varchar[], $43::varchar[], $44::smallint[])
-          AS x(tenant, word, doc, place)
+    USING json_to_recordset($7::json) AS x(tenant varchar, word varchar, doc varchar,
+                                            place smallint)
     WHERE t.tenant = x.tenant AND t.word = x.word AND t.doc = x.doc AND t.place = x.place
 ), indexed AS (
     INSERT INTO search_terms (tenant, word, doc, place)
-    SELECT * FROM unnest($45::varchar[], $46::varchar[], $47::varchar[], $48::smallint[])
+    SELECT tenant, word, doc, place
+    FROM json_to_recordset($8::json) AS x(tenant varchar, word varchar, doc varchar,
+                                           place smallint)
     ON CONFLICT DO NOTHING
 ), vocabulary AS (
     INSERT INTO search_words (key, word)
-    SELECT * FROM unnest($49::varchar[], $50::varchar[])
+    SELECT key, word FROM json_to_recordset($9::json) AS w(key varchar, word varchar)
     ON CONFLICT DO NOTHING
 )
-SELECT ev.id, ev.seq, coedit_check_moved(cardinality($25::varchar[]),
-                                          (SELECT count(*) FROM moved)) AS moved
+SELECT ev.id, ev.seq, coedit_check_moved($10::int, (SELECT count(*) FROM moved)) AS moved
 FROM ev
 """
 
-_EVENT_COLUMNS = ("id", "tenant", "type", "doc", "kind", "version", "actor_id", "actor_name",
-                  "actor_kind", "source", "correlation_id", "ts", "data", "prev_hash", "hash")
+_REVISION_COLUMNS = ("event_id", "doc", "version", "tenant", "ops", "units", "actor_id",
+                     "actor_name")
+_MOVE_COLUMNS = ("id", "old_version", "old_hash", "old_lock_seq", "version", "state",
+                 "updated_by", "head_hash")
+_SNAPSHOT_COLUMNS = ("doc", "version", "state")
+_KEY_COLUMNS = ("doc", "user_id", "key", "reply")
+_TERM_COLUMNS = ("tenant", "word", "doc", "place")
+_WORD_COLUMNS = ("key", "word")
 
 
-def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
-    """Rows as ``width`` column lists, the shape ``unnest`` takes."""
-    return [[row[i] for row in rows] for i in range(width)]
+def _records(columns: tuple[str, ...], rows: Iterable[Sequence[object]]) -> str:
+    """Rows as the JSON array of objects that ``json_to_recordset`` reads.
+
+    One text per table instead of an array per column: asyncpg checks and encodes every
+    element of every array parameter in Python (there were fifty), which cost more of a
+    write's CPU than the JSON encoder's one pass in C and PostgreSQL's parse of it.
+    """
+    return dumps([dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _store_arguments(rows: BatchRows) -> tuple[object, ...]:
+    # An event's parameters are its row already; its place in the batch orders the seqs.
+    events = dumps([{**e.params, "ts": format_ts(e.params["ts"]), "position": position}
+                    for position, e in enumerate(rows.events)])
+    return (
+        rows.now,
+        events,
+        _records(_REVISION_COLUMNS, (
+            (r.event.params["id"], r.doc, r.version, r.tenant, r.ops, r.units, r.actor_id,
+             r.actor_name) for r in rows.revisions)),
+        _records(_MOVE_COLUMNS, (
+            (m.id, m.old_version, m.old_hash, m.old_lock_seq, m.version, m.state,
+             m.updated_by, m.head_hash) for m in rows.advances)),
+        _records(_SNAPSHOT_COLUMNS, rows.snapshots),
+        _records(_KEY_COLUMNS, ((k.doc, k.user_id, k.key, k.reply) for k in rows.keys)),
+        _records(_TERM_COLUMNS, rows.index.removed),
+        _records(_TERM_COLUMNS, rows.index.added),
+        _records(_WORD_COLUMNS, rows.index.vocabulary),
+        len(rows.advances),
+    )
 
 
 class DriverWriteStatements:
@@ -173,26 +208,7 @@ class DriverWriteStatements:
 
     async def store(self, rows: BatchRows) -> int | None:
         events = rows.events
-        event_columns = [[e.params[name] for e in events] for name in _EVENT_COLUMNS]
-        revs, moves, keys = rows.revisions, rows.advances, rows.keys
-        arguments = (
-            rows.now, *event_columns,
-            [r.event.params["id"] for r in revs], [r.doc for r in revs],
-            [r.version for r in revs],
-            [r.tenant for r in revs], [r.ops for r in revs], [r.units for r in revs],
-            [r.actor_id for r in revs], [r.actor_name for r in revs],
-            [m.id for m in moves], [m.old_version for m in moves], [m.old_hash for m in moves],
-            [m.old_lock_seq for m in moves], [m.version for m in moves],
-            [m.state for m in moves], [m.updated_by for m in moves],
-            [m.head_hash for m in moves],
-            [s.doc for s in rows.snapshots], [s.version for s in rows.snapshots],
-            [s.state for s in rows.snapshots],
-            [k.doc for k in keys], [k.user_id for k in keys], [k.key for k in keys],
-            [k.reply for k in keys],
-            [e.params["idea"] for e in events],
-            *_columns(rows.index.removed, 4), *_columns(rows.index.added, 4),
-            *_columns(rows.index.vocabulary, 2),
-        )
+        arguments = _store_arguments(rows)
         try:
             found = await self.conn.fetch(_STORE, *arguments)
         except asyncpg.SerializationError as exc:
@@ -210,5 +226,5 @@ class DriverWriteStatements:
         if len(seqs) != len(events):
             raise RuntimeError(f"inserted {len(events)} events but got {len(seqs)} seqs back")
         for event in events:
-            event.event["seq"] = seqs[event.params["id"]]
+            event.inserted_seq = seqs[event.params["id"]]
         return int(found[0]["moved"]) if found else 0
