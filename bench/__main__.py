@@ -5,6 +5,8 @@ pictures in ``docs/images/bench/`` (``--to`` elsewhere). The peers come from the
 installed on first use into ``bench/node/*/node_modules`` (needs npm).
 ``python -m bench plot bench/results/<time>.json [--to DIR]``: the pictures again from a run.
 ``python -m bench fuzz [--frames 100000]``: the WebSocket frame fuzzer at volume.
+``python -m bench write-cpu [--against DIR]``: the write path's CPU per write, against
+another checkout's in the same invocation (bench/write_cpu.py).
 
 ``python -m bench chaos [--faults 24] [--seed 1] [--redis-cluster]``: three nodes on a private
 PostgreSQL and a private Redis (or a private Redis Cluster) under mixed faults, then a checker
@@ -188,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     fuzz_parser.add_argument("--seed", type=int, default=0, help="the first chunk's seed")
     fuzz_parser.add_argument("--database-url", default="",
                              help="COEDIT_DATABASE_URL of the server (default: a scratch SQLite)")
+    cpu_parser = commands.add_parser(
+        "write-cpu", help="the write path's CPU per write, in batches of 1 and 16")
+    cpu_parser.add_argument("--against", type=Path, default=None,
+                            help="another checkout (a git worktree) measured alternately")
+    cpu_parser.add_argument("--rounds", type=int, default=3,
+                            help="alternating runs of each checkout (default 3)")
     chaos_parser = commands.add_parser("chaos", help="fault-injection run with a checker")
     chaos_parser.add_argument("--faults", type=int, default=24,
                               help="how many faults to inject (default 24)")
@@ -210,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_fuzz(args)
     if args.command == "chaos":
         return asyncio.run(chaos(args))
+    if args.command == "write-cpu":
+        from bench.write_cpu import run as write_cpu
+
+        return write_cpu(args.against, args.rounds)
     if args.command == "plot":
         from bench.plots import draw
 
