@@ -56,6 +56,10 @@ class DeltaLog(Protocol):
     async def document(self, tenant: str, doc: str) -> dict[str, Any]:
         """The current document (for a ``reset``)."""
 
+    def version_seen(self, doc: str, version: int) -> None:
+        """A delta of ``doc`` at ``version`` came through the broker (storage may hold what
+        is now stale)."""
+
 
 class Sink(Protocol):
     """A connection's outbox: takes frames without waiting, False when it cut the socket."""
@@ -378,7 +382,7 @@ class Hub:
             if not isinstance(message, dict):
                 raise TypeError("not a map")
             if message.get("type") == "delta":
-                int(message["version"])
+                version = int(message["version"])
         except Exception:
             log.warning("dropping an undecodable message on %s", name)
             return
@@ -388,6 +392,7 @@ class Hub:
                 sink.put(frame)
         elif channel is not None:
             if message.get("type") == "delta":
+                self.delta_log.version_seen(name.removeprefix(f"{self.prefix}:doc:"), version)
                 self._offer(channel, frame)
             else:
                 self._broadcast(channel, frame)

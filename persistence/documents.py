@@ -107,6 +107,13 @@ class DocumentStore:
         return self.writer.submit_patch(ctx, doc_id, base=base, ops=ops, key=key,
                                         session=session, lock_token=lock_token)
 
+    def version_seen(self, doc_id: str, version: int) -> None:
+        """A delta of ``doc_id`` at ``version`` arrived from the broker (any node's, this
+        one's included): what the writes keep of an older version is dropped."""
+        heads = self.writer.committer.heads
+        if heads is not None:
+            heads.saw(doc_id, version)
+
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the 24-hour window; returns how many went."""
         return await self.writer.purge_idempotency_keys()

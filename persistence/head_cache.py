@@ -11,6 +11,12 @@ write statement finds out. Skipping the read saves a round trip, and the transfe
 state, on each batch of a document that keeps being written through this node (measured in
 docs/performance.md).
 
+Another node's write makes a kept row stale. Its delta reaches this node's hub when anyone
+here follows the document (writers do), and the row is dropped then
+(:meth:`persistence.documents.DocumentStore.version_seen`), so the next batch reads instead of
+trying a write that the check would undo. When nobody here follows it, that one write is
+undone and the batch runs again from a fresh read.
+
 A refusal needs no write, so no check would catch a stale row behind it. Only one refusal
 depends on how new the row is: ``base`` ahead of the current version, which a client that saw
 another node's newer write would get wrongly. A batch that names a base beyond the row kept
@@ -68,6 +74,13 @@ class HeadCache:
         while self._characters > self.max_characters:
             _, oldest = self._rows.popitem(last=False)
             self._characters -= len(oldest.state)
+
+    def saw(self, doc: str, version: int) -> None:
+        """Some node committed ``version`` of ``doc`` (a delta came through the broker): a
+        row kept of an older version would only cost the next batch a failed write."""
+        row = self._rows.get(doc)
+        if row is not None and row.version < version:
+            self.forget((doc,))
 
     def forget(self, docs: Iterable[str]) -> None:
         for doc in docs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
@@ -53,6 +55,17 @@ class Metrics:
             registry=r)
         self.closes = Counter("coedit_ws_closes_total", "Sessions closed by the server",
                               ["code"], registry=r)
+
+        # The labelled children counted on every frame and every write, found once per label
+        # value: ``labels()`` takes a lock and builds its key on each call.
+        self._children: dict[tuple[Counter, str], Any] = {}
+
+    def count(self, counter: Counter, label: str) -> None:
+        """``counter.labels(label).inc()`` for a counter with one label, on a hot path."""
+        child = self._children.get((counter, label))
+        if child is None:
+            child = self._children[(counter, label)] = counter.labels(label)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -108,6 +108,9 @@ class StoreDeltaLog:
     async def document(self, tenant: str, doc: str) -> dict[str, Any]:
         return await self._store.get(tenant, doc)
 
+    def version_seen(self, doc: str, version: int) -> None:
+        self._store.version_seen(doc, version)
+
 
 class LiveSession(Protocol):
     """What the node needs of a connected session (implemented by ``server.session``)."""
@@ -352,7 +355,7 @@ class Coedit:
             future = self.store.submit_patch(ctx, doc, base=base, ops=ops, key=key,
                                              session=session, lock_token=lock_token)
         except Exception as exc:
-            self.metrics.writes.labels(getattr(exc, "code", "internal")).inc()
+            self.metrics.count(self.metrics.writes, getattr(exc, "code", "internal"))
             raise
         future.add_done_callback(functools.partial(self._write_done, started, answer))
         return future
@@ -365,7 +368,7 @@ class Coedit:
         if future.cancelled():
             outcome = Unavailable("the server stopped before the write finished")
         elif (exc := future.exception()) is not None:
-            self.metrics.writes.labels(getattr(exc, "code", "internal")).inc()
+            self.metrics.count(self.metrics.writes, getattr(exc, "code", "internal"))
             if answer is None:
                 return  # the awaiting caller gets the exception itself
             outcome = (protocol_error(exc) if isinstance(exc, Exception)
@@ -373,7 +376,8 @@ class Coedit:
         else:
             outcome = future.result()
             self.metrics.write_seconds.observe(time.perf_counter() - started)
-            self.metrics.writes.labels("duplicate" if outcome.delta is None else "ok").inc()
+            self.metrics.count(self.metrics.writes,
+                               "duplicate" if outcome.delta is None else "ok")
         if answer is not None:
             answer(outcome)
         if isinstance(outcome, WriteResult):

@@ -360,8 +360,8 @@ class Session:
             rid = request_id(message)
             raw_kind = message.get("type")
             kind = raw_kind if isinstance(raw_kind, str) else ""
-            self.coedit.metrics.frames_in.labels(
-                kind if kind in REQUEST_TYPES else "other").inc()
+            metrics = self.coedit.metrics
+            metrics.count(metrics.frames_in, kind if kind in REQUEST_TYPES else "other")
             if "id" in message and rid is None:
                 raise BadRequest("'id' must be an integer or a string of at most 128 characters")
             if kind == "heartbeat":

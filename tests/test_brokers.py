@@ -399,6 +399,31 @@ async def _followed_on(b: Node, *, created_on: Node) -> tuple[str, Collector, in
     return doc, sink, current
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_delta_from_another_node_drops_the_row_kept_for_the_next_write(
+    database_url: str, redis_url: str,
+) -> None:
+    """Node A keeps the row its write left (persistence/head_cache.py). When node B's delta of
+    the document reaches node A's hub, that row is dropped, so node A's next write reads the
+    document instead of trying a write that the row's check would undo."""
+    prefix = f"coedit-test-{uuid.uuid4().hex[:10]}"
+    async with (_node(database_url, redis_url, prefix) as a,
+                _node(database_url, redis_url, prefix) as b):
+        doc, sink, version = await _followed_on(a, created_on=a)
+        version = await _write_and_publish(a, doc, version)
+        heads = a.store.writer.committer.heads
+        assert heads is not None and heads.get(doc) is not None
+        await sink.wait_for_version(version)
+        await asyncio.sleep(0.1)  # Redis hands node A its own delta back: not newer
+        assert heads.get(doc) is not None
+        version = await _write_and_publish(b, doc, version)
+        await sink.wait_for_version(version)
+        assert heads.get(doc) is None
+        version = await _write_and_publish(a, doc, version)
+        assert a.store.moved_retries == 0
+        assert (await asyncio.wait_for(b.store.get("acme", doc), TIMEOUT))["version"] == version
+
+
 async def test_hubs_deliver_every_version_once_across_a_redis_restart(
     database_url: str, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -313,6 +313,9 @@ class CountingLog:
     async def document(self, tenant: str, doc: str) -> dict[str, Any]:
         return await self.inner.document(tenant, doc)
 
+    def version_seen(self, doc: str, version: int) -> None:
+        self.inner.version_seen(doc, version)
+
 
 async def test_a_version_the_log_never_holds_is_given_up_after_a_bound(
     store: DocumentStore, caplog: pytest.LogCaptureFixture

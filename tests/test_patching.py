@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import jsonpatch
+import jsonpointer
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from persistence.errors import BadRequest, Conflict
 from persistence.patching import (
@@ -146,3 +151,69 @@ def test_redaction_masks_named_keys_at_any_depth() -> None:
         {"op": "add", "path": "/user", "value": {"email": REDACTED}},
         {"op": "remove", "path": "/email"}]
     assert ops[0]["value"] == "x", "redaction must not touch the live ops"
+
+
+# -- the same results as jsonpatch (RFC 6902), fast path or not -------------------------------
+
+_KEYS = st.sampled_from(["a", "b", "-", "0", "1", "x~y", "s/t"])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["s", ""]))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=3)), max_leaves=8)
+_STATES = st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=4)
+
+
+@st.composite
+def _patches(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A state and ops whose paths mostly walk what the state holds (so most apply)."""
+    state = draw(_STATES)
+
+    def path() -> str:
+        node: Any = state
+        parts: list[str] = []
+        for _ in range(draw(st.integers(1, 4))):
+            if isinstance(node, dict) and node and draw(st.integers(0, 9)) < 8:
+                key = draw(st.sampled_from(sorted(node)))
+                node = node[key]
+            elif isinstance(node, list) and draw(st.integers(0, 9)) < 8:
+                key = draw(st.sampled_from([*map(str, range(len(node) + 1)), "-"]))
+                node = node[int(key)] if key.isdigit() and int(key) < len(node) else None
+            else:
+                key, node = draw(_KEYS), None
+            parts.append(key.replace("~", "~0").replace("/", "~1"))
+        return "".join("/" + part for part in parts)
+
+    ops = []
+    for kind in draw(st.lists(st.sampled_from(
+            ["add", "replace", "remove", "test", "move", "copy"]), min_size=1, max_size=4)):
+        op: dict[str, Any] = {"op": kind, "path": path()}
+        if kind in ("add", "replace", "test"):
+            op["value"] = draw(_VALUES)
+        if kind in ("move", "copy"):
+            op["from"] = path()
+        ops.append(op)
+    return state, ops
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_patches())
+def test_patches_apply_exactly_as_jsonpatch_applies_them(
+    patch: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    """Members of objects are set without jsonpatch (persistence/patching.py): the result,
+    the kind of refusal, and the patch itself afterwards are what jsonpatch gives."""
+    state, ops = patch
+    sent = copy.deepcopy(ops)
+    try:
+        expected: Any = jsonpatch.apply_patch(copy.deepcopy(state), copy.deepcopy(ops))
+        refusal: type[Exception] | None = None if isinstance(expected, dict) else BadRequest
+    except jsonpatch.JsonPatchTestFailed:
+        refusal = Conflict
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError,
+            ValueError, KeyError, IndexError):
+        refusal = BadRequest
+    if refusal is None:
+        assert apply_ops(copy.deepcopy(state), ops) == expected
+    else:
+        with pytest.raises(refusal):
+            apply_ops(copy.deepcopy(state), ops)
+    assert ops == sent
