@@ -96,9 +96,13 @@ class BatchCommitter:
             committing = False
             try:
                 async with write_transaction(self.db, optimistic=optimistic) as sql:
+                    kept = None
                     if self.heads is not None:
-                        sql = _with_heads(self.heads, sql, requests, optimistic=optimistic)
-                    outcomes = await write_patches(sql, requests, rules=self.rules, clock=clock)
+                        kept = _with_heads(self.heads, sql, requests, optimistic=optimistic)
+                    outcomes = await write_patches(kept or sql, requests, rules=self.rules,
+                                                   clock=clock)
+                    if kept is not None:
+                        kept.check_refusals()
                     committing = True
             except HeadMoved:
                 if not optimistic:
@@ -113,13 +117,15 @@ class BatchCommitter:
 
 
 def _with_heads(heads: HeadCache, sql: WriteStatements, requests: list[PatchRequest], *,
-                optimistic: bool) -> WriteStatements:
+                optimistic: bool) -> KeptHeads | None:
     """Optimistic statements check the rows they were given, so they may take kept ones; a
     locking transaction reads and locks every row, and its rows are not kept."""
     if not optimistic:
         heads.forget({r.doc_id for r in requests})
-        return sql
+        return None
     newest: dict[str, int] = {}
     for request in requests:
         newest[request.doc_id] = max(request.base, newest.get(request.doc_id, 0))
-    return KeptHeads(sql, heads, newest)
+    # A lock token is checked against live locks, which a kept row never locked may skip.
+    tokens = {r.doc_id for r in requests if r.lock_token is not None}
+    return KeptHeads(sql, heads, newest, tokens)

@@ -17,10 +17,11 @@ here follows the document (writers do), and the row is dropped then
 trying a write that the check would undo. When nobody here follows it, that one write is
 undone and the batch runs again from a fresh read.
 
-A refusal needs no write, so no check would catch a stale row behind it. Only one refusal
-depends on how new the row is: ``base`` ahead of the current version, which a client that saw
-another node's newer write would get wrongly. A batch that names a base beyond the row kept
-here reads the row afresh.
+A refusal needs no write, so no check would catch a stale row behind it: a batch that refused
+patches on a kept row and wrote nothing to that row runs again from a fresh read
+(:class:`KeptHeads`). Two cases are read afresh from the start, because they would always
+pay that second run: a base beyond the kept version (a client that saw another node's newer
+write), and a lock token (checked against the live locks, which a row never locked skips).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from persistence.write_failures import HeadMoved
 from persistence.write_statements import (
     BatchRows,
     DocumentRow,
@@ -93,25 +95,36 @@ class KeptHeads:
     """Optimistic write statements that take document rows from a :class:`HeadCache` where
     they can, and keep the rows their write committed.
 
-    ``newest_base``: the highest base version each document's patches in the batch name.
+    A kept row is checked only by the write that moves it. So a kept row whose patches were
+    all refused is checked by nothing: :meth:`store` then undoes the batch's write before it
+    is sent, as if the document had moved, and :meth:`check_refusals` does the same for a
+    batch that writes nothing. Either way the batch runs again from a fresh read and every
+    refusal it answers was made on a row known to be current.
+
+    ``fresh``: documents to read afresh whatever is kept (a patch's base beyond the kept
+    version, or a lock token to check).
     """
 
     def __init__(self, inner: WriteStatements, cache: HeadCache,
-                 newest_base: dict[str, int]) -> None:
+                 newest_base: dict[str, int], fresh: set[str]) -> None:
         self.inner = inner
         self.cache = cache
         self.newest_base = newest_base
+        self.fresh = fresh
         self._read: dict[str, DocumentRow] = {}
+        self._kept: set[str] = set()  # documents whose row came from the cache
+        self._stored = False
 
     async def read_documents(self, ids: Sequence[str]) -> list[DocumentRow]:
         rows: list[DocumentRow] = []
         missing: list[str] = []
         for doc in ids:
             row = self.cache.get(doc)
-            if row is None or self.newest_base.get(doc, 0) > row.version:
+            if row is None or doc in self.fresh or self.newest_base.get(doc, 0) > row.version:
                 missing.append(doc)
             else:
                 rows.append(row)
+                self._kept.add(doc)
         if missing:
             self.cache.misses += 1
             rows += await self.inner.read_documents(missing)
@@ -132,6 +145,8 @@ class KeptHeads:
         return await self.inner.revisions_after(doc, after)
 
     async def store(self, rows: BatchRows) -> int | None:
+        self._stored = True
+        self._undo_unchecked(self._kept - {advance.id for advance in rows.advances})
         try:
             moved = await self.inner.store(rows)
         except BaseException:
@@ -143,3 +158,14 @@ class KeptHeads:
             self.cache.keep(read._replace(version=advance.version, state=advance.state,
                                           head_hash=advance.head_hash))
         return moved
+
+    def check_refusals(self) -> None:
+        """After the batch: raise :class:`HeadMoved` if it wrote nothing and refused patches
+        on kept rows (its answers may rest on a stale row)."""
+        if not self._stored:
+            self._undo_unchecked(self._kept)
+
+    def _undo_unchecked(self, docs: set[str]) -> None:
+        if docs:
+            self.cache.forget(docs)
+            raise HeadMoved("patches were refused on kept rows that no write checks")

@@ -162,6 +162,7 @@ class _Batch:
     def __init__(self, rules: WriteRules, now: datetime, rows: Sequence[DocumentRow]) -> None:
         self.rules = rules
         self.now = now
+        self.now_text = format_ts(now)  # every write of the batch is stamped with it
         self.heads = {row.id: _Head.of(row) for row in rows}
         self.stored_keys: dict[KeyOf, RememberedKey] = {}  # key rows found, expired or not
         self.new_keys: dict[KeyOf, dict[str, Any]] = {}  # replies of this batch's keyed writes
@@ -246,7 +247,7 @@ class _Batch:
         reply: dict[str, Any] = {"version": version}
         if rebased:
             reply["rebased"] = True
-        ts = format_ts(self.now)
+        ts = self.now_text
         delta = Delta(ctx.tenant, doc_id, version, ops, ctx.actor.public(), ts, None)
         written = _Written(request, version, units, dumps(ops), state_text, event, reply, delta,
                            holds_words(before) or holds_words(after))

@@ -20,6 +20,7 @@ from persistence.document_archival import DocumentArchival
 from persistence.documents import DocumentStore
 from persistence.errors import BadRequest, Conflict
 from persistence.head_cache import HeadCache
+from persistence.locks import Holder, LockStore
 from persistence.write_statements import DocumentRow
 from tests.conftest import PostgresDatabases
 from tests.support import TIMEOUT
@@ -118,6 +119,41 @@ async def test_an_archive_on_another_node_refuses_the_next_write(
     assert refused.value.extra["archived"] is True
     document = await b.get("acme", doc)
     assert (document["version"], document["state"]) == (2, {"a": 1})
+
+
+async def test_a_lock_token_is_checked_against_the_live_locks(
+    nodes: tuple[DocumentStore, DocumentStore],
+) -> None:
+    """The row node A keeps was never locked; a lock granted through node B since must
+    still be found when a write presents its token."""
+    a, b = nodes
+    doc = await _memo(a)
+    await _patch(a, doc, 1, "/a", 1)
+    holder = Holder("http-1", "ann", "Ann", "node-b")
+    lock, _ = await asyncio.wait_for(LockStore(b.db).acquire(CTX, doc, "/fenced", holder),
+                                     TIMEOUT)
+    result = await asyncio.wait_for(a.apply_patch(
+        CTX, doc, base=2, ops=[{"op": "add", "path": "/fenced", "value": 1}],
+        lock_token=lock["token"]), TIMEOUT)
+    assert result.reply == {"version": 3}
+
+
+async def test_a_refusal_made_on_a_kept_row_is_decided_again_on_a_fresh_one(
+    nodes: tuple[DocumentStore, DocumentStore],
+) -> None:
+    """A patch refused on the row node A keeps writes nothing that would check that row, so
+    it is decided again on a fresh read. Here its ``test`` fails against the kept value but
+    holds against node B's newer one: the patch is accepted, carried past version 3."""
+    a, b = nodes
+    doc = await _memo(a)
+    await _patch(a, doc, 1, "/a", 1)  # node A keeps {"a": 1} at version 2
+    await asyncio.wait_for(b.apply_patch(
+        CTX, doc, base=2, ops=[{"op": "replace", "path": "/a", "value": 2}]), TIMEOUT)
+    result = await asyncio.wait_for(a.apply_patch(
+        CTX, doc, base=2, ops=[{"op": "test", "path": "/a", "value": 2},
+                               {"op": "add", "path": "/b", "value": 3}]), TIMEOUT)
+    assert result.reply == {"version": 4, "rebased": True}
+    assert (await a.get("acme", doc))["state"] == {"a": 2, "b": 3}
 
 
 def _row(doc: str, state: str) -> DocumentRow:
