@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         "write-cpu", help="the write path's CPU per write, in batches of 1 and 16")
     cpu_parser.add_argument("--against", type=Path, default=None,
                             help="another checkout (a git worktree) measured alternately")
-    cpu_parser.add_argument("--rounds", type=int, default=3,
-                            help="alternating runs of each checkout (default 3)")
+    cpu_parser.add_argument("--rounds", type=int, default=5,
+                            help="alternating runs of each checkout (default 5)")
     chaos_parser = commands.add_parser("chaos", help="fault-injection run with a checker")
     chaos_parser.add_argument("--faults", type=int, default=24,
                               help="how many faults to inject (default 24)")

@@ -1,4 +1,4 @@
-"""``python -m bench write-cpu [--against DIR] [--rounds 3]``: the write path's CPU per write.
+"""``python -m bench write-cpu [--against DIR] [--rounds 5]``: the write path's CPU per write.
 
 The node's share of a write, without the sockets, the load generators and the other
 processes that share the machine's cores in the scenarios: writes go through the group
@@ -96,7 +96,8 @@ def _child(checkout: Path) -> dict[str, dict[str, float]]:
 
 
 def run(against: Path | None, rounds: int) -> int:
-    """Print each checkout's CPU per write (the best of ``rounds`` alternating runs)."""
+    """Print each checkout's CPU per write over ``rounds`` alternating runs; the ratio is of
+    the medians (one quiet or one disturbed run moves a best or a mean)."""
     here = Path(__file__).resolve().parent.parent
     checkouts = {"this checkout": here}
     if against is not None:
@@ -105,20 +106,20 @@ def run(against: Path | None, rounds: int) -> int:
     for _ in range(rounds):
         for label, path in checkouts.items():
             runs[label].append(_child(path))
-    best: dict[str, dict[str, float]] = {}
-    print("| checkout | batch | CPU per write (best) | all runs | wall per write |")
+    medians: dict[str, float] = {}
+    print("| checkout | batch | CPU per write (median) | every run | wall per write (median) |")
     print("|---|---|---|---|---|")
     for label, measured in runs.items():
         for shape in measured[0]:
             cpus = [m[shape]["cpu_us_per_write"] for m in measured]
             walls = [m[shape]["wall_us_per_write"] for m in measured]
-            best[f"{label}/{shape}"] = min(cpus)
-            print(f"| {label} | {shape.split('_')[1]} | {min(cpus):,.0f} µs | "
+            medians[f"{label}/{shape}"] = statistics.median(cpus)
+            print(f"| {label} | {shape.split('_')[1]} | {statistics.median(cpus):,.0f} µs | "
                   f"{' / '.join(f'{c:,.0f}' for c in cpus)} | "
                   f"{statistics.median(walls):,.0f} µs |")
     if against is not None:
         for shape in runs["baseline"][0]:
-            ratio = best[f"this checkout/{shape}"] / best[f"baseline/{shape}"]
+            ratio = medians[f"this checkout/{shape}"] / medians[f"baseline/{shape}"]
             print(f"{shape}: this checkout needs {ratio:.2f}x the baseline's CPU per write")
     return 0
 
