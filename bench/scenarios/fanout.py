@@ -169,8 +169,11 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
                 opened = await fleet.open(timeout=open_timeout)
             except TimeoutError:
                 count = await _open_connections(nodes[0])
-                raise RuntimeError(f"only {count} of {subscribers} subscribers connected in "
-                                   f"{open_timeout:.0f} s") from None
+                # Connected is not subscribed: each subscribe waits for its reply, which
+                # lists every other session on the document (presence costs n squared).
+                raise RuntimeError(f"{subscribers} subscribers did not all subscribe in "
+                                   f"{open_timeout:.0f} s ({count} connections open on the "
+                                   "first node)") from None
             if opened["failed"]:
                 raise RuntimeError(f"coedit: {opened['failed']} subscribers failed: {opened}")
             paced = PacedWriter(writer, pacers, doc, version, value, stamped=stamp_every > 0)
