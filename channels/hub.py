@@ -392,7 +392,7 @@ class Hub:
                 sink.put(frame)
         elif channel is not None:
             if message.get("type") == "delta":
-                self.delta_log.version_seen(name.removeprefix(f"{self.prefix}:doc:"), version)
+                self.delta_log.version_seen(channel.doc, version)
                 self._offer(channel, frame)
             else:
                 self._broadcast(channel, frame)

@@ -160,34 +160,26 @@ def prepare_event(
     Pure, so a caller that holds the chain head (the locked document row) can prepare several
     events of one chain in a row, each linked to the one before, and insert them together.
     """
-    event_id = str(uuid.uuid4())
     data_text = canonical_json(draft.data)
-    actor = ctx.actor
-    hashed = {
-        "id": event_id, "tenant": ctx.tenant, "type": draft.type, "doc": draft.doc,
-        "kind": draft.kind, "idea": draft.idea, "version": draft.version,
-        "actor": {"id": actor.id, "name": actor.name, "kind": actor.kind},
-        "source": ctx.source, "correlation_id": ctx.correlation_id, "ts": format_ts(ts),
-    }
-    digest = _chain_hash(hashed, data_text, prev_hash)
-    return PreparedEvent({
-        "id": event_id,
+    row = {
+        "id": str(uuid.uuid4()),
         "tenant": ctx.tenant,
         "type": draft.type,
         "doc": draft.doc,
         "kind": draft.kind,
         "idea": draft.idea,
         "version": draft.version,
-        "actor_id": actor.id,
-        "actor_name": actor.name,
-        "actor_kind": actor.kind,
+        "actor_id": ctx.actor.id,
+        "actor_name": ctx.actor.name,
+        "actor_kind": ctx.actor.kind,
         "source": ctx.source,
         "correlation_id": ctx.correlation_id,
         "ts": ts,
         "data": data_text,
         "prev_hash": prev_hash,
-        "hash": digest,
-    })
+    }
+    row["hash"] = _chain_hash(_hashed_body(row), data_text, prev_hash)
+    return PreparedEvent(row)
 
 
 async def insert_events(conn: AsyncConnection, prepared: list[PreparedEvent]) -> None:
@@ -244,8 +236,13 @@ def event_from_row(row: Row[Any]) -> dict[str, Any]:
 
 def _event_view(seq: int | None, columns: Mapping[Any, Any]) -> dict[str, Any]:
     """An event as the API shows it, from its ``events`` columns (stored, or about to be)."""
+    return {"seq": seq, **_hashed_body(columns), "data": loads(columns["data"]),
+            "prev_hash": columns["prev_hash"], "hash": columns["hash"]}
+
+
+def _hashed_body(columns: Mapping[Any, Any]) -> dict[str, Any]:
+    """What an event's hash covers besides its data, as the API shows it."""
     return {
-        "seq": seq,
         "id": columns["id"],
         "tenant": columns["tenant"],
         "type": columns["type"],
@@ -258,9 +255,6 @@ def _event_view(seq: int | None, columns: Mapping[Any, Any]) -> dict[str, Any]:
         "source": columns["source"],
         "correlation_id": columns["correlation_id"],
         "ts": format_ts(columns["ts"]),
-        "data": loads(columns["data"]),
-        "prev_hash": columns["prev_hash"],
-        "hash": columns["hash"],
     }
 
 

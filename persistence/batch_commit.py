@@ -98,7 +98,12 @@ class BatchCommitter:
                 async with write_transaction(self.db, optimistic=optimistic) as sql:
                     kept = None
                     if self.heads is not None:
-                        kept = _with_heads(self.heads, sql, requests, optimistic=optimistic)
+                        # Optimistic statements check the rows they were given, so they may
+                        # take kept ones; a locking transaction reads and locks every row.
+                        if optimistic:
+                            kept = KeptHeads(sql, self.heads, requests)
+                        else:
+                            self.heads.forget({r.doc_id for r in requests})
                     outcomes = await write_patches(kept or sql, requests, rules=self.rules,
                                                    clock=clock)
                     if kept is not None:
@@ -115,17 +120,3 @@ class BatchCommitter:
                 raise
             return outcomes
 
-
-def _with_heads(heads: HeadCache, sql: WriteStatements, requests: list[PatchRequest], *,
-                optimistic: bool) -> KeptHeads | None:
-    """Optimistic statements check the rows they were given, so they may take kept ones; a
-    locking transaction reads and locks every row, and its rows are not kept."""
-    if not optimistic:
-        heads.forget({r.doc_id for r in requests})
-        return None
-    newest: dict[str, int] = {}
-    for request in requests:
-        newest[request.doc_id] = max(request.base, newest.get(request.doc_id, 0))
-    # A lock token is checked against live locks, which a kept row never locked may skip.
-    tokens = {r.doc_id for r in requests if r.lock_token is not None}
-    return KeptHeads(sql, heads, newest, tokens)

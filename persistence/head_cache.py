@@ -39,6 +39,7 @@ from persistence.write_statements import (
     Revision,
     WriteStatements,
 )
+from persistence.writes import PatchRequest
 
 __all__ = ["HeadCache", "KeptHeads"]
 
@@ -101,16 +102,19 @@ class KeptHeads:
     batch that writes nothing. Either way the batch runs again from a fresh read and every
     refusal it answers was made on a row known to be current.
 
-    ``fresh``: documents to read afresh whatever is kept (a patch's base beyond the kept
-    version, or a lock token to check).
+    ``requests``: the batch's patches, which say what must be read afresh whatever is kept.
     """
 
     def __init__(self, inner: WriteStatements, cache: HeadCache,
-                 newest_base: dict[str, int], fresh: set[str]) -> None:
+                 requests: Sequence[PatchRequest]) -> None:
         self.inner = inner
         self.cache = cache
-        self.newest_base = newest_base
-        self.fresh = fresh
+        self.newest_base: dict[str, int] = {}
+        for request in requests:
+            self.newest_base[request.doc_id] = max(request.base,
+                                                   self.newest_base.get(request.doc_id, 0))
+        # A lock token is checked against live locks, which a kept row never locked skips.
+        self.fresh = {r.doc_id for r in requests if r.lock_token is not None}
         self._read: dict[str, DocumentRow] = {}
         self._kept: set[str] = set()  # documents whose row came from the cache
         self._stored = False

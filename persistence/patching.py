@@ -163,8 +163,8 @@ def _apply_standard(state: Any, ops: list[dict[str, Any]]) -> Any:
 
     What editors send almost always is ``add``, ``replace`` or ``remove`` of an object's
     member: those are done here, and everything else, including every op that would fail,
-    by jsonpatch, in order. jsonpatch builds a patch object, parses each
-    pointer again and copies every value, which cost a write more than its event's hash.
+    by jsonpatch, in order. jsonpatch builds a patch object, parses each pointer again and
+    copies every value, which cost a write more than its event's hash.
     """
     for op in ops:
         if not _set_member(state, op):

@@ -50,6 +50,13 @@ async def _memo(store: DocumentStore) -> str:
     return str(document["id"])
 
 
+async def _kept_at_version_2(store: DocumentStore) -> str:
+    """A document that ``store`` wrote once: it keeps the row at version 2, ``{"a": 1}``."""
+    doc = await _memo(store)
+    await _patch(store, doc, 1, "/a", 1)
+    return doc
+
+
 def _heads(store: DocumentStore) -> HeadCache:
     heads = store.writer.committer.heads
     assert heads is not None
@@ -76,8 +83,7 @@ async def test_a_write_through_another_node_is_caught_and_the_batch_runs_again(
     nodes: tuple[DocumentStore, DocumentStore],
 ) -> None:
     a, b = nodes
-    doc = await _memo(a)
-    await _patch(a, doc, 1, "/a", 1)  # node A keeps version 2
+    doc = await _kept_at_version_2(a)
     await _patch(b, doc, 2, "/b", 2)  # version 3, which node A has not seen
     # Based on version 2, as kept: the write statement finds the row moved, the batch reads
     # it afresh and carries the patch past version 3.
@@ -99,8 +105,7 @@ async def test_a_base_ahead_of_the_database_is_still_refused(
     nodes: tuple[DocumentStore, DocumentStore],
 ) -> None:
     a, _ = nodes
-    doc = await _memo(a)
-    await _patch(a, doc, 1, "/a", 1)
+    doc = await _kept_at_version_2(a)
     with pytest.raises(BadRequest) as refused:
         await _patch(a, doc, 7, "/x", 0)
     assert refused.value.extra["current_version"] == 2
@@ -111,8 +116,7 @@ async def test_an_archive_on_another_node_refuses_the_next_write(
     nodes: tuple[DocumentStore, DocumentStore],
 ) -> None:
     a, b = nodes
-    doc = await _memo(a)
-    await _patch(a, doc, 1, "/a", 1)
+    doc = await _kept_at_version_2(a)
     await asyncio.wait_for(DocumentArchival(b.db).set_archived(CTX, doc, True), TIMEOUT)
     with pytest.raises(Conflict) as refused:
         await _patch(a, doc, 2, "/b", 2)
@@ -127,8 +131,7 @@ async def test_a_lock_token_is_checked_against_the_live_locks(
     """The row node A keeps was never locked; a lock granted through node B since must
     still be found when a write presents its token."""
     a, b = nodes
-    doc = await _memo(a)
-    await _patch(a, doc, 1, "/a", 1)
+    doc = await _kept_at_version_2(a)
     holder = Holder("http-1", "ann", "Ann", "node-b")
     lock, _ = await asyncio.wait_for(LockStore(b.db).acquire(CTX, doc, "/fenced", holder),
                                      TIMEOUT)
@@ -145,8 +148,7 @@ async def test_a_refusal_made_on_a_kept_row_is_decided_again_on_a_fresh_one(
     it is decided again on a fresh read. Here its ``test`` fails against the kept value but
     holds against node B's newer one: the patch is accepted, carried past version 3."""
     a, b = nodes
-    doc = await _memo(a)
-    await _patch(a, doc, 1, "/a", 1)  # node A keeps {"a": 1} at version 2
+    doc = await _kept_at_version_2(a)
     await asyncio.wait_for(b.apply_patch(
         CTX, doc, base=2, ops=[{"op": "replace", "path": "/a", "value": 2}]), TIMEOUT)
     result = await asyncio.wait_for(a.apply_patch(
