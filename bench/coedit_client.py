@@ -30,6 +30,8 @@ class CoeditClient:
         self.on_reply: Any = None  # called with (reply, receive time) for untracked ids
         self.latest: dict[str, int] = {}  # doc -> highest delta version received
         self.progress = asyncio.Event()  # set on every delta, for writers pacing themselves
+        self.present: dict[str, set[str]] = {}  # doc -> sessions announced on it, less leaves
+        self.announced = asyncio.Event()  # set on every presence diff
         self.welcome: asyncio.Future[dict[str, Any]] = \
             asyncio.get_running_loop().create_future()
         protocol.set_hook(self._on_frame)
@@ -66,6 +68,11 @@ class CoeditClient:
                     future.set_result(message)
             elif self.on_reply is not None:
                 self.on_reply(message, now)
+        elif kind == "presence":
+            present = self.present.setdefault(message["doc"], set())
+            present.update(entry["session"] for entry in message["joins"])
+            present.difference_update(entry["session"] for entry in message["leaves"])
+            self.announced.set()
         elif kind == "welcome" and not self.welcome.done():
             self.welcome.set_result(message)
 
@@ -96,6 +103,13 @@ class CoeditClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{doc} never reached v{version}")
             await asyncio.sleep(0.002)
+
+    async def wait_present(self, doc: str, count: int, timeout: float) -> None:
+        """Until ``count`` other sessions were announced on ``doc`` since this one joined."""
+        async with asyncio.timeout(timeout):
+            while len(self.present.get(doc, ())) < count:
+                self.announced.clear()
+                await self.announced.wait()
 
     def close(self) -> None:
         self._beating.cancel()

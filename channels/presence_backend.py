@@ -14,11 +14,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.frames import encode_json, encode_msgpack
+
 __all__ = ["MemoryPresence", "PresenceBackend", "PresenceEntry"]
 
 
 @dataclass(slots=True)
 class PresenceEntry:
+    """One session on one document. Never changed once made: a new state is a new entry.
+
+    Its public form is encoded at most once per wire format, since a subscribe reply lists
+    every other session on the document: with thousands of subscribers, encoding the same
+    entries again for each reply made filling one document cost the square of its size in
+    encoding (a frame splices these texts, see :class:`~channels.frames.Frame`).
+    """
+
     session: str
     user: dict[str, str]
     doc: str
@@ -28,10 +38,22 @@ class PresenceEntry:
     since: str
     tenant: str = field(default="", repr=False)
     idea: str | None = field(default=None, repr=False)  # the document's idea, for its topic
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _msgpack: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def public(self) -> dict[str, Any]:
         return {"session": self.session, "user": self.user, "doc": self.doc, "kind": self.kind,
                 "node": self.node, "state": self.state, "since": self.since}
+
+    def json_bytes(self) -> bytes:
+        if self._json is None:
+            self._json = encode_json(self.public()).encode()
+        return self._json
+
+    def msgpack_bytes(self) -> bytes:
+        if self._msgpack is None:
+            self._msgpack = encode_msgpack(self.public())
+        return self._msgpack
 
     def dumps(self) -> str:
         return json.dumps({**self.public(), "tenant": self.tenant, "idea": self.idea},

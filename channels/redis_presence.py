@@ -36,6 +36,8 @@ __all__ = ["RedisPresence"]
 # A node that was reaped learns it within a few refreshes; a day keeps the counter of a node
 # id that never comes back from staying forever.
 REAPS_TTL_MS = 24 * 3600 * 1000
+# Parsed entries kept for reuse (about 1 KB each with their text and encodings).
+PARSED_LIMIT = 20_000
 
 
 class RedisPresence(PresenceBackend):
@@ -62,6 +64,7 @@ class RedisPresence(PresenceBackend):
         self._slots = asyncio.Semaphore(max(1, min(max_in_flight, 10_000)))
         # node -> (store epoch, reap counter) at its last refresh
         self._marks: dict[str, tuple[bytes | None, bytes | None]] = {}
+        self._parsed: dict[bytes | str, PresenceEntry] = {}  # stored text -> entry (_parse)
 
     def _doc(self, doc: str) -> str:
         return f"{self._p}:presence:doc:{doc}"
@@ -157,12 +160,32 @@ class RedisPresence(PresenceBackend):
     async def for_doc(self, doc: str) -> list[PresenceEntry]:
         async with self._slots:
             raw = await self._r.hgetall(self._doc(doc))
-        return [PresenceEntry.loads(v) for v in raw.values()]
+        return self._parse(raw.values())
+
+    def _parse(self, values: Iterable[bytes | str]) -> list[PresenceEntry]:
+        """Entries as stored, parsed once each while they last.
+
+        Every subscribe reads all the entries of its document. Parsed afresh, each would be
+        a new object, to be encoded afresh into the reply; kept, an entry is parsed and
+        encoded once however many subscribers list it. An entry is never changed in place
+        (a new state is a new entry, stored as a new text), so its text names it.
+        """
+        parsed = self._parsed
+        entries = []
+        for value in values:
+            entry = parsed.get(value)
+            if entry is None:
+                entry = PresenceEntry.loads(value)
+                if len(parsed) >= PARSED_LIMIT:
+                    parsed.clear()
+                parsed[value] = entry
+            entries.append(entry)
+        return entries
 
     async def for_kind(self, tenant: str, kind: str) -> list[PresenceEntry]:
         async with self._slots:
             raw = await self._r.hgetall(self._kind(tenant, kind))
-        return [PresenceEntry.loads(v) for v in raw.values()]
+        return self._parse(raw.values())
 
     async def node_alive(self, node: str, ttl_ms: int) -> bool:
         """One round trip: refresh, and read what says whether the node's entries survived.

@@ -30,6 +30,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -37,7 +38,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketState
 
-from channels.frames import Frame, WireFormat
+from channels.frames import Encoded, Frame, WireFormat
 from channels.hub import Subscription
 from channels.outbox import Outbox
 from channels.streams import StreamSubscription
@@ -478,8 +479,10 @@ class Session:
 
     # -- replies --------------------------------------------------------------------------
 
-    def reply(self, rid: int | str, fields: dict[str, Any]) -> None:
-        self.outbox.put(Frame({"type": "ok", "re": rid, **fields}))
+    def reply(self, rid: int | str, fields: dict[str, Any],
+              tail: tuple[str, Sequence[Encoded]] | None = None) -> None:
+        """Queue an ``ok``; ``tail`` is a last field spliced from its items' own encodings."""
+        self.outbox.put(Frame({"type": "ok", "re": rid, **fields}, tail))
 
     def error(self, rid: int | str | None, exc: CoeditError) -> None:
         self.coedit.metrics.errors.labels(exc.code).inc()

@@ -59,12 +59,14 @@ async def subscribe(session: Session, message: dict[str, Any], rid: int | str) -
                              current_version=version)
         fields: dict[str, Any] = {
             "doc": doc, "version": version,
-            "presence": [e.public() for e in view.presence if e.session != session.id],
             "locks": view.locks,
         }
         if since is None:
             fields["state"] = document["state"]
-        session.reply(rid, fields)
+        others = view.presence
+        if previous is not None:  # only a session subscribed before can be listed already
+            others = [e for e in others if e.session != session.id]
+        session.reply(rid, fields, ("presence", others))
         await hub.activate(sub, current=version, since=since)
     except BaseException:
         await hub.leave(sub)
@@ -104,7 +106,7 @@ async def _subscribe_stage(session: Session, message: dict[str, Any], rid: int |
         session.stages.add(topic)
     present = await session.coedit.reads.presence(session.identity, session.context(message),
                                                   kind=kind)
-    session.reply(rid, {"stage": kind, "presence": [e.public() for e in present]})
+    session.reply(rid, {"stage": kind}, ("presence", present))
 
 
 async def _subscribe_idea(session: Session, message: dict[str, Any], rid: int | str) -> None:
@@ -116,7 +118,7 @@ async def _subscribe_idea(session: Session, message: dict[str, Any], rid: int | 
     if topic not in session.stages:
         await session.coedit.hub.join_topic(session.outbox, topic)
         session.stages.add(topic)
-    session.reply(rid, {"idea": idea, "presence": [e.public() for e in present]})
+    session.reply(rid, {"idea": idea}, ("presence", present))
 
 
 async def _subscribe_stream(session: Session, message: dict[str, Any], rid: int | str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -106,6 +107,21 @@ async def test_put_again_replaces_the_sessions_entry(presence: PresenceBackend) 
     for found in (await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT),
                   await asyncio.wait_for(presence.for_kind("acme", "memo"), TIMEOUT)):
         assert [e.state for e in found] == [{"status": "editing"}]
+
+
+async def test_an_entry_read_again_is_the_same_object_until_it_changes(
+    presence: PresenceBackend,
+) -> None:
+    """Reading a document's entries again hands back the same objects, so each is encoded
+    once for all the subscribe replies that list it; a new state is a new entry."""
+    await _put(presence, _entry("ann"), _entry("bob"))
+    first = {e.session: e for e in await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)}
+    text = first["ann"].json_bytes()
+    await _put(presence, _entry("bob", status="editing"))
+    again = {e.session: e for e in await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)}
+    assert again["ann"] is first["ann"] and again["ann"].json_bytes() is text
+    assert again["bob"] is not first["bob"] and again["bob"].state == {"status": "editing"}
+    assert json.loads(again["bob"].json_bytes())["state"] == {"status": "editing"}
 
 
 async def test_for_kind_lists_one_tenants_entries_of_that_kind(

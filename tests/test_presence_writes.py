@@ -98,8 +98,10 @@ async def hub() -> AsyncIterator[Hub]:
         await asyncio.wait_for(hub.stop(), TIMEOUT)
 
 
-def _presence(backend: CountingPresence, hub: Hub, *, batch_limit: int = 2000) -> Presence:
-    return Presence(backend, hub, node="node-a", heartbeat_ms=10_000, batch_limit=batch_limit)
+def _presence(backend: CountingPresence, hub: Hub, *, batch_limit: int = 2000,
+              burst_interval: float = 0.1) -> Presence:
+    return Presence(backend, hub, node="node-a", heartbeat_ms=10_000, batch_limit=batch_limit,
+                    burst_interval=burst_interval)
 
 
 async def _follow(hub: Hub, docs: Sequence[str]) -> dict[str, Subscriber]:
@@ -138,6 +140,38 @@ async def test_a_thousand_sessions_leaving_at_once_take_a_few_writes(
                 e.session for e in entries if e.doc == doc)
             assert await asyncio.wait_for(backend.for_doc(doc), TIMEOUT) == []
     finally:
+        await asyncio.wait_for(presence.stop(), TIMEOUT)
+
+
+@pytest.mark.parametrize("interval", [0.1, 0.0])
+async def test_a_crowd_arriving_one_by_one_is_announced_in_a_few_diffs(
+    backend: CountingPresence, hub: Hub, interval: float
+) -> None:
+    """Sessions opening one document a few milliseconds apart: the first join goes out
+    alone and at once, the rest in batches a tenth of a second apart, each to everyone
+    present. Without the interval (0.0) nearly every join is a diff of its own."""
+    (follower,) = (await _follow(hub, ["doc-1"])).values()
+    presence = _presence(backend, hub, burst_interval=interval)
+    joins: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        for i in range(120):
+            joins.append(asyncio.create_task(presence.join(_entry(f"s{i}", "doc-1"))))
+            await asyncio.sleep(0.003)
+        await asyncio.wait_for(asyncio.gather(*joins), TIMEOUT)
+        took = loop.time() - started
+        await follower.wait_for("joins", 120)
+        assert sorted(follower.sessions("joins")) == sorted(f"s{i}" for i in range(120))
+        assert follower.diffs[0]["joins"][0]["session"] == "s0"
+        if interval:
+            assert [e["session"] for e in follower.diffs[0]["joins"]] == ["s0"]
+            assert len(follower.diffs) <= took / interval + 2  # one at once, then 0.1 s apart
+        else:
+            assert len(follower.diffs) > 40
+    finally:
+        for task in joins:
+            task.cancel()
         await asyncio.wait_for(presence.stop(), TIMEOUT)
 
 

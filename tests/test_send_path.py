@@ -9,6 +9,7 @@ reply. Deltas leave as frames built once and written straight to uvicorn's trans
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
 from websockets.streams import StreamReader
 
-from channels.frames import Frame, WireFormat, websocket_frame
+from channels.frames import Frame, WireFormat, decode_msgpack, websocket_frame
+from channels.presence_backend import PresenceEntry
 from tests.support import RunningServer, WsClient
 
 TIMEOUT = 10.0
@@ -54,6 +56,23 @@ def test_frame_caches_one_encoding_per_wire_format() -> None:
     assert frame.wire_bytes(WireFormat.JSON) is json_bytes
     assert _parse(json_bytes).data == frame.json_text().encode()
     assert _parse(frame.wire_bytes(WireFormat.MSGPACK)).data == frame.msgpack_bytes()
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 400])
+def test_a_spliced_list_reads_as_part_of_the_message(count: int) -> None:
+    """A frame whose last field is spliced from its items' own encodings decodes, in both
+    formats, to the message with that field in it."""
+    entries = [PresenceEntry(session=f"s{i}", user={"id": f"u{i}", "name": "Zoë ✓"}, doc="d",
+                             kind="memo", node="n", state={"status": "viewing"},
+                             since="2026-01-01T00:00:00Z") for i in range(count)]
+    fields = {"type": "ok", "re": 7, "doc": "d", "version": 2, "locks": []}
+    frame = Frame(dict(fields), ("presence", entries))
+    whole = {**fields, "presence": [e.public() for e in entries]}
+    assert json.loads(frame.json_text()) == whole
+    assert decode_msgpack(frame.msgpack_bytes()) == whole
+    assert _parse(frame.wire_bytes(WireFormat.JSON)).data == frame.json_text().encode()
+    assert Frame({}, ("presence", entries)).json_text() == json.dumps(
+        {"presence": [e.public() for e in entries]}, separators=(",", ":"), ensure_ascii=False)
 
 
 async def _pipeline(client: WsClient, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

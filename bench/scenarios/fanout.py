@@ -165,6 +165,7 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
                          concurrency=50, heartbeat_s=DEFAULT_HEARTBEAT_S,
                          targets=[{"url": n.ws_url(reader), "doc": doc} for n in nodes])
         async with LoadFleet(spec, processes, ctx.log_dir) as fleet:
+            ramp_start = time.monotonic()
             try:
                 opened = await fleet.open(timeout=open_timeout)
             except TimeoutError:
@@ -176,6 +177,12 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
                                    "first node)") from None
             if opened["failed"]:
                 raise RuntimeError(f"coedit: {opened['failed']} subscribers failed: {opened}")
+            subscribed_s = time.monotonic() - ramp_start
+            # Every join announced before the count starts: the diffs of the last arrivals
+            # would otherwise be measured as part of the fan-out.
+            await pacers[0].wait_present(doc, subscribers + len(pacers) - 1,
+                                         timeout=max(30.0, open_timeout - subscribed_s))
+            settled_s = time.monotonic() - ramp_start
             paced = PacedWriter(writer, pacers, doc, version, value, stamped=stamp_every > 0)
             pump = asyncio.create_task(paced.run())
             pids = {f"node{n.index}": n.pid for n in nodes}
@@ -183,6 +190,8 @@ async def coedit_fanout(ctx: RunContext, cluster: BenchCluster, nodes: list[Node
                                   profile=(f"fanout-{len(nodes)}n-{wire}", nodes[0].pid),
                                   database=cluster.database_url.rsplit("/", 1)[1])
             result["writes_per_s"] = result["frames_per_s"] / subscribers
+            result["subscribed_s"] = round(subscribed_s, 1)
+            result["announced_s"] = round(settled_s, 1)
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
