@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from redis.asyncio.cluster import RedisCluster as _Cluster
@@ -36,8 +36,11 @@ __all__ = ["RedisPresence"]
 # A node that was reaped learns it within a few refreshes; a day keeps the counter of a node
 # id that never comes back from staying forever.
 REAPS_TTL_MS = 24 * 3600 * 1000
-# Parsed entries kept for reuse (about 1 KB each with their text and encodings).
+# Parsed entries kept for reuse (about 1.5 KB each with their text and encodings), and
+# from how many entries on one document (or kind) on: below, parsing anew costs less than
+# the memory of a second copy of every entry, about a tenth of a connection's.
 PARSED_LIMIT = 20_000
+PARSED_FROM = 64
 
 
 class RedisPresence(PresenceBackend):
@@ -162,14 +165,16 @@ class RedisPresence(PresenceBackend):
             raw = await self._r.hgetall(self._doc(doc))
         return self._parse(raw.values())
 
-    def _parse(self, values: Iterable[bytes | str]) -> list[PresenceEntry]:
-        """Entries as stored, parsed once each while they last.
+    def _parse(self, values: Collection[bytes | str]) -> list[PresenceEntry]:
+        """Entries as stored, parsed once each while they last (on a crowded document).
 
         Every subscribe reads all the entries of its document. Parsed afresh, each would be
         a new object, to be encoded afresh into the reply; kept, an entry is parsed and
         encoded once however many subscribers list it. An entry is never changed in place
         (a new state is a new entry, stored as a new text), so its text names it.
         """
+        if len(values) < PARSED_FROM:
+            return [PresenceEntry.loads(value) for value in values]
         parsed = self._parsed
         entries = []
         for value in values:

@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from channels.presence_backend import MemoryPresence, PresenceBackend, PresenceEntry
 from channels.redis_client import connect
-from channels.redis_presence import RedisPresence
+from channels.redis_presence import PARSED_FROM, RedisPresence
 from tests.redis_server import (  # noqa: F401  (registers the fixtures under their names)
     redis_cluster_url_fixture,
     redis_url_fixture,
@@ -112,13 +112,17 @@ async def test_put_again_replaces_the_sessions_entry(presence: PresenceBackend) 
 async def test_an_entry_read_again_is_the_same_object_until_it_changes(
     presence: PresenceBackend,
 ) -> None:
-    """Reading a document's entries again hands back the same objects, so each is encoded
-    once for all the subscribe replies that list it; a new state is a new entry."""
+    """On a crowded document, reading the entries again hands back the same objects, so
+    each is encoded once for all the subscribe replies that list it; a new state is a new
+    entry."""
+    crowd = [_entry(f"s{i}") for i in range(PARSED_FROM)]
     await _put(presence, _entry("ann"), _entry("bob"))
+    await asyncio.wait_for(presence.write(put=crowd), TIMEOUT)
     first = {e.session: e for e in await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)}
     text = first["ann"].json_bytes()
     await _put(presence, _entry("bob", status="editing"))
     again = {e.session: e for e in await asyncio.wait_for(presence.for_doc("doc-1"), TIMEOUT)}
+    assert len(again) == PARSED_FROM + 2
     assert again["ann"] is first["ann"] and again["ann"].json_bytes() is text
     assert again["bob"] is not first["bob"] and again["bob"].state == {"status": "editing"}
     assert json.loads(again["bob"].json_bytes())["state"] == {"status": "editing"}

@@ -85,8 +85,13 @@ async def load_memos(database_url: str, count: int) -> dict[str, Any]:
                 await conn.copy_records_to_table("search_terms", records=terms,
                                                  columns=["tenant", "word", "doc", "place"])
                 docs, terms = [], []
-        await conn.copy_records_to_table("search_words", records=vocabulary,
+        # Through a scratch table: the scenarios before this one wrote words of their own
+        # into the run's database, and a plain COPY of one already there fails the load.
+        await conn.execute("CREATE TEMP TABLE loaded_words (key text, word text)")
+        await conn.copy_records_to_table("loaded_words", records=vocabulary,
                                          columns=["key", "word"])
+        await conn.execute("INSERT INTO search_words (key, word) SELECT key, word "
+                           "FROM loaded_words ON CONFLICT DO NOTHING")
         await conn.execute("VACUUM ANALYZE documents")
         await conn.execute("VACUUM ANALYZE search_terms")
         await conn.execute("VACUUM ANALYZE search_words")
